@@ -1,0 +1,50 @@
+// Backend `testcontainers`: the same PgServer interface on a Docker engine (not available on
+// machines without one; select with PGMIGRATE_TEST_BACKEND=testcontainers).
+import { PostgreSqlContainer } from "@testcontainers/postgresql";
+import { Client } from "pg";
+import type { PgServer, StartOptions } from "./postgres";
+
+export async function startContainer(options: StartOptions): Promise<PgServer> {
+  const version = options.version ?? 15;
+  const settings: Record<string, string | number> = {
+    wal_level: "logical",
+    max_replication_slots: 20,
+    max_wal_senders: 20,
+    ...options.settings,
+  };
+  const container = await new PostgreSqlContainer(`postgres:${version}`)
+    .withCommand(["postgres", ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])])
+    .start();
+  const server: PgServer = {
+    host: container.getHost(),
+    port: container.getPort(),
+    user: container.getUsername(),
+    password: container.getPassword(),
+    version,
+    url: (database = "postgres") =>
+      `postgresql://${server.user}:${server.password}@${server.host}:${server.port}/${encodeURIComponent(database)}`,
+    connect: async (database = "postgres") => {
+      const client = new Client({
+        host: server.host,
+        port: server.port,
+        user: server.user,
+        password: server.password,
+        database,
+      });
+      await client.connect();
+      return client;
+    },
+    query: async <R extends Record<string, unknown>>(sql: string, params: unknown[] = [], database = "postgres") => {
+      const client = await server.connect(database);
+      try {
+        return (await client.query<R>(sql, params)).rows;
+      } finally {
+        await client.end();
+      }
+    },
+    stop: async () => {
+      await container.stop();
+    },
+  };
+  return server;
+}
