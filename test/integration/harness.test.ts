@@ -9,7 +9,10 @@ describe("PostgreSQL test harness", () => {
   let pg13: PgServer;
 
   before(async () => {
-    [pg15, pg13] = await Promise.all([startPostgres({ version: 15 }), startPostgres({ version: 13 })]);
+    [pg15, pg13] = await Promise.all([
+      startPostgres({ version: 15 }),
+      startPostgres({ version: 13 }),
+    ]);
   });
   after(async () => {
     await Promise.all([pg15?.stop(), pg13?.stop()]);

@@ -34,7 +34,11 @@ export async function startContainer(options: StartOptions): Promise<PgServer> {
       await client.connect();
       return client;
     },
-    query: async <R extends Record<string, unknown>>(sql: string, params: unknown[] = [], database = "postgres") => {
+    query: async <R extends Record<string, unknown>>(
+      sql: string,
+      params: unknown[] = [],
+      database = "postgres",
+    ) => {
       const client = await server.connect(database);
       try {
         return (await client.query<R>(sql, params)).rows;

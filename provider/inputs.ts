@@ -1,0 +1,186 @@
+// Resource inputs: zod schemas, defaults, and the problems reported on exact properties.
+// The provider's `check` and the CLI's properties file both end here.
+import { z } from "zod";
+import { migrationNameProblem } from "./pg/names";
+import type { MigrationSpec } from "./types";
+
+export const SSL_MODES = ["disable", "prefer", "require", "verify-ca", "verify-full"] as const;
+export const MODES = ["Offline", "Online"] as const;
+export const OPTIONS = ["Validate", "Migrate", "ValidateAndMigrate"] as const;
+export const VERIFY_MODES = ["counts", "checksum", "none"] as const;
+export const SERVER_TYPES = [
+  "AWS_AURORA",
+  "AWS_RDS",
+  "AWS_EC2",
+  "OnPremises",
+  "AzureVM",
+  "GCP_CloudSQL",
+  "GCP_AlloyDB",
+  "GCP_Compute",
+  "EDB",
+  "PostgreSQLSingleServer",
+] as const;
+
+const oneOf = (values: readonly string[], what: string) =>
+  z.string().refine((v) => values.includes(v), {
+    message: `${what} must be one of ${values.map((v) => `"${v}"`).join(", ")}`,
+  });
+
+export const endpointSchema = z
+  .object({
+    host: z.string().min(1, "host must not be empty: write the server's DNS name or IP address"),
+    port: z.coerce
+      .number()
+      .int()
+      .min(1, "port must be between 1 and 65535")
+      .max(65535, "port must be between 1 and 65535")
+      .default(5432),
+    username: z.string().min(1, "username must not be empty"),
+    password: z.string().optional(),
+    sslMode: oneOf(SSL_MODES, "sslMode").default("prefer"),
+    sslRootCert: z.string().min(1).optional(),
+    serverType: oneOf(SERVER_TYPES, "serverType").optional(),
+  })
+  .strict();
+
+const identifierList = z
+  .array(
+    z
+      .string()
+      .min(1, "a database name must not be empty")
+      .max(63, "database names are at most 63 bytes"),
+  )
+  .min(1, 'databases must list at least one database, e.g. ["orders"]')
+  .refine((dbs) => new Set(dbs).size === dbs.length, {
+    message: "databases must not repeat a name",
+  })
+  .refine((dbs) => !dbs.some((d) => ["template0", "template1"].includes(d)), {
+    message: "template0 and template1 cannot be migrated",
+  });
+
+/** The resource's inputs (camelCase, as in the SDK), before defaults. */
+export const migrationInputSchema = z
+  .object({
+    migrationName: z
+      .string()
+      .superRefine((name, ctx) => {
+        const problem = migrationNameProblem(name);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      })
+      .optional(),
+    source: endpointSchema,
+    target: endpointSchema,
+    databases: identifierList,
+    mode: oneOf(MODES, "mode").default("Offline"),
+    option: oneOf(OPTIONS, "option").default("ValidateAndMigrate"),
+    overwriteDbsInTarget: z.boolean().default(false),
+    cutover: z.boolean().default(false),
+    parallelism: z
+      .object({
+        tables: z.number().int().min(1, "parallelism.tables must be at least 1").max(64).default(4),
+        indexes: z
+          .number()
+          .int()
+          .min(1, "parallelism.indexes must be at least 1")
+          .max(64)
+          .default(2),
+      })
+      .strict()
+      .default({ tables: 4, indexes: 2 }),
+    migrateRoles: z.boolean().default(false),
+    fixReplicaIdentity: z
+      .literal("full", { message: 'fixReplicaIdentity must be "full" when set' })
+      .optional(),
+    verify: oneOf(VERIFY_MODES, "verify").default("counts"),
+    controlDatabase: z.string().min(1).max(63).default("postgres"),
+    runtime: z
+      .object({
+        /** `local` (default): the provider spawns a detached worker; `external`: `pgmigrate runtime` runs elsewhere. */
+        kind: z.enum(["local", "external"]).default("local"),
+        logDir: z.string().optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .superRefine((input, ctx) => {
+    if (input.cutover && input.mode === "Offline") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["cutover"],
+        message: 'cutover applies to Online migrations only; remove it or set mode: "Online"',
+      });
+    }
+  });
+
+export type MigrationInput = z.input<typeof migrationInputSchema>;
+
+/** One problem with the inputs, on the exact property (dotted path). */
+export interface InputProblem {
+  readonly property: string;
+  readonly reason: string;
+}
+
+export type ResolveResult =
+  | {
+      readonly ok: true;
+      readonly spec: MigrationSpec;
+      readonly runtime: { kind: "local" | "external"; logDir?: string };
+    }
+  | { readonly ok: false; readonly problems: readonly InputProblem[] };
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === "unrecognized_keys") {
+    return `unknown propert${issue.keys.length > 1 ? "ies" : "y"} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
+  }
+  if (issue.code === "invalid_type" && issue.input === undefined) return "is required";
+  return issue.message;
+}
+
+/** Validates inputs and applies defaults; `resourceName` is the default migration name. */
+export function resolveSpec(input: unknown, resourceName?: string): ResolveResult {
+  const parsed = migrationInputSchema.safeParse(input);
+  if (!parsed.success) {
+    return {
+      ok: false,
+      problems: parsed.error.issues.map((issue) => ({
+        property: issue.path.map(String).join(".") || "(inputs)",
+        reason: describeIssue(issue),
+      })),
+    };
+  }
+  const v = parsed.data;
+  const migrationName = v.migrationName ?? resourceName ?? "";
+  const nameProblem = migrationNameProblem(migrationName);
+  if (nameProblem) {
+    return {
+      ok: false,
+      problems: [
+        {
+          property: "migrationName",
+          reason: `${nameProblem}; set migrationName explicitly (the resource name "${resourceName}" cannot be used)`,
+        },
+      ],
+    };
+  }
+  const spec: MigrationSpec = {
+    migrationName,
+    source: v.source as MigrationSpec["source"],
+    target: v.target as MigrationSpec["target"],
+    databases: v.databases,
+    mode: v.mode as MigrationSpec["mode"],
+    option: v.option as MigrationSpec["option"],
+    overwriteDbsInTarget: v.overwriteDbsInTarget,
+    cutover: v.cutover,
+    parallelism: v.parallelism,
+    migrateRoles: v.migrateRoles,
+    fixReplicaIdentity: v.fixReplicaIdentity,
+    verify: v.verify as MigrationSpec["verify"],
+    controlDatabase: v.controlDatabase,
+  };
+  return {
+    ok: true,
+    spec,
+    runtime: { kind: v.runtime?.kind ?? "local", logDir: v.runtime?.logDir },
+  };
+}

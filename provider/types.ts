@@ -1,0 +1,162 @@
+// Shared vocabulary of the engine: the resolved migration spec, states, reports and outputs.
+// Names follow the reference service (Azure Database for PostgreSQL migration service).
+
+/** libpq sslmode values we accept. */
+export type SslMode = "disable" | "prefer" | "require" | "verify-ca" | "verify-full";
+
+/** Where a source or target server is, and how to log in. */
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+  readonly username: string;
+  /** Never stored, logged or returned; passed to child processes through the environment. */
+  readonly password?: string;
+  readonly sslMode: SslMode;
+  /** PEM file path (verify-ca / verify-full). */
+  readonly sslRootCert?: string;
+  /** For the source: AWS_AURORA, AWS_RDS, OnPremises, AzureVM, GCP_CloudSQL, ... */
+  readonly serverType?: string;
+}
+
+export type MigrationMode = "Offline" | "Online";
+export type MigrationOption = "Validate" | "Migrate" | "ValidateAndMigrate";
+export type VerifyMode = "counts" | "checksum" | "none";
+
+/** A fully resolved migration, defaults applied. Contains passwords: never persist as is. */
+export interface MigrationSpec {
+  readonly migrationName: string;
+  readonly source: Endpoint;
+  readonly target: Endpoint;
+  readonly databases: readonly string[];
+  readonly mode: MigrationMode;
+  readonly option: MigrationOption;
+  readonly overwriteDbsInTarget: boolean;
+  readonly cutover: boolean;
+  readonly parallelism: { readonly tables: number; readonly indexes: number };
+  readonly migrateRoles: boolean;
+  /** "full": tables without a usable replica identity get REPLICA IDENTITY FULL (online). */
+  readonly fixReplicaIdentity?: "full";
+  readonly verify: VerifyMode;
+  /** Database on the target server holding the `pgmigrate` control schema. */
+  readonly controlDatabase: string;
+}
+
+export type MigrationState =
+  "InProgress" | "WaitingForUserAction" | "Canceled" | "Failed" | "ValidationFailed" | "Succeeded";
+
+export type MigrationSubstate =
+  | "PerformingPreRequisiteSteps"
+  | "ValidationInProgress"
+  | "MigratingData"
+  | "WaitingForCutoverTrigger"
+  | "CompletingMigration"
+  | "Completed"
+  | "Failed";
+
+/** States after which nothing more happens. */
+export const TERMINAL_STATES: readonly MigrationState[] = [
+  "Canceled",
+  "Failed",
+  "ValidationFailed",
+  "Succeeded",
+];
+
+export type RequestedAction = "cutover" | "cancel";
+
+export type CheckState = "Succeeded" | "Warning" | "Failed";
+
+/** One premigration check. Expected outcomes are data, not exceptions. */
+export interface CheckResult {
+  readonly type: string;
+  readonly state: CheckState;
+  readonly messages: readonly string[];
+}
+
+export interface DatabaseValidation {
+  readonly databaseName: string;
+  readonly summary: readonly CheckResult[];
+}
+
+export interface ValidationReport {
+  /** Worst state over all checks. */
+  readonly status: CheckState;
+  readonly serverLevel: readonly CheckResult[];
+  readonly databaseLevel: readonly DatabaseValidation[];
+}
+
+export type TableLoadState = "queued" | "loading" | "completed" | "errored";
+
+export interface TableVerification {
+  readonly databaseName: string;
+  readonly table: string;
+  readonly sourceRows: number;
+  readonly targetRows: number;
+  readonly match: boolean;
+  /** Set when the table was not compared (e.g. the source was still being written). */
+  readonly skippedReason?: string;
+}
+
+export interface VerificationReport {
+  readonly status: "Succeeded" | "Failed" | "Skipped";
+  readonly tables: readonly TableVerification[];
+}
+
+/** Per-database output, as in the reference service's `dbDetails`. */
+export interface DbDetails {
+  readonly databaseName: string;
+  readonly migrationState: string;
+  readonly fullLoadQueuedTables: number;
+  readonly fullLoadLoadingTables: number;
+  readonly fullLoadCompletedTables: number;
+  readonly fullLoadErroredTables: number;
+  readonly cdcInsertCounter: number;
+  readonly cdcUpdateCounter: number;
+  readonly cdcDeleteCounter: number;
+  readonly appliedChanges: number;
+  readonly incomingChanges: number;
+  readonly latencySeconds: number | null;
+  readonly message: string;
+  readonly startedOn: string | null;
+  readonly endedOn: string | null;
+}
+
+/** Everything a user sees (Pulumi outputs, `--json`). Never contains a password. */
+export interface MigrationOutputs {
+  readonly migrationName: string;
+  readonly state: MigrationState;
+  readonly substate: MigrationSubstate;
+  readonly migrationMode: MigrationMode;
+  readonly migrationOption: MigrationOption;
+  readonly latencySeconds: number | null;
+  readonly startedOn: string | null;
+  readonly endedOn: string | null;
+  readonly error: string | null;
+  readonly validation: ValidationReport | null;
+  readonly dbDetails: Readonly<Record<string, DbDetails>>;
+  readonly verification: VerificationReport | null;
+}
+
+/** A table as the clone and the progress report see it. */
+export interface TableRef {
+  readonly schema: string;
+  readonly name: string;
+}
+
+/**
+ * Where engine phases report progress. The control store implements it; tests may collect
+ * in memory. Implementations must not throw for reporting failures that are not fatal.
+ */
+export interface ProgressSink {
+  event(level: "info" | "warning" | "error", message: string, database?: string): Promise<void>;
+  /** The full list of tables about to be copied for one database (all `queued`). */
+  tablesQueued(
+    database: string,
+    tables: readonly (TableRef & { readonly estimatedBytes: number })[],
+  ): Promise<void>;
+  tableState(
+    database: string,
+    table: TableRef,
+    state: TableLoadState,
+    detail?: { rows?: number; bytes?: number; error?: string },
+  ): Promise<void>;
+}
