@@ -27,7 +27,8 @@ function tlsOptions(endpoint: Endpoint): false | ConnectionOptions {
     case "verify-ca":
       return { ca, rejectUnauthorized: true, checkServerIdentity: () => undefined };
     case "verify-full":
-      return { ca, rejectUnauthorized: true, servername: endpoint.host };
+      // node-postgres checks the certificate against the host (sets SNI only for names, not IPs).
+      return { ca, rejectUnauthorized: true };
   }
 }
 

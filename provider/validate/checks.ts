@@ -1,4 +1,5 @@
 // Building blocks of a ValidationReport: check constructors and the "worst state wins" rule.
+import { quoteIdent } from "../pg/ident";
 import type { CheckResult, CheckState } from "../types";
 
 /** Check names as they appear in `validation.serverLevel[].type` / `databaseLevel[].summary[].type`. */
@@ -51,4 +52,27 @@ export function worstState(states: Iterable<CheckState>): CheckState {
 export function listSome(items: readonly string[], max = 10): string {
   if (items.length <= max) return items.join(", ");
   return `${items.slice(0, max).join(", ")} and ${items.length - max} more`;
+}
+
+/** `schema.name` as users read it: quoted only where PostgreSQL would need quotes (like `%I`). */
+export function displayName(schema: string, name: string): string {
+  const part = (id: string): string => (/^[a-z_][a-z0-9_$]*$/.test(id) ? id : quoteIdent(id));
+  return `${part(schema)}.${part(name)}`;
+}
+
+/** Runs a check; an unexpected error (a catalog query refused, a dropped connection) fails it. */
+export async function guarded(
+  type: CheckType,
+  run: () => Promise<CheckResult | CheckResult[]>,
+): Promise<CheckResult[]> {
+  try {
+    const result = await run();
+    return Array.isArray(result) ? result : [result];
+  } catch (err) {
+    return [failed(type, `the check could not run: ${errorMessage(err)}`)];
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

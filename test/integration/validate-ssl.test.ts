@@ -1,0 +1,156 @@
+// Validation against a server with TLS: sslMode and sslRootCert decide whether the connection
+// check passes, and certificate problems come back as advice, not stack traces.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { CheckResult, Endpoint, MigrationSpec, ValidationReport } from "../../provider/types";
+import { validateMigration } from "../../provider/validate";
+import { startPostgres, type PgServer } from "../support/postgres";
+
+/** A self-signed certificate for 127.0.0.1 that the server (maybe another OS user) can read. */
+function makeCertificate(dir: string, name: string): { cert: string; key: string } {
+  const cert = path.join(dir, `${name}.crt`);
+  const key = path.join(dir, `${name}.key`);
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "2",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+    ],
+    { stdio: "ignore" },
+  );
+  fs.chmodSync(key, 0o600);
+  if (process.getuid?.() === 0) {
+    const line = fs
+      .readFileSync("/etc/passwd", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("postgres:"));
+    if (line) {
+      const [, , uid, gid] = line.split(":");
+      fs.chownSync(key, Number(uid), Number(gid));
+    }
+  }
+  return { cert, key };
+}
+
+describe("premigration validation over SSL", () => {
+  let dir: string;
+  let server: PgServer;
+  let plain: PgServer;
+  let serverCert: string;
+  let otherCert: string;
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgmigrate-ssl-"));
+    fs.chmodSync(dir, 0o755);
+    const own = makeCertificate(dir, "server");
+    serverCert = own.cert;
+    otherCert = makeCertificate(dir, "other").cert;
+    [server, plain] = await Promise.all([
+      startPostgres({
+        settings: { ssl: "on", ssl_cert_file: `'${own.cert}'`, ssl_key_file: `'${own.key}'` },
+      }),
+      startPostgres(),
+    ]);
+    await server.query("CREATE DATABASE app");
+  });
+  after(async () => {
+    await Promise.all([server?.stop(), plain?.stop()]);
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  function spec(source: Partial<Endpoint>): MigrationSpec {
+    const endpoint = (s: PgServer): Endpoint => ({
+      host: s.host,
+      port: s.port,
+      username: s.user,
+      password: s.password,
+      sslMode: "prefer",
+    });
+    return {
+      migrationName: "validate-ssl",
+      source: { ...endpoint(server), ...source },
+      target: endpoint(plain),
+      databases: ["app"],
+      mode: "Offline",
+      option: "Validate",
+      overwriteDbsInTarget: false,
+      cutover: false,
+      parallelism: { tables: 2, indexes: 2 },
+      migrateRoles: false,
+      verify: "counts",
+      controlDatabase: "postgres",
+    };
+  }
+
+  async function sourceConnectivity(source: Partial<Endpoint>): Promise<CheckResult> {
+    const report: ValidationReport = await validateMigration(spec(source));
+    assert.ok(!JSON.stringify(report).includes(server.password));
+    const check = report.serverLevel.find((c) => c.type === "SourceConnectivity");
+    assert.ok(check);
+    return check;
+  }
+
+  it("connects with SSL on for prefer and require", async () => {
+    for (const sslMode of ["prefer", "require"] as const) {
+      const check = await sourceConnectivity({ sslMode });
+      assert.equal(check.state, "Succeeded", check.messages.join("\n"));
+      assert.match(check.messages[0], /SSL on/);
+    }
+  });
+
+  it("verifies the server against sslRootCert", async () => {
+    const check = await sourceConnectivity({ sslMode: "verify-full", sslRootCert: serverCert });
+    assert.equal(check.state, "Succeeded", check.messages.join("\n"));
+    const ca = await sourceConnectivity({ sslMode: "verify-ca", sslRootCert: serverCert });
+    assert.equal(ca.state, "Succeeded", ca.messages.join("\n"));
+  });
+
+  it("checks the host name for verify-full only", async () => {
+    const full = await sourceConnectivity({
+      host: "localhost",
+      sslMode: "verify-full",
+      sslRootCert: serverCert,
+    });
+    assert.equal(full.state, "Failed");
+    assert.match(full.messages[0], /SSL certificate of localhost:\d+ could not be verified/);
+    const ca = await sourceConnectivity({
+      host: "localhost",
+      sslMode: "verify-ca",
+      sslRootCert: serverCert,
+    });
+    assert.equal(ca.state, "Succeeded", ca.messages.join("\n"));
+  });
+
+  it("fails a certificate that the root certificate did not sign", async () => {
+    const check = await sourceConnectivity({ sslMode: "verify-ca", sslRootCert: otherCert });
+    assert.equal(check.state, "Failed");
+    assert.match(check.messages[0], /SSL certificate of 127\.0\.0\.1:\d+ could not be verified/);
+    assert.match(check.messages[0], /set sslRootCert to the CA that signed it/);
+  });
+
+  it("fails a root certificate file that does not exist", async () => {
+    const missing = path.join(dir, "nowhere.crt");
+    const check = await sourceConnectivity({ sslMode: "verify-full", sslRootCert: missing });
+    assert.equal(check.state, "Failed");
+    assert.ok(
+      check.messages[0].startsWith(`sslRootCert "${missing}" could not be read`),
+      check.messages[0],
+    );
+  });
+});
