@@ -1,0 +1,220 @@
+// Offline clone of one database under one consistent snapshot: pre-data schema, parallel COPY of
+// every table, post-data (indexes, constraints, triggers, matview refresh), sequences, ANALYZE.
+import fs from "node:fs/promises";
+import type { Client } from "pg";
+import { serverMajor, withClient } from "../pg/connect";
+import { MigrationError } from "../pg/errors";
+import { qualify } from "../pg/ident";
+import type { MigrationSpec, ProgressSink, TableRef } from "../types";
+import { findDumpTools, type DumpTools } from "../validate/tools";
+import { CANCELED_CODE, copyTables } from "./copy";
+import { copyDatabaseProperties } from "./properties";
+import { runWorkers } from "./pool";
+import { dumpSchema, makeDumpDir, restoreSection } from "./schema";
+import { syncSequences } from "./sequences";
+import { beginAtSnapshot, openSession } from "./session";
+import { exportSnapshot, type HeldSnapshot } from "./snapshot";
+import { listTablesToCopy, sourceNotes, type TableToCopy } from "./tables";
+
+export { dropTargetDatabase, prepareTargetDatabase } from "./database";
+export { migrateRoles } from "./roles";
+export { syncSequences } from "./sequences";
+export { CANCELED_CODE } from "./copy";
+
+export interface CloneOptions {
+  spec: MigrationSpec;
+  database: string;
+  /** Exported snapshot (online: from the replication slot). When absent, the clone exports and holds its own snapshot. */
+  snapshot?: string;
+  progress: ProgressSink;
+  signal?: AbortSignal;
+}
+
+export interface ClonedTable extends TableRef {
+  rows: number;
+  bytes: number;
+}
+
+export interface CloneResult {
+  database: string;
+  tables: ClonedTable[];
+  warnings: string[];
+}
+
+/** What the clone learns from the source at the snapshot before it starts. */
+interface ClonePlan {
+  readonly sourceMajor: number;
+  readonly encoding: string;
+  readonly tables: TableToCopy[];
+  readonly notes: string[];
+}
+
+function throwIfCanceled(
+  signal: AbortSignal | undefined,
+  phase: "schema" | "data" | "sequences" | "clone",
+): void {
+  if (signal?.aborted) {
+    throw new MigrationError(phase, "the clone was canceled", { code: CANCELED_CODE });
+  }
+}
+
+/** Reads tables, encoding and notes in a transaction that imported the snapshot. */
+async function planClone(
+  spec: MigrationSpec,
+  database: string,
+  snapshot: string,
+): Promise<ClonePlan> {
+  const client = await openSession(spec.source, database, "pgmigrate clone");
+  try {
+    const sourceMajor = await serverMajor(client);
+    await beginAtSnapshot(client, snapshot);
+    const { rows } = await client.query<{ encoding: string }>(
+      "SELECT current_setting('server_encoding') AS encoding",
+    );
+    const tables = await listTablesToCopy(client, sourceMajor);
+    const notes = await sourceNotes(client);
+    await client.query("COMMIT");
+    return { sourceMajor, encoding: rows[0].encoding, tables, notes };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function dumpTools(sourceMajor: number): DumpTools {
+  const tools = findDumpTools(sourceMajor);
+  if (!tools) {
+    throw new MigrationError(
+      "schema",
+      `no pg_dump/pg_restore of major version ${sourceMajor} or newer found: install the PostgreSQL ` +
+        `client tools (e.g. postgresql-client-${sourceMajor}) where the migration runs`,
+      { code: "PGM_NO_PG_DUMP" },
+    );
+  }
+  return tools;
+}
+
+/**
+ * ANALYZE every table, partitioned parent and materialized view of the target database, in
+ * parallel: a fresh copy has no statistics, and autovacuum never analyzes partitioned parents.
+ */
+async function analyzeTarget(
+  spec: MigrationSpec,
+  database: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  const relations = await withClient(spec.target, database, async (c) => {
+    const { rows } = await c.query<TableRef>(
+      `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'm') AND c.relpersistence <> 't'
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pgmigrate%'
+        ORDER BY pg_total_relation_size(c.oid) DESC`,
+    );
+    return rows;
+  });
+  await runWorkers(
+    relations,
+    spec.parallelism.tables,
+    () => openSession(spec.target, database, "pgmigrate analyze"),
+    async (relation, client: Client) => {
+      await client.query(`ANALYZE ${qualify(relation.schema, relation.name)}`);
+    },
+    (client) => client.end().catch(() => undefined),
+    signal,
+  );
+}
+
+/**
+ * pre-data schema → parallel COPY of all tables → post-data; sequences (offline); ANALYZE.
+ * The target database must exist (prepareTargetDatabase). Any failure is a MigrationError with
+ * the phase ("schema", "data", "sequences", "clone"), the SQLSTATE and the table when known; the
+ * target is then left as is for the caller to drop.
+ */
+export async function cloneDatabase(options: CloneOptions): Promise<CloneResult> {
+  const { spec, database, progress, signal } = options;
+  const dir = await makeDumpDir();
+  let held: HeldSnapshot | undefined;
+  try {
+    if (options.snapshot === undefined) {
+      held = await exportSnapshot(spec.source, database).catch((err: unknown) => {
+        throw MigrationError.wrap("clone", err, `exporting a snapshot of database "${database}"`);
+      });
+    }
+    const snapshot = options.snapshot ?? (held as HeldSnapshot).snapshot;
+    const plan = await planClone(spec, database, snapshot).catch((err: unknown) => {
+      throw MigrationError.wrap("clone", err, `reading the tables of database "${database}"`);
+    });
+    const tools = dumpTools(plan.sourceMajor);
+    const warnings = [...plan.notes];
+    if (!spec.migrateRoles) {
+      warnings.push(
+        `database "${database}": objects are owned by the target user "${spec.target.username}" and ` +
+          `grants were not restored (set migrateRoles: true to keep owners and privileges)`,
+      );
+    }
+
+    const archive = await dumpSchema({ tools, spec, database, snapshot, dir, signal });
+    throwIfCanceled(signal, "schema");
+    await restoreSection({ tools, spec, database, archive, section: "pre-data", signal });
+    await progress.event(
+      "info",
+      `schema (pre-data) restored; copying ${plan.tables.length} tables`,
+      database,
+    );
+
+    throwIfCanceled(signal, "data");
+    await progress.tablesQueued(
+      database,
+      plan.tables.map((t) => ({
+        schema: t.schema,
+        name: t.name,
+        estimatedBytes: t.estimatedBytes,
+      })),
+    );
+    const copied = await copyTables(
+      { spec, database, snapshot, encoding: plan.encoding, progress, signal },
+      plan.tables,
+    );
+    // Every worker has imported the snapshot and finished: nothing needs it any more.
+    await held?.release();
+
+    throwIfCanceled(signal, "schema");
+    await restoreSection({ tools, spec, database, archive, section: "post-data", signal });
+    await progress.event(
+      "info",
+      "indexes, constraints and triggers restored (post-data)",
+      database,
+    );
+
+    if (spec.mode === "Offline") {
+      throwIfCanceled(signal, "sequences");
+      const count = await syncSequences(spec, database);
+      await progress.event("info", `${count} sequence values copied`, database);
+    }
+    warnings.push(...(await copyDatabaseProperties(spec, database)));
+
+    throwIfCanceled(signal, "clone");
+    await analyzeTarget(spec, database, signal).catch((err: unknown) => {
+      throw MigrationError.wrap("clone", err, `analyzing database "${database}"`);
+    });
+    throwIfCanceled(signal, "clone");
+
+    const byName = new Map(copied.map((t) => [`${t.schema}\0${t.name}`, t]));
+    const tables = plan.tables.map((t) => {
+      const done = byName.get(`${t.schema}\0${t.name}`);
+      return { schema: t.schema, name: t.name, rows: done?.rows ?? 0, bytes: done?.bytes ?? 0 };
+    });
+    return { database, tables, warnings };
+  } catch (err) {
+    if (signal?.aborted && !(err instanceof MigrationError && err.code === CANCELED_CODE)) {
+      throw new MigrationError("clone", `clone of database "${database}" was canceled`, {
+        code: CANCELED_CODE,
+        cause: err,
+      });
+    }
+    throw MigrationError.wrap("clone", err, `cloning database "${database}"`);
+  } finally {
+    await held?.release();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}

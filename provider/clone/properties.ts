@@ -1,0 +1,105 @@
+// Database-level properties pg_dump leaves out without --create: per-database settings
+// (ALTER DATABASE ... SET), the comment, and with migrateRoles the owner and grants.
+import type { Client } from "pg";
+import { withClient } from "../pg/connect";
+import { quoteIdent, quoteLiteral } from "../pg/ident";
+import type { MigrationSpec } from "../types";
+
+/** Settings whose value is a list of quoted elements (PostgreSQL's GUC_LIST_QUOTE). */
+const LIST_SETTINGS = new Set([
+  "search_path",
+  "temp_tablespaces",
+  "session_preload_libraries",
+  "local_preload_libraries",
+  "shared_preload_libraries",
+  "unix_socket_directories",
+]);
+
+interface SourceDatabase {
+  readonly settings: string[];
+  readonly comment: string | null;
+  readonly owner: string;
+  readonly acl: { grantee: string | null; privilege: string; grantable: boolean }[] | null;
+}
+
+/** `"$user", public` → ["$user", "public"] (identifier list as PostgreSQL prints it). */
+export function splitSettingList(value: string): string[] {
+  const items: string[] = [];
+  const re = /\s*(?:"((?:[^"]|"")*)"|([^,\s]+))\s*(?:,|$)/gy;
+  let m: RegExpExecArray | null;
+  while (re.lastIndex < value.length && (m = re.exec(value)) !== null) {
+    items.push(m[1] !== undefined ? m[1].replace(/""/g, '"') : m[2]);
+  }
+  return items;
+}
+
+/** `ALTER DATABASE ... SET` for one `name=value` entry of pg_db_role_setting. */
+function setStatement(database: string, entry: string): string {
+  const eq = entry.indexOf("=");
+  const name = entry.slice(0, eq);
+  const value = entry.slice(eq + 1);
+  const rendered = LIST_SETTINGS.has(name.toLowerCase())
+    ? splitSettingList(value).map(quoteLiteral).join(", ")
+    : quoteLiteral(value);
+  return `ALTER DATABASE ${quoteIdent(database)} SET ${quoteIdent(name)} TO ${rendered || "''"}`;
+}
+
+async function readSource(source: Client): Promise<SourceDatabase> {
+  const { rows } = await source.query<SourceDatabase>(
+    `SELECT COALESCE((SELECT s.setconfig FROM pg_db_role_setting s
+                       WHERE s.setdatabase = d.oid AND s.setrole = 0), '{}') AS settings,
+            shobj_description(d.oid, 'pg_database') AS comment,
+            pg_get_userbyid(d.datdba) AS owner,
+            CASE WHEN d.datacl IS NULL THEN NULL ELSE
+              (SELECT json_agg(json_build_object(
+                        'grantee', CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END,
+                        'privilege', a.privilege_type, 'grantable', a.is_grantable))
+                 FROM aclexplode(d.datacl) a) END AS acl
+       FROM pg_database d WHERE d.datname = current_database()`,
+  );
+  return rows[0];
+}
+
+/**
+ * Applies the source database's settings and comment (and with migrateRoles its owner and
+ * grants) to the target database. Each statement that fails becomes a warning: a setting from an
+ * extension the target lacks must not fail a finished clone.
+ */
+export async function copyDatabaseProperties(
+  spec: MigrationSpec,
+  database: string,
+): Promise<string[]> {
+  const source = await withClient(spec.source, database, readSource);
+  const db = quoteIdent(database);
+  const statements = source.settings.map((entry) => setStatement(database, entry));
+  if (source.comment !== null) {
+    statements.push(`COMMENT ON DATABASE ${db} IS ${quoteLiteral(source.comment)}`);
+  }
+  if (spec.migrateRoles) {
+    statements.push(`ALTER DATABASE ${db} OWNER TO ${quoteIdent(source.owner)}`);
+    if (source.acl !== null) {
+      // An explicit ACL replaces the defaults (CONNECT and TEMPORARY for PUBLIC).
+      statements.push(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`);
+      for (const item of source.acl) {
+        // privilege_type is a server-made keyword (CONNECT, CREATE, TEMPORARY); refuse anything else.
+        if (!/^[A-Z]+$/.test(item.privilege)) continue;
+        const grantee = item.grantee === null ? "PUBLIC" : quoteIdent(item.grantee);
+        const option = item.grantable ? " WITH GRANT OPTION" : "";
+        statements.push(`GRANT ${item.privilege} ON DATABASE ${db} TO ${grantee}${option}`);
+      }
+    }
+  }
+  const warnings: string[] = [];
+  await withClient(spec.target, database, async (target) => {
+    for (const statement of statements) {
+      try {
+        await target.query(statement);
+      } catch (err) {
+        warnings.push(
+          `database "${database}": could not apply "${statement}": ${(err as Error).message}`,
+        );
+      }
+    }
+  });
+  return warnings;
+}

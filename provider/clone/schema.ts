@@ -1,0 +1,207 @@
+// Schema of one database via pg_dump/pg_restore: dumped once (pre- and post-data) from the
+// clone's snapshot into a custom-format file, restored in two passes around the data copy.
+import { spawn } from "node:child_process";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { libpqEnv } from "../pg/connect";
+import { MigrationError } from "../pg/errors";
+import { OBJECT_PREFIX } from "../pg/names";
+import { redact } from "../pg/redact";
+import type { Endpoint, MigrationSpec } from "../types";
+import type { DumpTools } from "../validate/tools";
+
+/** Schemas never copied: the control store and the apply bookkeeping live there. */
+export const EXCLUDED_SCHEMA_PATTERN = "pgmigrate*";
+
+/** Where the dump and its filtered table of contents live (inside a temp dir the caller removes). */
+export interface SchemaArchive {
+  readonly file: string;
+  readonly list: string;
+}
+
+const STDERR_LIMIT = 8_000;
+
+const DUMP_DIR_PREFIX = "pgmigrate-clone-";
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: alive, someone else's.
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * A private temp directory for one clone's dump, named after this process. Directories of
+ * processes that no longer exist (a worker killed with SIGKILL cannot clean up) are removed.
+ */
+export async function makeDumpDir(): Promise<string> {
+  const tmp = os.tmpdir();
+  const entries = await fs.readdir(tmp).catch(() => [] as string[]);
+  for (const entry of entries) {
+    const m = new RegExp(`^${DUMP_DIR_PREFIX}(\\d+)-`).exec(entry);
+    if (m && !isAlive(Number(m[1]))) {
+      await fs.rm(path.join(tmp, entry), { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+  return fs.mkdtemp(path.join(tmp, `${DUMP_DIR_PREFIX}${process.pid}-`));
+}
+
+/** libpq conninfo naming only the database; host, user and password come from the environment. */
+export function dbnameConninfo(database: string): string {
+  return `dbname='${database.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+}
+
+/**
+ * The child's environment: ours without any PG* variable (a stray PGOPTIONS or PGSERVICE must not
+ * redirect the tool), plus the endpoint's libpq settings (password only through PGPASSWORD).
+ */
+function toolEnv(endpoint: Endpoint, database: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith("PG") || key === "PGPASSFILE") env[key] = value;
+  }
+  return { ...env, ...libpqEnv(endpoint, database) };
+}
+
+/** Runs pg_dump/pg_restore; stdout is returned, a failure carries stderr (passwords redacted). */
+async function runTool(
+  bin: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  secrets: readonly (string | undefined)[],
+  signal?: AbortSignal,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { env, stdio: ["ignore", "pipe", "pipe"], signal });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      if (stderr.length < STDERR_LIMIT) stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code, killedBy) => {
+      if (code === 0) return resolve(stdout);
+      const tool = path.basename(bin);
+      const why = redact(stderr.trim().slice(0, STDERR_LIMIT), secrets);
+      reject(new Error(`${tool} exited with ${code ?? killedBy}: ${why}`));
+    });
+  });
+}
+
+/**
+ * Drops archive entries that must not be restored: our own publications (a source being migrated
+ * online has one) and the built-in plpgsql extension, which exists in every database and whose
+ * comment only a superuser may set (older pg_dump versions still dump it).
+ */
+export function filterToc(list: string): string {
+  const ours = new RegExp(`\\bPUBLICATION( TABLE| TABLES IN SCHEMA)? .*\\b${OBJECT_PREFIX}`);
+  const plpgsql = /\b(EXTENSION - plpgsql|COMMENT - EXTENSION plpgsql)\b/;
+  return list
+    .split("\n")
+    .filter((line) => line.startsWith(";") || !(ours.test(line) || plpgsql.test(line)))
+    .join("\n");
+}
+
+/** pg_dump of the schema (pre- and post-data, no table data) as of `snapshot`. */
+export async function dumpSchema(args: {
+  tools: DumpTools;
+  spec: MigrationSpec;
+  database: string;
+  snapshot: string;
+  dir: string;
+  signal?: AbortSignal;
+}): Promise<SchemaArchive> {
+  const { tools, spec, database, snapshot, dir, signal } = args;
+  const file = path.join(dir, "schema.dump");
+  const list = path.join(dir, "schema.list");
+  const secrets = [spec.source.password, spec.target.password];
+  try {
+    await runTool(
+      tools.pgDump,
+      [
+        "--format=custom",
+        // Both sections, not --schema-only: that would also drop REFRESH MATERIALIZED VIEW.
+        "--section=pre-data",
+        "--section=post-data",
+        `--snapshot=${snapshot}`,
+        `--exclude-schema=${EXCLUDED_SCHEMA_PATTERN}`,
+        // Subscriptions would point the target at someone else's publisher.
+        "--no-subscriptions",
+        // Large object contents are data; without them the target would get empty objects.
+        "-B", // --no-blobs (renamed --no-large-objects in 16; the short flag is stable)
+        ...(tools.major >= 10 ? ["--no-sync"] : []),
+        `--file=${file}`,
+        `--dbname=${dbnameConninfo(database)}`,
+      ],
+      toolEnv(spec.source, database),
+      secrets,
+      signal,
+    );
+    const toc = await runTool(
+      tools.pgRestore,
+      ["--list", file],
+      toolEnv(spec.target, database),
+      secrets,
+      signal,
+    );
+    await fs.writeFile(list, filterToc(toc));
+    return { file, list };
+  } catch (err) {
+    throw MigrationError.wrap("schema", err, `dumping the schema of database "${database}"`);
+  }
+}
+
+/**
+ * Restores one section into the target database. Without migrateRoles, ownership and grants are
+ * left out (objects belong to the target user). Tablespaces are never restored: managed targets
+ * have none of the source's. Stops at the first error so a failed schema never passes for done.
+ */
+export async function restoreSection(args: {
+  tools: DumpTools;
+  spec: MigrationSpec;
+  database: string;
+  archive: SchemaArchive;
+  section: "pre-data" | "post-data";
+  signal?: AbortSignal;
+}): Promise<void> {
+  const { tools, spec, database, archive, section, signal } = args;
+  const jobs = section === "post-data" ? Math.max(1, spec.parallelism.indexes) : 1;
+  try {
+    await runTool(
+      tools.pgRestore,
+      [
+        `--section=${section}`,
+        "--exit-on-error",
+        "--no-tablespaces",
+        ...(spec.migrateRoles ? [] : ["--no-owner", "--no-privileges"]),
+        ...(jobs > 1 ? [`--jobs=${jobs}`] : []),
+        `--use-list=${archive.list}`,
+        `--dbname=${dbnameConninfo(database)}`,
+        archive.file,
+      ],
+      toolEnv(spec.target, database),
+      [spec.source.password, spec.target.password],
+      signal,
+    );
+  } catch (err) {
+    const error = MigrationError.wrap(
+      "schema",
+      err,
+      `restoring ${section} of database "${database}"`,
+    );
+    if (/role "[^"]+" does not exist/.test(error.message)) {
+      throw new MigrationError(
+        "schema",
+        `${error.message}\nCreate the role on the target, or run with migrateRoles: true so the ` +
+          `migration creates the roles that own objects before restoring the schema.`,
+        { cause: err },
+      );
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,71 @@
+// What an offline clone copies, read from the source at the clone's snapshot: ordinary tables
+// and leaf partitions (never a partitioned parent, which has no rows of its own), largest first.
+import type { Client } from "pg";
+import type { TableRef } from "../types";
+
+/** A table to copy and the columns COPY must name on both sides. */
+export interface TableToCopy extends TableRef {
+  /** Unquoted column names in attnum order, without dropped and GENERATED ... STORED columns. */
+  readonly columns: readonly string[];
+  /** pg_table_size (heap + TOAST) on the source, for ordering and progress. */
+  readonly estimatedBytes: number;
+}
+
+/**
+ * Tables pg_dump would dump data for: relkind 'r' (tables, leaf partitions, inheritance
+ * children; COPY TO never includes child rows, so nothing is copied twice), not temporary, not
+ * extension members, outside system schemas and our own pgmigrate* schemas.
+ */
+export async function listTablesToCopy(
+  client: Client,
+  sourceMajor: number,
+): Promise<TableToCopy[]> {
+  // attgenerated exists from PostgreSQL 12; generated columns are computed again on the target.
+  const notGenerated = sourceMajor >= 12 ? "AND a.attgenerated = ''" : "";
+  const { rows } = await client.query<{
+    schema: string;
+    name: string;
+    columns: string[];
+    bytes: string;
+  }>(
+    `SELECT n.nspname AS schema, c.relname AS name, pg_table_size(c.oid)::text AS bytes,
+            ARRAY(SELECT a.attname::text FROM pg_attribute a
+                   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ${notGenerated}
+                   ORDER BY a.attnum) AS columns
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+        AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+        AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pgmigrate%'
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                         WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+      ORDER BY pg_table_size(c.oid) DESC, n.nspname, c.relname`,
+  );
+  return rows.map((r) => ({
+    schema: r.schema,
+    name: r.name,
+    columns: r.columns,
+    estimatedBytes: Number(r.bytes),
+  }));
+}
+
+/** Facts about the source database the clone reports as warnings. */
+export async function sourceNotes(client: Client): Promise<string[]> {
+  const { rows } = await client.query<{ lobs: string; extconfig: string[] }>(
+    `SELECT (SELECT count(*) FROM pg_largeobject_metadata)::text AS lobs,
+            ARRAY(SELECT c.oid::regclass::text FROM pg_extension e, unnest(e.extconfig) AS x(oid)
+                    JOIN pg_class c ON c.oid = x.oid WHERE c.relkind = 'r') AS extconfig`,
+  );
+  const notes: string[] = [];
+  const lobs = Number(rows[0].lobs);
+  if (lobs > 0) {
+    notes.push(
+      `${lobs} large object(s) were not migrated: pg_dump/pg_restore them separately (pg_dump -b)`,
+    );
+  }
+  if (rows[0].extconfig.length > 0) {
+    notes.push(
+      `rows users added to extension configuration tables were not copied: ${rows[0].extconfig.join(", ")}`,
+    );
+  }
+  return notes;
+}

@@ -1,0 +1,174 @@
+// Verification on real servers: counts and checksums agree after a clone, a one-row difference
+// is found and named, and a table the source is still writing is skipped, not called a mismatch.
+import assert from "node:assert/strict";
+import { cloneDatabase, prepareTargetDatabase } from "../../provider/clone";
+import { resolveSpec } from "../../provider/inputs";
+import type { MigrationSpec, ProgressSink } from "../../provider/types";
+import { summarizeVerification, verifyDatabase } from "../../provider/verify";
+import { FIXTURE_TABLES, loadFixture } from "../support/fixture";
+import { startPostgres, type PgServer } from "../support/postgres";
+
+const quiet: ProgressSink = {
+  event: async () => undefined,
+  tablesQueued: async () => undefined,
+  tableState: async () => undefined,
+};
+
+function specFor(source: PgServer, target: PgServer, database: string): MigrationSpec {
+  const endpoint = (s: PgServer) => ({
+    host: s.host,
+    port: s.port,
+    username: s.user,
+    password: s.password,
+    sslMode: "disable",
+  });
+  const resolved = resolveSpec(
+    { source: endpoint(source), target: endpoint(target), databases: [database] },
+    "verify-test",
+  );
+  if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
+  return resolved.spec;
+}
+
+async function migrate(
+  source: PgServer,
+  target: PgServer,
+  database: string,
+): Promise<MigrationSpec> {
+  const spec = specFor(source, target, database);
+  await prepareTargetDatabase(spec, database);
+  await cloneDatabase({ spec, database, progress: quiet });
+  return spec;
+}
+
+describe("verification", function () {
+  let source: PgServer;
+  let target: PgServer;
+
+  before(async () => {
+    [source, target] = await Promise.all([
+      startPostgres({ version: 15 }),
+      startPostgres({ version: 15 }),
+    ]);
+  });
+  after(async () => {
+    await Promise.all([source?.stop(), target?.stop()]);
+  });
+
+  describe("of the fixture", () => {
+    let spec: MigrationSpec;
+    before(async () => {
+      await loadFixture(source, "shop", { rows: 500 });
+      spec = await migrate(source, target, "shop");
+    });
+
+    it("matches every table by counts and by checksum after a clone", async () => {
+      const expected = FIXTURE_TABLES.map((t) => `${t.schema}.${t.name}`).sort();
+      for (const mode of ["counts", "checksum"] as const) {
+        const tables = await verifyDatabase(spec, "shop", mode);
+        assert.deepEqual(tables.map((t) => t.table).sort(), expected, mode);
+        assert.deepEqual(
+          tables.filter((t) => !t.match),
+          [],
+          mode,
+        );
+        for (const t of tables) assert.equal(t.sourceRows, t.targetRows);
+        assert.equal(summarizeVerification(tables).status, "Succeeded");
+      }
+    });
+
+    it("finds one changed value (checksum) and one missing row (counts), naming the tables", async () => {
+      await target.query("UPDATE public.type_zoo SET txt = txt || '!' WHERE id = 2", [], "shop");
+      const counts = await verifyDatabase(spec, "shop", "counts");
+      assert.deepEqual(
+        counts.filter((t) => !t.match),
+        [],
+        "a changed value keeps the counts equal",
+      );
+      const checksum = await verifyDatabase(spec, "shop", "checksum");
+      assert.deepEqual(
+        checksum
+          .filter((t) => !t.match)
+          .map((t) => [t.table, t.sourceRows === t.targetRows, t.skippedReason]),
+        [["public.type_zoo", true, undefined]],
+      );
+
+      await target.query(
+        `DELETE FROM public."Customer Notes" WHERE note_id = (SELECT min(note_id) FROM public."Customer Notes")`,
+        [],
+        "shop",
+      );
+      const after = await verifyDatabase(spec, "shop", "counts");
+      const mismatches = after.filter((t) => !t.match);
+      assert.equal(mismatches.length, 1);
+      assert.equal(mismatches[0].table, "public.Customer Notes");
+      assert.equal(mismatches[0].targetRows, mismatches[0].sourceRows - 1);
+      assert.equal(mismatches[0].skippedReason, undefined);
+      const report = summarizeVerification(after);
+      assert.equal(report.status, "Failed");
+    });
+  });
+
+  describe("while the source is written", () => {
+    let spec: MigrationSpec;
+    before(async () => {
+      await source.query("CREATE DATABASE busy");
+      await source.query(
+        `CREATE TABLE feed (id bigserial PRIMARY KEY, payload text);
+         INSERT INTO feed (payload) SELECT md5(i::text) FROM generate_series(1, 5000) i;
+         CREATE TABLE quiet (id int PRIMARY KEY);
+         INSERT INTO quiet SELECT generate_series(1, 100);`,
+        [],
+        "busy",
+      );
+      spec = await migrate(source, target, "busy");
+    });
+
+    it("reports a table being written as skipped, not as a mismatch; once quiet, as a mismatch", async () => {
+      const writer = await source.connect("busy");
+      let stop = false;
+      let inserted = 0;
+      const writing = (async () => {
+        while (!stop) {
+          await writer.query("INSERT INTO feed (payload) VALUES ('live')");
+          inserted++;
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      })();
+      let during;
+      try {
+        // Let the target fall behind before verifying.
+        while (inserted < 5) await new Promise((resolve) => setTimeout(resolve, 5));
+        during = await verifyDatabase(spec, "busy", "counts");
+      } finally {
+        stop = true;
+        await writing;
+        await writer.end();
+      }
+      const feed = during.find((t) => t.table === "public.feed");
+      assert.ok(feed);
+      assert.equal(feed.match, false);
+      assert.match(feed.skippedReason ?? "", /written during verification/);
+      assert.equal(during.find((t) => t.table === "public.quiet")?.match, true);
+      assert.equal(summarizeVerification(during).status, "Skipped");
+
+      // The writes are real and the target lacks them: with the source quiet, that is a mismatch.
+      // (Wait until the writer's statistics have arrived, or they would count as fresh writes.)
+      for (let i = 0; i < 100; i++) {
+        const [stats] = await source.query<{ n: string }>(
+          "SELECT n_tup_ins::text AS n FROM pg_stat_user_tables WHERE relname = 'feed'",
+          [],
+          "busy",
+        );
+        if (Number(stats.n) === 5000 + inserted) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const quietNow = await verifyDatabase(spec, "busy", "checksum");
+      const feedNow = quietNow.find((t) => t.table === "public.feed");
+      assert.equal(feedNow?.match, false);
+      assert.equal(feedNow?.skippedReason, undefined);
+      assert.equal(feedNow?.sourceRows, 5000 + inserted);
+      assert.equal(summarizeVerification(quietNow).status, "Failed");
+    });
+  });
+});
