@@ -1,0 +1,42 @@
+// The event log: what happened to a migration, in order (state changes, warnings, the worker's
+// log file). Messages are redacted before they get here.
+import type { Queryable } from "./db";
+
+export type EventLevel = "info" | "warning" | "error";
+
+export interface EventRow {
+  readonly id: number;
+  readonly at: Date;
+  readonly level: EventLevel;
+  readonly database: string | null;
+  readonly message: string;
+}
+
+export async function addEvent(
+  db: Queryable,
+  migration: string,
+  level: EventLevel,
+  message: string,
+  database?: string,
+): Promise<void> {
+  await db.query(
+    `INSERT INTO pgmigrate.events (migration, level, database, message)
+     SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT FROM pgmigrate.migrations WHERE name = $1)`,
+    [migration, level, database ?? null, message],
+  );
+}
+
+/** Events after `afterId`, oldest first (a watcher passes the last id it showed). */
+export async function listEvents(
+  db: Queryable,
+  migration: string,
+  afterId = 0,
+  limit = 200,
+): Promise<EventRow[]> {
+  const { rows } = await db.query<EventRow>(
+    `SELECT id::float8 AS id, at, level, database, message FROM pgmigrate.events
+      WHERE migration = $1 AND id > $2 ORDER BY id LIMIT $3`,
+    [migration, afterId, limit],
+  );
+  return rows;
+}

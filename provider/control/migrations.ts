@@ -1,0 +1,182 @@
+// The migrations table: one row per migration (spec without secrets, state, requested action),
+// each query in its own function next to the code that runs it.
+import type {
+  MigrationMode,
+  MigrationOption,
+  MigrationState,
+  MigrationSubstate,
+  RequestedAction,
+  ValidationReport,
+  VerificationReport,
+} from "../types";
+import type { publicSpec } from "../pg/redact";
+import type { Queryable } from "./db";
+
+/** The spec as stored: resolved, without passwords. */
+export type StoredSpec = ReturnType<typeof publicSpec>;
+
+/** A migrations row as the engine reads it. Ages are computed by the server (no clock skew). */
+export interface MigrationRow {
+  readonly name: string;
+  readonly spec: StoredSpec;
+  readonly specHash: string;
+  readonly mode: MigrationMode;
+  readonly option: MigrationOption;
+  readonly state: MigrationState;
+  readonly substate: MigrationSubstate;
+  readonly requestedAction: RequestedAction | null;
+  readonly error: string | null;
+  readonly createdDatabases: readonly string[];
+  readonly validation: ValidationReport | null;
+  readonly verification: VerificationReport | null;
+  readonly createdAt: Date;
+  readonly startedOn: Date | null;
+  readonly endedOn: Date | null;
+  readonly leaseOwner: string | null;
+  /** Seconds since the last heartbeat; null when no worker ever held the lease. */
+  readonly heartbeatAgeSeconds: number | null;
+  readonly workerPid: number | null;
+  readonly workerHost: string | null;
+  readonly workerLog: string | null;
+  /** Seconds since a spawner last started a worker. */
+  readonly spawnAgeSeconds: number | null;
+}
+
+const SELECT_ROW = `
+  SELECT name, spec, spec_hash AS "specHash", mode, option, state, substate,
+         requested_action AS "requestedAction", error, created_databases AS "createdDatabases",
+         validation, verification, created_at AS "createdAt", started_on AS "startedOn",
+         ended_on AS "endedOn", lease_owner AS "leaseOwner",
+         extract(epoch FROM now() - heartbeat_at)::float8 AS "heartbeatAgeSeconds",
+         worker_pid AS "workerPid", worker_host AS "workerHost", worker_log AS "workerLog",
+         extract(epoch FROM now() - spawned_at)::float8 AS "spawnAgeSeconds"
+    FROM pgmigrate.migrations`;
+
+/** Inserts a new migration; false when the name is taken. */
+export async function insertMigration(
+  db: Queryable,
+  row: {
+    name: string;
+    spec: StoredSpec;
+    specHash: string;
+    mode: MigrationMode;
+    option: MigrationOption;
+  },
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `INSERT INTO pgmigrate.migrations
+       (name, spec, spec_hash, mode, option, state, substate, started_on)
+     VALUES ($1, $2, $3, $4, $5, 'InProgress', 'PerformingPreRequisiteSteps', now())
+     ON CONFLICT (name) DO NOTHING`,
+    [row.name, JSON.stringify(row.spec), row.specHash, row.mode, row.option],
+  );
+  return rowCount === 1;
+}
+
+export async function getMigrationRow(
+  db: Queryable,
+  name: string,
+): Promise<MigrationRow | undefined> {
+  const { rows } = await db.query<MigrationRow>(`${SELECT_ROW} WHERE name = $1`, [name]);
+  return rows[0];
+}
+
+/** Newest first. */
+export async function listMigrationRows(
+  db: Queryable,
+  activeOnly: boolean,
+): Promise<MigrationRow[]> {
+  const { rows } = await db.query<MigrationRow>(
+    `${SELECT_ROW} WHERE NOT $1 OR ended_on IS NULL ORDER BY created_at DESC, name`,
+    [activeOnly],
+  );
+  return rows;
+}
+
+/**
+ * Moves the migration to a state, only while `owner` holds the lease (a worker that lost it
+ * must not overwrite its successor's progress). Terminal states set ended_on and clear the
+ * requested action. False when the lease is no longer ours.
+ */
+export async function setState(
+  db: Queryable,
+  name: string,
+  owner: string,
+  state: MigrationState,
+  substate: MigrationSubstate,
+  error: string | null = null,
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE pgmigrate.migrations
+        SET state = $3, substate = $4, error = coalesce($5, error), updated_at = now(),
+            ended_on = CASE WHEN $6 THEN now() ELSE ended_on END,
+            requested_action = CASE WHEN $6 THEN NULL ELSE requested_action END
+      WHERE name = $1 AND lease_owner = $2`,
+    [name, owner, state, substate, error, isTerminal(state)],
+  );
+  return rowCount === 1;
+}
+
+function isTerminal(state: MigrationState): boolean {
+  return ["Canceled", "Failed", "ValidationFailed", "Succeeded"].includes(state);
+}
+
+export async function setValidation(
+  db: Queryable,
+  name: string,
+  report: ValidationReport,
+): Promise<void> {
+  await db.query(
+    "UPDATE pgmigrate.migrations SET validation = $2, updated_at = now() WHERE name = $1",
+    [name, JSON.stringify(report)],
+  );
+}
+
+export async function setVerification(
+  db: Queryable,
+  name: string,
+  report: VerificationReport,
+): Promise<void> {
+  await db.query(
+    "UPDATE pgmigrate.migrations SET verification = $2, updated_at = now() WHERE name = $1",
+    [name, JSON.stringify(report)],
+  );
+}
+
+/** Remembers that this migration created `database` on the target (cancel drops only those). */
+export async function addCreatedDatabase(
+  db: Queryable,
+  name: string,
+  database: string,
+): Promise<void> {
+  await db.query(
+    `UPDATE pgmigrate.migrations
+        SET created_databases = array_append(created_databases, $2::text)
+      WHERE name = $1 AND NOT ($2::text = ANY (created_databases))`,
+    [name, database],
+  );
+}
+
+/** Records a requested action while the migration has not ended; false otherwise. */
+export async function writeRequestedAction(
+  db: Queryable,
+  name: string,
+  action: RequestedAction,
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE pgmigrate.migrations
+        SET requested_action = $2, requested_at = now(), updated_at = now()
+      WHERE name = $1 AND ended_on IS NULL`,
+    [name, action],
+  );
+  return rowCount === 1;
+}
+
+/** Removes an ended migration and (by cascade) its progress and events. */
+export async function deleteEndedMigration(db: Queryable, name: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    "DELETE FROM pgmigrate.migrations WHERE name = $1 AND ended_on IS NOT NULL",
+    [name],
+  );
+  return rowCount === 1;
+}

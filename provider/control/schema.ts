@@ -1,0 +1,124 @@
+// Installs and upgrades the control schema: numbered DDL files from ./sql applied in order, each
+// once, inside one transaction holding an advisory lock, recorded in pgmigrate.schema_version.
+import fs from "node:fs";
+import path from "node:path";
+import { connect } from "../pg/connect";
+import { MigrationError, pgFields, SQLSTATE } from "../pg/errors";
+import { quoteIdent } from "../pg/ident";
+import type { ControlLocation, Queryable } from "./db";
+
+/** Arbitrary constant: serialises concurrent installers on one server. */
+const INSTALL_LOCK_KEY = 0x70676d69; // "pgmi"
+
+/** One versioned DDL file. */
+export interface SchemaMigration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+// Compiled code reads dist/provider/control/sql (copied by the build); fall back to the
+// sources so a bare `tsc` build and the published package (which ships both) work too.
+function sqlDirectory(): string {
+  const candidates = [
+    path.join(__dirname, "sql"),
+    path.join(__dirname, "..", "..", "..", "provider", "control", "sql"),
+  ];
+  const found = candidates.find((dir) => fs.existsSync(dir));
+  if (!found)
+    throw new MigrationError("control", `control schema DDL not found in ${candidates[0]}`);
+  return found;
+}
+
+/** The DDL files, ordered by version. */
+export function schemaMigrations(): SchemaMigration[] {
+  const dir = sqlDirectory();
+  return fs
+    .readdirSync(dir)
+    .map((file) => /^(\d+)_([\w-]+)\.sql$/.exec(file))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({
+      version: Number(m[1]),
+      name: m[2],
+      sql: fs.readFileSync(path.join(dir, m[0]), "utf8"),
+    }))
+    .sort((a, b) => a.version - b.version);
+}
+
+/** Creates the control database when it is missing (never `postgres`, which always exists). */
+export async function ensureControlDatabase(at: ControlLocation): Promise<void> {
+  try {
+    const probe = await connect(at.target, at.controlDatabase);
+    await probe.end().catch(() => undefined);
+    return;
+  } catch (err) {
+    if (pgFields(err).code !== SQLSTATE.invalidCatalogName || at.controlDatabase === "postgres") {
+      throw MigrationError.wrap(
+        "control",
+        err,
+        `cannot connect to the control database "${at.controlDatabase}"`,
+      );
+    }
+  }
+  const admin = await connect(at.target, "postgres");
+  try {
+    await admin.query(`CREATE DATABASE ${quoteIdent(at.controlDatabase)}`);
+  } catch (err) {
+    if (pgFields(err).code !== SQLSTATE.duplicateDatabase) {
+      throw MigrationError.wrap(
+        "control",
+        err,
+        `cannot create the control database "${at.controlDatabase}"; create it yourself or grant CREATEDB`,
+      );
+    }
+  } finally {
+    await admin.end().catch(() => undefined);
+  }
+}
+
+/** Versions already applied, ascending. */
+export async function appliedVersions(db: Queryable): Promise<number[]> {
+  const { rows } = await db.query<{ version: number }>(
+    "SELECT version FROM pgmigrate.schema_version ORDER BY version",
+  );
+  return rows.map((r) => r.version);
+}
+
+async function recordVersion(db: Queryable, migration: SchemaMigration): Promise<void> {
+  await db.query("INSERT INTO pgmigrate.schema_version (version, name) VALUES ($1, $2)", [
+    migration.version,
+    migration.name,
+  ]);
+}
+
+/** Applies the DDL files not yet applied. Safe to run concurrently and repeatedly. */
+export async function installControlSchema(at: ControlLocation): Promise<{ applied: number[] }> {
+  await ensureControlDatabase(at);
+  const client = await connect(at.target, at.controlDatabase);
+  try {
+    await client.query("BEGIN");
+    await client.query("SELECT pg_advisory_xact_lock($1)", [INSTALL_LOCK_KEY]);
+    await client.query("CREATE SCHEMA IF NOT EXISTS pgmigrate");
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS pgmigrate.schema_version (
+         version integer PRIMARY KEY,
+         name text NOT NULL,
+         applied_at timestamptz NOT NULL DEFAULT now())`,
+    );
+    const done = new Set(await appliedVersions(client));
+    const applied: number[] = [];
+    for (const migration of schemaMigrations()) {
+      if (done.has(migration.version)) continue;
+      await client.query(migration.sql);
+      await recordVersion(client, migration);
+      applied.push(migration.version);
+    }
+    await client.query("COMMIT");
+    return { applied };
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw MigrationError.wrap("control", err, "installing the pgmigrate control schema");
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

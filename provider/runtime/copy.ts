@@ -1,0 +1,143 @@
+// The base copy of one database. Online: publication, slot with exported snapshot, clone under
+// that snapshot, then the change stream from the slot's consistent point. Offline: clone under
+// the clone's own snapshot. A copy interrupted by a crash restarts from scratch (its snapshot
+// died with the worker); a completed online copy resumes streaming.
+import { createSlotWithSnapshot, dropSlotAndPublication, ensurePublication } from "../cdc";
+import { cloneDatabase, prepareTargetDatabase } from "../clone";
+import { addCreatedDatabase } from "../control/migrations";
+import { markCopyCompleted, resetDatabase, setSlot, type DatabaseRow } from "../control/progress";
+import { MigrationError } from "../pg/errors";
+import { publicationName, slotName } from "../pg/names";
+import { tablesWithoutReplicaIdentity } from "../validate";
+import { checkpoint, dbStep, type MigrationContext } from "./context";
+
+/** Copies `row`'s database (or resumes it) until it is copied (offline) or streaming (online). */
+export async function copyDatabase(
+  ctx: MigrationContext,
+  row: DatabaseRow,
+  signal: AbortSignal,
+): Promise<void> {
+  const { spec } = ctx;
+  const database = row.name;
+  const online = spec.mode === "Online";
+  if (row.copyCompleted) {
+    if (online && row.consistentPoint) await startStreaming(ctx, row, row.consistentPoint);
+    return;
+  }
+  const restart = row.step !== "pending";
+  if (restart) {
+    await ctx.journal.event(
+      "warning",
+      "the copy was interrupted; starting it again from a new snapshot on an empty target database",
+      database,
+    );
+    if (online) {
+      await dropSlotAndPublication(
+        spec.source,
+        database,
+        slotName(spec.migrationName, database),
+        publicationName(spec.migrationName),
+      );
+    }
+    await resetDatabase(ctx.db, spec.migrationName, database);
+  }
+  checkpoint(ctx);
+  await dbStep(ctx, database, "preparing", "InProgress", "Preparing the target database");
+  // A restart empties the target by re-creating it: it was absent or empty before our copy.
+  const { created } = await prepareTargetDatabase(
+    restart ? { ...spec, overwriteDbsInTarget: true } : spec,
+    database,
+  );
+  // Interrupted while preparing, the database may be ours without being recorded yet.
+  if (created && (!restart || row.step === "preparing")) {
+    await addCreatedDatabase(ctx.db, spec.migrationName, database);
+  }
+  checkpoint(ctx);
+
+  if (!online) {
+    await dbStep(ctx, database, "copying", "InProgress", "Copying schema and data");
+    await clone(ctx, database, undefined, signal);
+    await markCopyCompleted(ctx.db, spec.migrationName, database);
+    await dbStep(ctx, database, "copied", "InProgress", "Copy completed");
+    return;
+  }
+
+  await refuseUnpublishableTables(ctx, database);
+  const slot = slotName(spec.migrationName, database);
+  await ensurePublication(spec.source, database, publicationName(spec.migrationName), {
+    fixReplicaIdentity: spec.fixReplicaIdentity,
+  });
+  const snapshot = await createSlotWithSnapshot(spec.source, database, slot);
+  try {
+    await setSlot(ctx.db, spec.migrationName, database, slot, snapshot.consistentPoint);
+    await dbStep(
+      ctx,
+      database,
+      "copying",
+      "InProgress",
+      `Copying schema and data under the snapshot of slot ${slot} (consistent point ${snapshot.consistentPoint})`,
+    );
+    await clone(ctx, database, snapshot.snapshotName, signal);
+  } finally {
+    await snapshot.release();
+  }
+  await markCopyCompleted(ctx.db, spec.migrationName, database);
+  // Counters were reset with the copy; the fresh stream starts from zero.
+  await startStreaming(ctx, { ...row, ...ZERO_COUNTERS }, snapshot.consistentPoint);
+}
+
+async function clone(
+  ctx: MigrationContext,
+  database: string,
+  snapshot: string | undefined,
+  signal: AbortSignal,
+): Promise<void> {
+  const result = await cloneDatabase({
+    spec: ctx.spec,
+    database,
+    snapshot,
+    progress: ctx.journal,
+    signal,
+  });
+  for (const warning of result.warnings) await ctx.journal.event("warning", warning, database);
+  const rows = result.tables.reduce((sum, t) => sum + t.rows, 0);
+  await ctx.journal.event("info", `copied ${result.tables.length} tables, ${rows} rows`, database);
+}
+
+const ZERO_COUNTERS = {
+  inserts: 0,
+  updates: 0,
+  deletes: 0,
+  truncates: 0,
+  appliedChanges: 0,
+  incomingChanges: 0,
+};
+
+async function startStreaming(
+  ctx: MigrationContext,
+  row: DatabaseRow,
+  consistentPoint: string,
+): Promise<void> {
+  checkpoint(ctx);
+  await ctx.streams.start(row.name, consistentPoint, row);
+  await dbStep(
+    ctx,
+    row.name,
+    "streaming",
+    "WaitingForCutoverTrigger",
+    "Replicating changes; waiting for the cutover",
+  );
+}
+
+// Without `fixReplicaIdentity`, publishing such a table would make the source reject the
+// application's UPDATE and DELETE on it: refuse before touching the source.
+async function refuseUnpublishableTables(ctx: MigrationContext, database: string): Promise<void> {
+  if (ctx.spec.fixReplicaIdentity === "full") return;
+  const tables = await tablesWithoutReplicaIdentity(ctx.spec.source, database);
+  if (tables.length === 0) return;
+  const names = tables.map((t) => `${t.schema}.${t.name}`).join(", ");
+  throw new MigrationError(
+    "replicate",
+    `database "${database}": tables without a primary key or replica identity cannot be replicated (${names}); add primary keys or set fixReplicaIdentity: "full"`,
+  );
+}

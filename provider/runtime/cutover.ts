@@ -1,0 +1,56 @@
+// Cutover of an online migration: per database, record the source's current WAL position
+// (cutoverLsn), apply the backlog up to it however large, stop the stream, copy sequence values,
+// verify, then drop the slot, the publication and our bookkeeping on the target.
+import { currentWalLsn, dropSlotAndPublication, dropTargetBookkeeping } from "../cdc";
+import { syncSequences } from "../clone";
+import { setCutoverLsn } from "../control/progress";
+import { publicationName, slotName } from "../pg/names";
+import {
+  checkpoint,
+  dbRows,
+  dbStep,
+  forEachDatabase,
+  transition,
+  type MigrationContext,
+} from "./context";
+import { concludeVerification, verifyOne } from "./verification";
+
+/** Runs the cutover to the end: Succeeded/Completed, or throws (the caller fails or cancels). */
+export async function cutover(ctx: MigrationContext): Promise<void> {
+  const { spec } = ctx;
+  await transition(ctx, "InProgress", "CompletingMigration");
+  const pending = (await dbRows(ctx)).filter((r) => r.step !== "completed").map((r) => r.name);
+  const signal = AbortSignal.any([ctx.lease.stop, ctx.lease.cancel]);
+
+  await forEachDatabase(pending, signal, async (database, dbSignal) => {
+    const cutoverLsn = await currentWalLsn(spec.source, database);
+    await setCutoverLsn(ctx.db, spec.migrationName, database, cutoverLsn);
+    await dbStep(
+      ctx,
+      database,
+      "streaming",
+      "InProgress",
+      `Cutover: applying changes up to ${cutoverLsn}`,
+    );
+    await ctx.streams.waitForLsn(database, cutoverLsn, dbSignal);
+    await ctx.streams.stop(database);
+    checkpoint(ctx);
+    const sequences = await syncSequences(spec, database);
+    await ctx.journal.event("info", `copied ${sequences} sequence value(s)`, database);
+    await verifyOne(ctx, database);
+  });
+
+  checkpoint(ctx);
+  await concludeVerification(ctx);
+  await forEachDatabase(pending, signal, async (database) => {
+    await dropSlotAndPublication(
+      spec.source,
+      database,
+      slotName(spec.migrationName, database),
+      publicationName(spec.migrationName),
+    );
+    await dropTargetBookkeeping(spec.target, database);
+    await dbStep(ctx, database, "completed", "Succeeded", "Cutover completed");
+  });
+  await transition(ctx, "Succeeded", "Completed");
+}

@@ -1,0 +1,92 @@
+// Cancel and failure: stop the streams and drop every slot and publication this migration made
+// on the source (a forgotten slot retains WAL until the source's disk fills); a cancel also drops
+// the target databases this migration created and our bookkeeping in the others.
+import { dropSlotAndPublication, dropTargetBookkeeping } from "../cdc";
+import { dropTargetDatabase } from "../clone";
+import { getMigrationRow } from "../control/migrations";
+import { setDatabaseStep } from "../control/progress";
+import { publicationName, slotName } from "../pg/names";
+import { dbRows, transition, type MigrationContext } from "./context";
+import { errorText } from "./journal";
+
+const CLEANUP_ATTEMPTS = 4;
+
+/** Retries a cleanup step with backoff: the source may be restarting. Returns the last error. */
+async function attempt(step: () => Promise<void>): Promise<unknown> {
+  let last: unknown;
+  for (let i = 0; i < CLEANUP_ATTEMPTS; i++) {
+    try {
+      await step();
+      return undefined;
+    } catch (err) {
+      last = err;
+      await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** i));
+    }
+  }
+  return last;
+}
+
+/** Drops every slot and publication of the migration; returns the problems (empty when clean). */
+async function dropSourceObjects(ctx: MigrationContext): Promise<string[]> {
+  const { spec } = ctx;
+  const problems: string[] = [];
+  await Promise.all(
+    spec.databases.map(async (database) => {
+      const slot = slotName(spec.migrationName, database);
+      const err = await attempt(() =>
+        dropSlotAndPublication(spec.source, database, slot, publicationName(spec.migrationName)),
+      );
+      if (err) {
+        problems.push(
+          `could not drop replication slot ${slot} in database "${database}" on the source; drop it with SELECT pg_drop_replication_slot('${slot}'): ${errorText(err, [spec.source.password, spec.target.password])}`,
+        );
+      }
+    }),
+  );
+  return problems;
+}
+
+/** Cancels: streams stopped, source cleaned, created target databases dropped → Canceled. */
+export async function cancelMigration(ctx: MigrationContext): Promise<void> {
+  const { spec } = ctx;
+  await ctx.journal.event("info", "cancel requested: rolling back");
+  await ctx.streams.stopAll();
+  const problems = await dropSourceObjects(ctx);
+  const row = await getMigrationRow(ctx.db, spec.migrationName);
+  const created = new Set(row?.createdDatabases ?? []);
+  for (const database of spec.databases) {
+    const err = created.has(database)
+      ? await attempt(() => dropTargetDatabase(spec, database))
+      : await attempt(() => dropTargetBookkeeping(spec.target, database));
+    if (err && created.has(database)) {
+      problems.push(`could not drop target database "${database}": ${errorText(err, [])}`);
+    }
+    await setDatabaseStep(
+      ctx.db,
+      spec.migrationName,
+      database,
+      "completed",
+      "Canceled",
+      created.has(database) ? "Canceled; the target database was dropped" : "Canceled",
+    );
+  }
+  if (problems.length > 0) {
+    await transition(ctx, "Failed", "Failed", `cancel incomplete: ${problems.join("; ")}`);
+    return;
+  }
+  await transition(ctx, "Canceled", "Completed");
+}
+
+/** Fails: streams stopped, source cleaned, error recorded (redacted) → Failed/Failed. */
+export async function failMigration(ctx: MigrationContext, error: unknown): Promise<void> {
+  const { spec } = ctx;
+  const message = ctx.journal.redact(errorText(error, []));
+  await ctx.streams.stopAll();
+  const problems = await dropSourceObjects(ctx);
+  for (const row of await dbRows(ctx)) {
+    if (row.step === "completed") continue;
+    await setDatabaseStep(ctx.db, spec.migrationName, row.name, row.step, "Failed", message);
+  }
+  const text = problems.length > 0 ? `${message}; ${problems.join("; ")}` : message;
+  await transition(ctx, "Failed", "Failed", text);
+}

@@ -1,0 +1,145 @@
+// The local spawner: starts `pgmigrate runtime --server URL --migration-name N` as a detached
+// process that outlives its caller (passwords through the environment, never argv; output to a
+// log file), and tells a live worker from a dead one.
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { Queryable } from "../control/db";
+import { addEvent } from "../control/events";
+import { clearDeadLease, recordSpawn, reserveSpawn } from "../control/lease";
+import { getMigrationRow, type MigrationRow } from "../control/migrations";
+import type { Endpoint, MigrationSpec } from "../types";
+import { parseOwnerId } from "./lease";
+
+/** A worker whose heartbeat is older than this is presumed dead. */
+export const STALE_HEARTBEAT_SECONDS = 15;
+/** A worker spawned less than this ago is still starting. */
+export const SPAWN_GRACE_SECONDS = 20;
+
+export interface SpawnOptions {
+  readonly logDir?: string;
+  /** Script run by `process.execPath`; default the pgmigrate CLI (or the runtime's own entry). */
+  readonly entry?: string;
+}
+
+/** The script that runs `runtime`: the CLI when built, else the runtime's own entry point. */
+export function workerEntry(): string {
+  const cli = path.join(__dirname, "..", "cli", "main.js");
+  return fs.existsSync(cli) ? cli : path.join(__dirname, "main.js");
+}
+
+/** libpq URL of the control database, without the password. */
+export function controlUrl(target: Endpoint, controlDatabase: string): string {
+  const host = target.host.includes(":") ? `[${target.host}]` : target.host;
+  const params = new URLSearchParams({ sslmode: target.sslMode });
+  if (target.sslRootCert) params.set("sslrootcert", target.sslRootCert);
+  return (
+    `postgresql://${encodeURIComponent(target.username)}@${host}:${target.port}/` +
+    `${encodeURIComponent(controlDatabase)}?${params.toString()}`
+  );
+}
+
+/** True when a process with this pid exists (on this host). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+export type WorkerStatus = "alive" | "starting" | "dead";
+
+/** Judges the worker of an active migration from its lease, heartbeat and spawn stamp. */
+export function workerStatus(row: MigrationRow): WorkerStatus {
+  const here = os.hostname();
+  const holder = row.leaseOwner ? parseOwnerId(row.leaseOwner) : undefined;
+  if (
+    row.leaseOwner &&
+    row.heartbeatAgeSeconds !== null &&
+    row.heartbeatAgeSeconds < STALE_HEARTBEAT_SECONDS
+  ) {
+    if (holder && holder.host === here && !processAlive(holder.pid)) return "dead";
+    return "alive";
+  }
+  if (row.spawnAgeSeconds !== null && row.spawnAgeSeconds < SPAWN_GRACE_SECONDS) {
+    const spawnedHere = row.workerHost === here && row.workerPid !== null;
+    if (!spawnedHere || processAlive(row.workerPid as number)) return "starting";
+  }
+  return "dead";
+}
+
+/** Starts a detached worker for the migration; returns its pid and log file. */
+export function spawnWorker(
+  spec: MigrationSpec,
+  options: SpawnOptions = {},
+): { pid: number; log: string } {
+  const logDir = options.logDir ?? path.join(os.tmpdir(), "pgmigrate");
+  fs.mkdirSync(logDir, { recursive: true });
+  const log = path.join(logDir, `${spec.migrationName}.log`);
+  const fd = fs.openSync(log, "a", 0o600);
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (spec.source.password !== undefined) env.PGMIGRATE_SOURCE_PASSWORD = spec.source.password;
+  if (spec.target.password !== undefined) env.PGMIGRATE_TARGET_PASSWORD = spec.target.password;
+  try {
+    const child = spawn(
+      process.execPath,
+      [
+        options.entry ?? workerEntry(),
+        "runtime",
+        "--server",
+        controlUrl(spec.target, spec.controlDatabase),
+        "--migration-name",
+        spec.migrationName,
+      ],
+      { detached: true, stdio: ["ignore", fd, fd], env, cwd: os.tmpdir() },
+    );
+    // A failed exec is reported asynchronously; the next ensureWorker notices the dead worker.
+    child.on("error", () => undefined);
+    child.unref();
+    if (child.pid === undefined) throw new Error(`could not start ${process.execPath}`);
+    return { pid: child.pid, log };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Spawns a worker for the active migration when its worker is dead (or `restart`, which first
+ * asks a live local worker to stop). At most one spawn per grace period, whoever asks.
+ */
+export async function ensureLocalWorker(
+  db: Queryable,
+  spec: MigrationSpec,
+  options: SpawnOptions & { restart?: boolean } = {},
+): Promise<boolean> {
+  const row = await getMigrationRow(db, spec.migrationName);
+  if (!row || row.endedOn) return false;
+  const status = workerStatus(row);
+  if (status !== "dead" && !options.restart) return false;
+  const holder = row.leaseOwner ? parseOwnerId(row.leaseOwner) : undefined;
+  if (holder && holder.host === os.hostname()) {
+    if (!processAlive(holder.pid)) {
+      await clearDeadLease(db, spec.migrationName, row.leaseOwner as string);
+    } else if (options.restart && holder.pid !== process.pid) {
+      // SIGTERM: the worker stops its streams and releases the lease for its successor.
+      process.kill(holder.pid, "SIGTERM");
+    }
+  }
+  if (!(await reserveSpawn(db, spec.migrationName, options.restart ? 0 : SPAWN_GRACE_SECONDS))) {
+    return false;
+  }
+  const worker = spawnWorker(spec, options);
+  const host = os.hostname();
+  await recordSpawn(db, spec.migrationName, { ...worker, host });
+  await addEvent(
+    db,
+    spec.migrationName,
+    "info",
+    `started a local worker (pid ${worker.pid} on ${host}); log: ${worker.log}`,
+  );
+  return true;
+}

@@ -1,0 +1,127 @@
+// The change streams of one online migration (one per database): started after the copy or on
+// resume, their counters written to the control store every few seconds, stopped at cutover,
+// cancel or failure. A stream that dies makes `failure` reject.
+import { startReplication, type ReplicationStream } from "../cdc";
+import type { Queryable } from "../control/db";
+import { writeStreamStats, type StreamStats } from "../control/progress";
+import { publicationName, slotName } from "../pg/names";
+import type { MigrationSpec } from "../types";
+import type { Journal } from "./journal";
+
+export const STATS_INTERVAL_MS = 3_000;
+
+/** The cumulative part of the stats. */
+export type Counters = Pick<
+  StreamStats,
+  "inserts" | "updates" | "deletes" | "truncates" | "appliedChanges" | "incomingChanges"
+>;
+
+const NO_COUNTS: Counters = {
+  inserts: 0,
+  updates: 0,
+  deletes: 0,
+  truncates: 0,
+  appliedChanges: 0,
+  incomingChanges: 0,
+};
+
+export class StreamSet {
+  private readonly streams = new Map<string, ReplicationStream>();
+  /** Counters of earlier workers: a resumed stream's counters continue from them. */
+  private readonly base = new Map<string, Counters>();
+  private readonly stopping = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private rejectFailure: (err: unknown) => void = () => undefined;
+  /** Rejects with the first stream error that was not caused by our own stop(). */
+  readonly failure: Promise<never>;
+
+  constructor(
+    private readonly db: Queryable,
+    private readonly spec: MigrationSpec,
+    private readonly journal: Journal,
+  ) {
+    this.failure = new Promise<never>((_, reject) => (this.rejectFailure = reject));
+    this.failure.catch(() => undefined); // observed by whoever races it
+  }
+
+  has(database: string): boolean {
+    return this.streams.has(database);
+  }
+
+  /**
+   * Starts streaming `database` from `startLsn` (the target's stored LSN wins when later);
+   * `previous` are the counters recorded before a restart.
+   */
+  async start(database: string, startLsn: string, previous: Counters = NO_COUNTS): Promise<void> {
+    const stream = await startReplication({
+      source: this.spec.source,
+      target: this.spec.target,
+      database,
+      slotName: slotName(this.spec.migrationName, database),
+      publication: publicationName(this.spec.migrationName),
+      startLsn,
+    });
+    this.streams.set(database, stream);
+    this.base.set(database, previous);
+    stream.done.catch((err: unknown) => {
+      if (!this.stopping.has(database)) this.rejectFailure(err);
+    });
+    if (!this.timer) {
+      this.timer = setInterval(() => void this.writeStats(), STATS_INTERVAL_MS);
+    }
+  }
+
+  /** Applies everything up to `lsn` on `database`'s stream. */
+  async waitForLsn(database: string, lsn: string, signal?: AbortSignal): Promise<void> {
+    const stream = this.streams.get(database);
+    if (!stream) throw new Error(`no change stream for database "${database}"`);
+    await Promise.race([stream.waitForLsn(lsn, { signal }), this.failure]);
+  }
+
+  /** Writes every stream's counters and latency to the control store. */
+  async writeStats(): Promise<void> {
+    await Promise.all(
+      [...this.streams].map(async ([database, stream]) => {
+        const s = stream.stats();
+        const b = this.base.get(database) ?? NO_COUNTS;
+        await writeStreamStats(this.db, this.journal.migration, database, {
+          inserts: b.inserts + s.inserts,
+          updates: b.updates + s.updates,
+          deletes: b.deletes + s.deletes,
+          truncates: b.truncates + s.truncates,
+          appliedChanges: b.appliedChanges + s.appliedChanges,
+          incomingChanges: b.incomingChanges + s.incomingChanges,
+          appliedLsn: s.appliedLsn ?? null,
+          latencySeconds: s.latencySeconds ?? null,
+          lagBytes: s.lagBytes ?? null,
+        }).catch((err: unknown) =>
+          this.journal.event("warning", `could not record replication stats: ${String(err)}`),
+        );
+      }),
+    );
+  }
+
+  /** Stops one stream (after writing its final counters). */
+  async stop(database: string): Promise<void> {
+    const stream = this.streams.get(database);
+    if (!stream) return;
+    this.stopping.add(database);
+    await this.writeStats();
+    this.streams.delete(database);
+    await stream.stop();
+    await stream.done.catch(() => undefined);
+  }
+
+  /** Stops every stream; never throws (used on every exit path). */
+  async stopAll(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await Promise.all(
+      [...this.streams.keys()].map((database) =>
+        this.stop(database).catch((err: unknown) =>
+          this.journal.event("warning", `stopping the change stream: ${String(err)}`, database),
+        ),
+      ),
+    );
+  }
+}

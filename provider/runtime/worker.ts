@@ -1,0 +1,173 @@
+// The runtime worker (`pgmigrate runtime`): claims migrations in the control store and drives
+// each through its states while holding its lease. With a migration name it serves that one and
+// returns when it ends; without, it serves every claimable one until its signal aborts.
+import os from "node:os";
+import type { Pool } from "pg";
+import { openControlPool } from "../control/db";
+import { claimableMigrations, claimLease } from "../control/lease";
+import { getMigrationRow, type StoredSpec } from "../control/migrations";
+import { installControlSchema } from "../control/schema";
+import { MigrationError } from "../pg/errors";
+import type { Endpoint, MigrationSpec } from "../types";
+import type { MigrationContext } from "./context";
+import { errorText, Journal, logLine } from "./journal";
+import { HEARTBEAT_MS, LeaseKeeper, newOwnerId, parseOwnerId } from "./lease";
+import { runMigration } from "./machine";
+import { StreamSet } from "./streams";
+
+export interface WorkerOptions {
+  /** The target server (with password): the control store lives there. */
+  readonly target: Endpoint;
+  readonly controlDatabase: string;
+  /** Serve only this migration; otherwise every claimable active one. */
+  readonly migrationName?: string;
+  readonly sourcePassword?: string;
+  /** Aborting stops the worker gracefully: state and slots stay for a successor. */
+  readonly signal?: AbortSignal;
+  /** Heartbeat period (tests shorten it); default 3 s. */
+  readonly heartbeatMs?: number;
+}
+
+/** How long a named worker keeps trying to claim a lease that a dead worker may still hold. */
+const CLAIM_PATIENCE_MS = 45_000;
+const CLAIM_RETRY_MS = 1_000;
+/** A predecessor asked to stop (restart) gets this long to release its lease. */
+const STOPPING_GRACE_MS = 10_000;
+const POLL_MS = 5_000;
+
+export async function runWorker(options: WorkerOptions): Promise<void> {
+  const secrets = [options.target.password, options.sourcePassword];
+  const at = { target: options.target, controlDatabase: options.controlDatabase };
+  await installControlSchema(at);
+  const pool = await openControlPool(at);
+  try {
+    if (options.migrationName) {
+      await serveNamed(pool, options, options.migrationName);
+      return;
+    }
+    await serveAll(pool, options);
+  } catch (err) {
+    logLine(secrets, "error", `worker failed: ${errorText(err, secrets)}`);
+    throw err;
+  } finally {
+    await pool.end().catch(() => undefined);
+  }
+}
+
+// Serves every claimable migration, polling for new ones, until the worker's signal aborts. A
+// control store that is briefly unreachable is retried at the next poll.
+async function serveAll(pool: Pool, options: WorkerOptions): Promise<void> {
+  const secrets = [options.target.password, options.sourcePassword];
+  const running = new Map<string, Promise<void>>();
+  while (!options.signal?.aborted) {
+    try {
+      for (const name of await claimableMigrations(pool)) {
+        if (running.has(name)) continue;
+        const owner = newOwnerId();
+        if (!(await claimLease(pool, name, owner, { pid: process.pid, host: os.hostname() }))) {
+          continue;
+        }
+        const run = serve(pool, options, name, owner)
+          .catch((err: unknown) => logLine(secrets, "error", `${name}: ${errorText(err, secrets)}`))
+          .finally(() => running.delete(name));
+        running.set(name, run);
+      }
+    } catch (err) {
+      logLine(secrets, "warning", `looking for migrations to serve: ${errorText(err, secrets)}`);
+    }
+    await sleep(POLL_MS, options.signal);
+  }
+  await Promise.all(running.values());
+}
+
+// A freshly spawned worker may find the lease still held by its dead predecessor (on another
+// host we cannot tell it is dead): keep trying until the lease expires or a live worker shows.
+async function serveNamed(pool: Pool, options: WorkerOptions, name: string): Promise<void> {
+  const owner = newOwnerId();
+  const started = Date.now();
+  for (;;) {
+    const row = await getMigrationRow(pool, name);
+    if (!row) {
+      throw new MigrationError("runtime", `no migration named "${name}" in the control store`, {
+        code: "PGM_NOT_FOUND",
+      });
+    }
+    if (row.endedOn) {
+      logLine([], "info", `${name}: already ended (${row.state}); nothing to do`);
+      return;
+    }
+    if (await claimLease(pool, name, owner, { pid: process.pid, host: os.hostname() })) {
+      await serve(pool, options, name, owner);
+      return;
+    }
+    const holder = row.leaseOwner ? parseOwnerId(row.leaseOwner) : undefined;
+    const fresh = row.heartbeatAgeSeconds !== null && row.heartbeatAgeSeconds < 15;
+    const waited = Date.now() - started;
+    if ((fresh && waited > STOPPING_GRACE_MS) || waited > CLAIM_PATIENCE_MS) {
+      logLine(
+        [],
+        "info",
+        `${name}: served by another worker (${holder?.host ?? "?"} pid ${holder?.pid ?? "?"}); exiting`,
+      );
+      return;
+    }
+    await sleep(CLAIM_RETRY_MS, options.signal);
+    if (options.signal?.aborted) return;
+  }
+}
+
+/** Runs one claimed migration; releases the lease when it ends or the worker stops. */
+async function serve(
+  pool: Pool,
+  options: WorkerOptions,
+  name: string,
+  owner: string,
+): Promise<void> {
+  const secrets = [options.target.password, options.sourcePassword];
+  const row = await getMigrationRow(pool, name);
+  if (!row) return;
+  const spec = specWithSecrets(row.spec, options);
+  const journal = new Journal(pool, name, secrets);
+  const lease = new LeaseKeeper(
+    pool,
+    name,
+    owner,
+    (message) => logLine(secrets, "warning", `${name}: ${message}`),
+    options.heartbeatMs ?? HEARTBEAT_MS,
+  );
+  const ctx: MigrationContext = {
+    spec,
+    db: pool,
+    lease,
+    journal,
+    streams: new StreamSet(pool, spec, journal),
+  };
+  try {
+    await lease.start(options.signal);
+    await journal.event("info", `worker ${owner} serving the migration`);
+    await runMigration(ctx);
+  } finally {
+    await lease.release();
+  }
+}
+
+/** The stored spec (no passwords) with the passwords this worker was given. */
+export function specWithSecrets(stored: StoredSpec, options: WorkerOptions): MigrationSpec {
+  return {
+    ...stored,
+    source: { ...stored.source, password: options.sourcePassword },
+    target: { ...stored.target, password: options.target.password },
+  };
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}

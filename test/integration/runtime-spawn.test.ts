@@ -1,0 +1,254 @@
+// The local spawner on real servers: createMigration starts a detached worker (no password on
+// its command line or in its log); after SIGKILL, ensureWorker starts a successor that resumes
+// streaming from the stored position, and the migration completes with identical data.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import {
+  createMigration,
+  ensureWorker,
+  getMigration,
+  isEnded,
+  isSettled,
+  requestAction,
+  waitForMigration,
+  type RuntimeOptions,
+} from "../../provider/engine";
+import { resolveSpec } from "../../provider/inputs";
+import { processAlive } from "../../provider/runtime/spawn";
+import { parseOwnerId } from "../../provider/runtime/lease";
+import type { MigrationOutputs, MigrationSpec } from "../../provider/types";
+import { compareDatabases } from "../support/checksum";
+import { startPostgres, type PgServer } from "../support/postgres";
+
+const DATABASE = "spawned_db";
+const RESTART_DATABASE = "restart_db";
+
+function specFor(
+  source: PgServer,
+  target: PgServer,
+  name = "spawned",
+  database = DATABASE,
+): MigrationSpec {
+  const endpoint = (s: PgServer) => ({
+    host: s.host,
+    port: s.port,
+    username: s.user,
+    password: s.password,
+    sslMode: "disable",
+  });
+  const resolved = resolveSpec({
+    migrationName: name,
+    source: endpoint(source),
+    target: endpoint(target),
+    databases: [database],
+    mode: "Online",
+    option: "Migrate",
+  });
+  if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
+  return resolved.spec;
+}
+
+async function leaseHolderPid(target: PgServer, name = "spawned"): Promise<number | undefined> {
+  const [row] = await target.query<{ lease_owner: string | null }>(
+    "SELECT lease_owner FROM pgmigrate.migrations WHERE name = $1",
+    [name],
+  );
+  return row?.lease_owner ? parseOwnerId(row.lease_owner)?.pid : undefined;
+}
+
+function commandLine(pid: number): string {
+  return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+}
+
+async function until<T>(
+  probe: () => Promise<T | undefined>,
+  what: string,
+  ms = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}
+
+describe("runtime spawner", function () {
+  let source: PgServer;
+  let target: PgServer;
+  let logDir: string;
+  const pids = new Set<number>();
+
+  before(async () => {
+    [source, target] = await Promise.all([startPostgres(), startPostgres()]);
+    logDir = fs.mkdtempSync(path.join(os.tmpdir(), "pgmigrate-spawn-test-"));
+    for (const database of [DATABASE, RESTART_DATABASE]) {
+      await source.query(`CREATE DATABASE ${database}`);
+      await source.query(
+        `CREATE TABLE items (id serial PRIMARY KEY, label text NOT NULL, qty int NOT NULL);
+         INSERT INTO items (label, qty) SELECT 'item ' || i, i FROM generate_series(1, 500) i;`,
+        [],
+        database,
+      );
+    }
+  });
+  after(async () => {
+    // Workers we spawned must not outlive the test, whatever happened.
+    for (const pid of pids) if (processAlive(pid)) process.kill(pid, "SIGKILL");
+    await Promise.all([source?.stop(), target?.stop()]);
+    fs.rmSync(logDir, { recursive: true, force: true });
+  });
+
+  it("runs a detached worker, survives its SIGKILL, and completes with identical data", async () => {
+    const spec = specFor(source, target);
+    const runtime: RuntimeOptions = { kind: "local", logDir };
+    const at = { target: spec.target, controlDatabase: spec.controlDatabase };
+    const wait = (done: (o: MigrationOutputs) => boolean) =>
+      waitForMigration(at, "spawned", done, { timeoutMs: 120_000, spec, runtime });
+
+    const created = await createMigration(spec, runtime);
+    assert.equal(created.attached, false);
+    const settled = await wait(isSettled);
+    assert.equal(settled.error, null);
+    assert.equal(settled.state, "WaitingForUserAction");
+
+    const firstPid = await until(() => leaseHolderPid(target), "the first worker's lease");
+    pids.add(firstPid);
+    const argv = commandLine(firstPid);
+    assert.match(argv, /runtime --server postgresql:\/\/\S+ --migration-name spawned/);
+    assert.ok(!argv.includes(source.password) && !argv.includes(target.password));
+    // A live worker is left alone.
+    assert.equal(await ensureWorker(spec, runtime), false);
+
+    await source.query("UPDATE items SET qty = qty + 1 WHERE id <= 100", [], DATABASE);
+    await wait((o) => o.dbDetails[DATABASE].cdcUpdateCounter >= 100);
+
+    process.kill(firstPid, "SIGKILL");
+    await until(async () => (processAlive(firstPid) ? undefined : true), "the worker to die");
+    await source.query(
+      `INSERT INTO items (label, qty) SELECT 'late ' || i, 0 FROM generate_series(1, 40) i;
+       DELETE FROM items WHERE id BETWEEN 401 AND 420;`,
+      [],
+      DATABASE,
+    );
+    assert.equal(await ensureWorker(spec, runtime), true);
+    const secondPid = await until(async () => {
+      const pid = await leaseHolderPid(target);
+      return pid !== undefined && pid !== firstPid ? pid : undefined;
+    }, "a successor's lease");
+    pids.add(secondPid);
+
+    // Counters continue from the first worker's; the backlog arrives exactly once.
+    const resumed = await wait(
+      (o) =>
+        o.dbDetails[DATABASE].cdcInsertCounter >= 40 &&
+        o.dbDetails[DATABASE].cdcDeleteCounter >= 20,
+    );
+    assert.equal(resumed.dbDetails[DATABASE].cdcUpdateCounter, 100);
+    assert.equal(resumed.dbDetails[DATABASE].cdcInsertCounter, 40);
+
+    // A restart (new passwords) stops the live worker with SIGTERM and starts a successor.
+    assert.equal(await ensureWorker(spec, runtime, { restart: true }), true);
+    const thirdPid = await until(async () => {
+      const pid = await leaseHolderPid(target);
+      return pid !== undefined && pid !== secondPid ? pid : undefined;
+    }, "the restarted worker's lease");
+    pids.add(thirdPid);
+    await until(async () => (processAlive(secondPid) ? undefined : true), "the old worker to stop");
+
+    await requestAction(at, "spawned", "cutover");
+    const done = await wait((o) => isEnded(o.state));
+    assert.equal(done.error, null);
+    assert.equal(done.state, "Succeeded");
+    assert.deepEqual((await compareDatabases(source, DATABASE, target, DATABASE)).differences, []);
+    const [{ n }] = await target.query<{ n: string }>(
+      "SELECT count(*) AS n FROM items",
+      [],
+      DATABASE,
+    );
+    assert.equal(Number(n), 520);
+    const slots = await source.query("SELECT slot_name FROM pg_replication_slots");
+    assert.deepEqual(slots, []);
+
+    // The worker exits once the migration has ended.
+    await until(async () => (processAlive(thirdPid) ? undefined : true), "the worker to exit");
+    const events = await target.query<{ message: string }>(
+      "SELECT message FROM pgmigrate.events WHERE migration = 'spawned' ORDER BY id",
+    );
+    const log = path.join(logDir, "spawned.log");
+    assert.ok(
+      events.some((e) => e.message.includes(log)),
+      "the log file is named in an event",
+    );
+    const text = fs.readFileSync(log, "utf8");
+    assert.match(text, /Replicating changes/);
+    assert.ok(!text.includes(source.password) && !text.includes(target.password));
+    assert.equal((await getMigration(at, "spawned"))?.state, "Succeeded");
+  });
+
+  it("restarts a copy interrupted by SIGKILL from a new snapshot on an emptied target", async () => {
+    // The target database exists (empty) with an event trigger that stalls the schema restore,
+    // so the worker is certainly mid-copy when it is killed. The restart re-creates the
+    // database, which also removes the trigger.
+    await target.query(`CREATE DATABASE ${RESTART_DATABASE}`);
+    await target.query(
+      `CREATE SCHEMA pgmigrate_test;
+       CREATE FUNCTION pgmigrate_test.stall() RETURNS event_trigger LANGUAGE plpgsql
+         AS $$ BEGIN IF tg_tag = 'CREATE TABLE' THEN PERFORM pg_sleep(60); END IF; END $$;
+       CREATE EVENT TRIGGER stall ON ddl_command_start EXECUTE FUNCTION pgmigrate_test.stall();`,
+      [],
+      RESTART_DATABASE,
+    );
+    const spec = specFor(source, target, "restarted", RESTART_DATABASE);
+    const runtime: RuntimeOptions = { kind: "local", logDir };
+    const at = { target: spec.target, controlDatabase: spec.controlDatabase };
+    await createMigration(spec, runtime);
+    await waitForMigration(
+      at,
+      "restarted",
+      (o) => /Copying/.test(o.dbDetails[RESTART_DATABASE].message),
+      { timeoutMs: 60_000 },
+    );
+    const firstPid = await until(() => leaseHolderPid(target, "restarted"), "the worker's lease");
+    pids.add(firstPid);
+    process.kill(firstPid, "SIGKILL");
+    await until(async () => (processAlive(firstPid) ? undefined : true), "the worker to die");
+    await source.query(
+      "INSERT INTO items (label, qty) VALUES ('during restart', 1)",
+      [],
+      RESTART_DATABASE,
+    );
+
+    assert.equal(await ensureWorker(spec, runtime), true);
+    const settled = await waitForMigration(at, "restarted", isSettled, {
+      timeoutMs: 120_000,
+      spec,
+      runtime,
+    });
+    const secondPid = await leaseHolderPid(target, "restarted");
+    if (secondPid) pids.add(secondPid);
+    assert.equal(settled.error, null);
+    assert.equal(settled.state, "WaitingForUserAction");
+    const events = await target.query<{ message: string }>(
+      "SELECT message FROM pgmigrate.events WHERE migration = 'restarted' ORDER BY id",
+    );
+    assert.ok(events.some((e) => /copy was interrupted/.test(e.message)));
+
+    await requestAction(at, "restarted", "cutover");
+    const done = await waitForMigration(at, "restarted", (o) => isEnded(o.state), {
+      timeoutMs: 120_000,
+      spec,
+      runtime,
+    });
+    assert.equal(done.error, null);
+    assert.equal(done.state, "Succeeded");
+    assert.deepEqual(
+      (await compareDatabases(source, RESTART_DATABASE, target, RESTART_DATABASE)).differences,
+      [],
+    );
+    assert.deepEqual(await source.query("SELECT slot_name FROM pg_replication_slots"), []);
+  });
+});
