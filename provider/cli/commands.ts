@@ -1,0 +1,189 @@
+// The pgmigrate commands that read or steer a migration: create, list, show, update,
+// check-name-availability. Each returns its exit code; expected failures throw UsageError.
+import {
+  checkNameAvailability,
+  createMigration,
+  getMigration,
+  isEnded,
+  isSettled,
+  listMigrations,
+  requestAction,
+  waitForMigration,
+  type RuntimeOptions,
+} from "../engine";
+import { resolveSpec } from "../inputs";
+import { redact } from "../pg/redact";
+import type { MigrationOutputs, MigrationSpec } from "../types";
+import {
+  checkMigrationName,
+  noSuchMigration,
+  note,
+  out,
+  outJson,
+  warn,
+  type CliContext,
+} from "./context";
+import { buildCreateInput } from "./create-input";
+import { formatList, formatProgressLine, formatShow } from "./format";
+import { readPropertiesFile } from "./properties";
+import { reviveWorker } from "./respawn";
+import { EXIT_OK, exitCodeForState, UsageError } from "./usage";
+
+/** Longest wait a timer can express (setTimeout overflows above 2^31-1 ms). */
+const FOREVER_MS = 2_147_483_647;
+
+export interface CreateOptions {
+  migrationName: string;
+  migrationMode?: string;
+  migrationOption?: string;
+  properties: string;
+  wait?: boolean;
+  json?: boolean;
+}
+
+/** Waits until `until` holds, printing a progress line on stderr whenever it changes. */
+async function waitWithProgress(
+  ctx: CliContext,
+  name: string,
+  until: (o: MigrationOutputs) => boolean,
+  spec?: MigrationSpec,
+  runtime?: RuntimeOptions,
+): Promise<MigrationOutputs> {
+  let last = "";
+  return waitForMigration(ctx.at, name, until, {
+    timeoutMs: FOREVER_MS,
+    spec,
+    runtime,
+    onProgress: (o) => {
+      const line = redact(formatProgressLine(o), ctx.secrets);
+      if (line !== last)
+        process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+      last = line;
+    },
+  });
+}
+
+async function print(ctx: CliContext, outputs: MigrationOutputs, json: boolean | undefined) {
+  await (json ? outJson(outputs) : out(redact(formatShow(outputs, ctx.label), ctx.secrets)));
+}
+
+export async function createCommand(ctx: CliContext, opts: CreateOptions): Promise<number> {
+  checkMigrationName(opts.migrationName);
+  const parsed = readPropertiesFile(opts.properties);
+  if (!parsed.ok) throw new UsageError(parsed.problems.join("; "));
+  for (const line of parsed.properties.notes) note(`note: ${line}`);
+  const built = buildCreateInput(parsed.properties, ctx.server, opts, ctx.env);
+  ctx.secrets.push(...built.secrets);
+  for (const warning of built.warnings) warn(warning);
+  const resolved = resolveSpec(built.input, opts.migrationName);
+  if (!resolved.ok) {
+    const origins = parsed.properties.origins;
+    const problems = resolved.problems.map(
+      (p) => `${origins.get(p.property) ?? p.property}: ${p.reason}`,
+    );
+    throw new UsageError(`${opts.properties}: ${problems.join("; ")}`);
+  }
+  const { spec, runtime } = resolved;
+  const created = await createMigration(spec, runtime);
+  if (created.attached) note(`attached to the existing migration ${spec.migrationName}`);
+  let outputs = created.outputs;
+  if (opts.wait) {
+    outputs = await waitWithProgress(ctx, spec.migrationName, isSettled, spec, runtime);
+  }
+  await print(ctx, outputs, opts.json);
+  return opts.wait ? exitCodeForState(outputs.state) : EXIT_OK;
+}
+
+export async function listCommand(
+  ctx: CliContext,
+  opts: { filter?: string; json?: boolean },
+): Promise<number> {
+  const filterText = (opts.filter ?? "Active").toLowerCase();
+  if (filterText !== "active" && filterText !== "all") {
+    throw new UsageError(`--filter must be Active or All, not "${opts.filter}"`);
+  }
+  const items = await listMigrations(ctx.at, filterText === "all" ? "All" : "Active");
+  if (opts.json) await outJson(items);
+  else if (items.length === 0)
+    await out(`No ${filterText === "all" ? "" : "active "}migrations on ${ctx.label}.`);
+  else await out(formatList(items));
+  return EXIT_OK;
+}
+
+/** Restarts a dead worker when the environment has the passwords; otherwise says why not. */
+async function revive(ctx: CliContext, name: string) {
+  const result = await reviveWorker(ctx.at, name, ctx.env);
+  ctx.secrets.push(...result.secrets);
+  if (result.warning) warn(redact(result.warning, ctx.secrets));
+  if (result.started) note(`started a new worker for migration ${name}`);
+  return result;
+}
+
+export async function showCommand(
+  ctx: CliContext,
+  opts: { migrationName: string; json?: boolean },
+): Promise<number> {
+  checkMigrationName(opts.migrationName);
+  let outputs = await getMigration(ctx.at, opts.migrationName);
+  if (!outputs) throw noSuchMigration(ctx, opts.migrationName);
+  if (!isEnded(outputs.state)) {
+    const revived = await revive(ctx, opts.migrationName);
+    if (revived.started) outputs = (await getMigration(ctx.at, opts.migrationName)) ?? outputs;
+  }
+  await print(ctx, outputs, opts.json);
+  return EXIT_OK;
+}
+
+export async function updateCommand(
+  ctx: CliContext,
+  opts: {
+    migrationName: string;
+    cutover?: boolean;
+    cancel?: boolean;
+    wait?: boolean;
+    json?: boolean;
+  },
+): Promise<number> {
+  checkMigrationName(opts.migrationName);
+  if (Boolean(opts.cutover) === Boolean(opts.cancel)) {
+    throw new UsageError("update needs exactly one of --cutover or --cancel");
+  }
+  const action = opts.cutover ? "cutover" : "cancel";
+  const before = await getMigration(ctx.at, opts.migrationName);
+  if (!before) throw noSuchMigration(ctx, opts.migrationName);
+  await requestAction(ctx.at, opts.migrationName, action);
+  // The worker carries the action out, so it has to be running.
+  const revived = await revive(ctx, opts.migrationName);
+  let outputs: MigrationOutputs;
+  if (opts.wait) {
+    outputs = await waitWithProgress(
+      ctx,
+      opts.migrationName,
+      (o) => isEnded(o.state),
+      revived.spec,
+      revived.spec ? revived.runtime : undefined,
+    );
+  } else {
+    outputs = (await getMigration(ctx.at, opts.migrationName)) ?? before;
+  }
+  await print(ctx, outputs, opts.json);
+  return opts.wait ? exitCodeForState(outputs.state) : EXIT_OK;
+}
+
+export async function checkNameCommand(
+  ctx: CliContext,
+  opts: { migrationName: string; json?: boolean },
+): Promise<number> {
+  checkMigrationName(opts.migrationName);
+  const result = await checkNameAvailability(ctx.at, opts.migrationName);
+  if (opts.json) {
+    await outJson({ name: opts.migrationName, available: result.available, reason: result.reason });
+  } else if (result.available) {
+    await out(`${opts.migrationName} is available on ${ctx.label}`);
+  } else {
+    await out(
+      `${opts.migrationName} is not available on ${ctx.label}: ${result.reason ?? "in use"}`,
+    );
+  }
+  return EXIT_OK;
+}

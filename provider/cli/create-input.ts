@@ -1,0 +1,146 @@
+// `pgmigrate create`: the properties file, the --server URL, the flags and the environment's
+// passwords merged into one input object for resolveSpec(). Disagreements are usage errors.
+import { MODES, OPTIONS } from "../inputs";
+import { normalizeEnum } from "./input-builder";
+import { lookupPgpass } from "./pgpass";
+import type { ParsedProperties } from "./properties";
+import { resolveTargetPassword, type ServerUrl } from "./server";
+import { UsageError } from "./usage";
+
+export interface CreateFlags {
+  readonly migrationName: string;
+  readonly migrationMode?: string;
+  readonly migrationOption?: string;
+}
+
+export interface CreateInput {
+  /** Input object for resolveSpec(). Holds passwords: never print it. */
+  readonly input: Record<string, unknown>;
+  /** Every password in play, for redact(). */
+  readonly secrets: readonly string[];
+  readonly warnings: readonly string[];
+}
+
+type Fields = Record<string, unknown>;
+
+const objectAt = (input: Fields, key: string): Fields => {
+  const value = input[key];
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) return value as Fields;
+  const created: Fields = {};
+  input[key] = created;
+  return created;
+};
+
+/** A flag and a file key that must agree when both are given. */
+function agree(
+  props: ParsedProperties,
+  input: Fields,
+  key: string,
+  flag: string,
+  value: unknown,
+): void {
+  if (value === undefined) return;
+  if (input[key] !== undefined && input[key] !== value) {
+    throw new UsageError(`${flag} and ${props.origins.get(key) ?? key} disagree; keep one of them`);
+  }
+  input[key] = value;
+}
+
+/** Target fields the file may repeat but --server decides. */
+function checkTarget(props: ParsedProperties, target: Fields, server: ServerUrl): void {
+  const origin = (field: string): string => props.origins.get(`target.${field}`) ?? field;
+  if (
+    target.host !== undefined &&
+    String(target.host).toLowerCase() !== server.host.toLowerCase()
+  ) {
+    throw new UsageError(`${origin("host")} names another server than --server (${server.host})`);
+  }
+  if (target.port !== undefined && Number(target.port) !== server.port) {
+    throw new UsageError(`${origin("port")} disagrees with the port of --server (${server.port})`);
+  }
+  if (
+    target.username !== undefined &&
+    server.usernameGiven &&
+    target.username !== server.username
+  ) {
+    throw new UsageError(`${origin("username")} disagrees with the user of --server`);
+  }
+  if (target.sslMode !== undefined && server.sslModeGiven && target.sslMode !== server.sslMode) {
+    throw new UsageError(`${origin("sslMode")} disagrees with sslmode of --server`);
+  }
+}
+
+/** Builds the resolveSpec() input; throws UsageError when the sources of truth disagree. */
+export function buildCreateInput(
+  props: ParsedProperties,
+  server: ServerUrl,
+  flags: CreateFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): CreateInput {
+  const input = structuredClone(props.input) as Fields;
+  const warnings: string[] = [];
+
+  agree(props, input, "migrationName", "--migration-name", flags.migrationName);
+  const mode = flags.migrationMode && normalizeEnum(flags.migrationMode, MODES);
+  const option = flags.migrationOption && normalizeEnum(flags.migrationOption, OPTIONS);
+  agree(props, input, "mode", "--migration-mode", mode || undefined);
+  agree(props, input, "option", "--migration-option", option || undefined);
+
+  if (input.controlDatabase !== undefined && server.databaseGiven) {
+    if (input.controlDatabase !== server.controlDatabase) {
+      throw new UsageError(
+        `${props.origins.get("controlDatabase")} disagrees with the database of --server`,
+      );
+    }
+  }
+  input.controlDatabase ??= server.controlDatabase;
+
+  const target = objectAt(input, "target");
+  checkTarget(props, target, server);
+  const username = server.usernameGiven
+    ? server.username
+    : typeof target.username === "string"
+      ? target.username
+      : server.username;
+  const targetPassword = resolveTargetPassword(
+    { ...server, username },
+    typeof target.password === "string" ? target.password : undefined,
+    env,
+  );
+  warnings.push(...targetPassword.warnings);
+  Object.assign(target, {
+    host: server.host,
+    port: server.port,
+    username,
+    password: targetPassword.password,
+    sslMode: server.sslModeGiven ? server.sslMode : (target.sslMode ?? server.sslMode),
+    sslRootCert: server.sslRootCert ?? target.sslRootCert,
+  });
+  if (target.password === undefined) delete target.password;
+  if (target.sslRootCert === undefined) delete target.sslRootCert;
+
+  const source = objectAt(input, "source");
+  if (source.password === undefined) {
+    // The source's password: the file, then PGMIGRATE_SOURCE_PASSWORD, then the password file.
+    if (env.PGMIGRATE_SOURCE_PASSWORD) {
+      source.password = env.PGMIGRATE_SOURCE_PASSWORD;
+    } else if (typeof source.host === "string" && typeof source.username === "string") {
+      const databases = Array.isArray(input.databases) ? input.databases : [];
+      const found = lookupPgpass(
+        {
+          host: source.host,
+          port: Number(source.port ?? 5432),
+          database: typeof databases[0] === "string" ? databases[0] : "postgres",
+          username: source.username,
+        },
+        env,
+      );
+      if (found.warning) warnings.push(found.warning);
+      if (found.password !== undefined) source.password = found.password;
+    }
+  }
+  const secrets = [source.password, target.password].filter(
+    (p): p is string => typeof p === "string" && p.length > 0,
+  );
+  return { input, secrets, warnings };
+}

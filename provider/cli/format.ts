@@ -1,0 +1,168 @@
+// Text the CLI prints for people: the `list` grid, the `show` summary, `--wait` progress lines.
+// (`--json` prints the MigrationOutputs object instead and nothing else.)
+import type { MigrationListItem } from "../engine";
+import type { CheckResult, DbDetails, MigrationOutputs } from "../types";
+
+/** "45s", "3m 12s", "2h 05m", "3d 04h". */
+export function formatDuration(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) {
+    return "-";
+  }
+  const s = Math.floor(seconds);
+  const pad = (n: number): string => String(n).padStart(2, "0");
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
+  return `${Math.floor(s / 86400)}d ${pad(Math.floor((s % 86400) / 3600))}h`;
+}
+
+/** ISO timestamp → "2025-03-01 14:02:07Z" (UTC, seconds). */
+export function formatTime(iso: string | null | undefined): string {
+  if (!iso) return "-";
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  return date
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d+Z$/, "Z");
+}
+
+/** "0.4 s", "12 s", "-" when unknown. */
+export function formatLatency(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "-";
+  return seconds < 10 ? `${seconds.toFixed(1)} s` : `${Math.round(seconds)} s`;
+}
+
+/** Left-aligned columns separated by two spaces; trailing blanks trimmed. */
+export function formatGrid(
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]))
+      .join("  ")
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}
+
+export const LIST_COLUMNS = [
+  "Name",
+  "Status",
+  "Migration mode",
+  "Migration type",
+  "Source server",
+  "Source server type",
+  "Databases",
+  "Duration",
+  "Start time",
+] as const;
+
+/** The `list` grid, in the engine's order (newest first). */
+export function formatList(items: readonly MigrationListItem[], now = Date.now()): string {
+  const rows = items.map((m) => {
+    let duration = m.durationSeconds;
+    if (duration === null && m.startedOn) {
+      const end = m.endedOn ? Date.parse(m.endedOn) : now;
+      duration = (end - Date.parse(m.startedOn)) / 1000;
+    }
+    return [
+      m.name,
+      m.state,
+      m.migrationMode,
+      m.migrationOption,
+      m.sourceServer,
+      m.sourceServerType || "-",
+      m.databases.join(", "),
+      formatDuration(duration),
+      formatTime(m.startedOn),
+    ];
+  });
+  return formatGrid(LIST_COLUMNS, rows);
+}
+
+/** Tables done out of all tables of one database, e.g. "12/14". */
+function tableCount(d: DbDetails): string {
+  const total =
+    d.fullLoadQueuedTables +
+    d.fullLoadLoadingTables +
+    d.fullLoadCompletedTables +
+    d.fullLoadErroredTables;
+  return `${d.fullLoadCompletedTables}/${total}`;
+}
+
+function checkLines(scope: string, checks: readonly CheckResult[]): string[] {
+  return checks
+    .filter((c) => c.state !== "Succeeded")
+    .map(
+      (c) =>
+        `  ${c.state === "Failed" ? "✗" : "!"} ${scope}: ${c.type} ${c.state}` +
+        (c.messages.length > 0 ? ` — ${c.messages.join("; ")}` : ""),
+    );
+}
+
+function databaseLines(d: DbDetails): string[] {
+  const lines = [
+    `  ${d.databaseName}: ${d.migrationState}, tables ${tableCount(d)} copied` +
+      (d.fullLoadLoadingTables > 0 ? `, ${d.fullLoadLoadingTables} loading` : "") +
+      (d.fullLoadErroredTables > 0 ? `, ${d.fullLoadErroredTables} errored` : ""),
+    `    changes: ${d.cdcInsertCounter} inserts, ${d.cdcUpdateCounter} updates, ` +
+      `${d.cdcDeleteCounter} deletes; applied ${d.appliedChanges}, incoming ${d.incomingChanges}; ` +
+      `latency ${formatLatency(d.latencySeconds)}`,
+  ];
+  if (d.message) lines.push(`    ${d.message}`);
+  return lines;
+}
+
+/** The readable `show` summary. */
+export function formatShow(o: MigrationOutputs, server: string, now = Date.now()): string {
+  const running = o.startedOn
+    ? formatDuration(((o.endedOn ? Date.parse(o.endedOn) : now) - Date.parse(o.startedOn)) / 1000)
+    : "-";
+  const lines = [
+    `Migration:  ${o.migrationName} on ${server}`,
+    `Status:     ${o.state} (${o.substate})`,
+    `Mode:       ${o.migrationMode}, ${o.migrationOption}`,
+    `Started:    ${formatTime(o.startedOn)}    Ended: ${formatTime(o.endedOn)}    Duration: ${running}`,
+    `Latency:    ${formatLatency(o.latencySeconds)}`,
+  ];
+  if (o.error) lines.push(`Error:      ${o.error}`);
+  if (o.validation) {
+    lines.push(`Validation: ${o.validation.status}`);
+    lines.push(...checkLines("server", o.validation.serverLevel));
+    for (const db of o.validation.databaseLevel) {
+      lines.push(...checkLines(db.databaseName, db.summary));
+    }
+  }
+  const dbs = Object.values(o.dbDetails);
+  if (dbs.length > 0) {
+    lines.push("Databases:");
+    for (const d of dbs) lines.push(...databaseLines(d));
+  }
+  if (o.verification) {
+    const mismatched = o.verification.tables.filter((t) => !t.match && !t.skippedReason);
+    const skipped = o.verification.tables.filter((t) => t.skippedReason).length;
+    lines.push(
+      `Verification: ${o.verification.status} (${o.verification.tables.length} tables, ` +
+        `${mismatched.length} mismatched${skipped > 0 ? `, ${skipped} skipped` : ""})`,
+    );
+    for (const t of mismatched) {
+      lines.push(
+        `  ✗ ${t.databaseName} ${t.table}: source ${t.sourceRows} rows, target ${t.targetRows} rows`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
+/** One `--wait` progress line (stderr); printed only when it changes. */
+export function formatProgressLine(o: MigrationOutputs): string {
+  const dbs = Object.values(o.dbDetails).map((d) => {
+    const changes = d.cdcInsertCounter + d.cdcUpdateCounter + d.cdcDeleteCounter;
+    const cdc = o.migrationMode === "Online" && changes > 0 ? `, ${changes} changes` : "";
+    return `${d.databaseName} ${d.migrationState} ${tableCount(d)} tables${cdc}`;
+  });
+  const latency = o.latencySeconds === null ? "" : ` latency ${formatLatency(o.latencySeconds)}`;
+  return `${o.state}/${o.substate}${latency}${dbs.length > 0 ? " — " + dbs.join("; ") : ""}`;
+}

@@ -1,0 +1,163 @@
+#!/usr/bin/env node
+// pgmigrate: the command line (mirrors `az postgres flexible-server migration`). Parses the
+// arguments with commander, runs one command, and maps every outcome to exit code 0, 1 or 2.
+import fs from "node:fs";
+import path from "node:path";
+import { Command, CommanderError, Option } from "commander";
+import {
+  checkNameCommand,
+  createCommand,
+  listCommand,
+  showCommand,
+  updateCommand,
+} from "./commands";
+import { openContext, type CliContext } from "./context";
+import { runtimeCommand } from "./runtime";
+import { describeFailure, EXIT_USAGE } from "./usage";
+import { watchCommand } from "./watch";
+
+function packageVersion(): string {
+  try {
+    const file = path.join(__dirname, "..", "..", "..", "package.json");
+    return (JSON.parse(fs.readFileSync(file, "utf8")) as { version?: string }).version ?? "0.0.0";
+  } catch {
+    return "0.0.0";
+  }
+}
+
+/** Passwords the process may know of before any command looks: all are redacted from errors. */
+function environmentSecrets(env: NodeJS.ProcessEnv): string[] {
+  return [env.PGMIGRATE_SOURCE_PASSWORD, env.PGMIGRATE_TARGET_PASSWORD, env.PGPASSWORD].filter(
+    (p): p is string => typeof p === "string" && p.length > 0,
+  );
+}
+
+type Handler<O> = (ctx: CliContext, opts: O) => Promise<number>;
+
+/** Builds the program; `finish` receives the exit code of the command that ran. */
+export function buildProgram(
+  env: NodeJS.ProcessEnv,
+  secrets: string[],
+  finish: (code: number) => void,
+): Command {
+  const program = new Command("pgmigrate")
+    .description("Migrate PostgreSQL databases offline or online (logical replication).")
+    .version(packageVersion())
+    .exitOverride()
+    .configureOutput({
+      // One line, in the same voice as every other error of the tool.
+      outputError: (text, write) => write(`pgmigrate: ${text.replace(/^error: /, "")}`),
+    })
+    .showSuggestionAfterError(true);
+
+  const server = (): Option =>
+    new Option(
+      "--server <url>",
+      "target server as a libpq URL, e.g. postgresql://user@host:5432/postgres (the path is the control database)",
+    ).makeOptionMandatory();
+  const name = (required = true): Option => {
+    const option = new Option(
+      "--migration-name <name>",
+      "migration name (lowercase letters, digits, hyphens)",
+    );
+    return required ? option.makeOptionMandatory() : option;
+  };
+  const json = (): Option =>
+    new Option("--json", "print the migration's output object as JSON and nothing else");
+  const wait = (): Option =>
+    new Option("--wait", "block until the migration needs the user (cutover) or ended");
+  const run =
+    <O>(handler: Handler<O>) =>
+    async (opts: O & { server: string }): Promise<void> => {
+      // Commands add the passwords they learn (properties file, password file) to `secrets`.
+      const ctx = openContext(opts.server, env, secrets);
+      finish(await handler(ctx, opts));
+    };
+
+  program
+    .command("create")
+    .description("create and start a migration")
+    .addOption(server())
+    .addOption(name())
+    .option("--migration-mode <mode>", "Offline (default) or Online")
+    .option("--migration-option <option>", "Validate, Migrate or ValidateAndMigrate (default)")
+    .requiredOption(
+      "--properties <file>",
+      "migration properties (JSON, reference service format or ours)",
+    )
+    .addOption(wait())
+    .addOption(json())
+    .action(run(createCommand));
+  program
+    .command("list")
+    .description("list the migrations of a target server, newest first")
+    .addOption(server())
+    .option("--filter <filter>", "Active or All", "Active")
+    .addOption(json())
+    .action(run(listCommand));
+  program
+    .command("show")
+    .description("show a migration's state, progress, validation and verification")
+    .addOption(server())
+    .addOption(name())
+    .addOption(json())
+    .action(run(showCommand));
+  program
+    .command("update")
+    .description("trigger the cutover of an online migration, or cancel a migration")
+    .addOption(server())
+    .addOption(name())
+    .addOption(new Option("--cutover", "cut over (online migrations)").conflicts("cancel"))
+    .addOption(new Option("--cancel", "cancel and roll the target back").conflicts("cutover"))
+    .addOption(wait())
+    .addOption(json())
+    .action(run(updateCommand));
+  program
+    .command("check-name-availability")
+    .description("check whether a migration name is free on the target server")
+    .addOption(server())
+    .addOption(name())
+    .addOption(json())
+    .action(run(checkNameCommand));
+  program
+    .command("watch")
+    .description("live progress bars during the copy, latency and counters during replication")
+    .addOption(server())
+    .addOption(name())
+    .action(run(watchCommand));
+  program
+    .command("runtime")
+    .description("run the migration worker (one migration, or every claimable one)")
+    .addOption(server())
+    .addOption(name(false))
+    .action(run(runtimeCommand));
+  return program;
+}
+
+/** Runs the CLI with `argv` (as process.argv) and exits with the command's exit code. */
+export async function main(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<never> {
+  const secrets = environmentSecrets(env);
+  let exitCode = 0;
+  const program = buildProgram(env, secrets, (code) => {
+    exitCode = code;
+  });
+  try {
+    await program.parseAsync([...argv]);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // commander already printed its one-line message (or the help/version text).
+      exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE;
+    } else {
+      const failure = describeFailure(err, secrets);
+      process.stderr.write(failure.line + "\n");
+      if (failure.stack && env.PGMIGRATE_DEBUG) process.stderr.write(failure.stack + "\n");
+      exitCode = failure.exitCode;
+    }
+  }
+  process.exit(exitCode);
+}
+
+if (require.main === module) void main(process.argv);

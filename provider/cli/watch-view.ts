@@ -1,0 +1,116 @@
+// What `pgmigrate watch` draws: per-table progress bars during the copy, and per database the
+// latency and change counters during replication. Pure functions of one snapshot.
+import type { MigrationOutputs } from "../types";
+import { formatDuration, formatLatency, formatProgressLine } from "./format";
+
+/** One table's copy progress (control store `tables` row). */
+export interface TableProgress {
+  readonly schema: string;
+  readonly name: string;
+  readonly state: "queued" | "loading" | "completed" | "errored";
+  readonly estimatedBytes: number;
+  readonly rows: number | null;
+  readonly bytes: number | null;
+  readonly error: string | null;
+}
+
+export interface WatchSnapshot {
+  readonly outputs: MigrationOutputs;
+  /** Per database, its tables (may be empty before the copy is planned). */
+  readonly tables: Readonly<Record<string, readonly TableProgress[]>>;
+}
+
+/** 1234567 → "1.2 MB". */
+export function formatBytes(bytes: number | null | undefined): string {
+  if (bytes === null || bytes === undefined || !Number.isFinite(bytes)) return "-";
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+/** "[#######-------------]" for a fraction 0..1. */
+export function progressBar(fraction: number, width = 20): string {
+  const f = Math.min(1, Math.max(0, Number.isFinite(fraction) ? fraction : 0));
+  const done = Math.round(f * width);
+  return `[${"#".repeat(done)}${"-".repeat(width - done)}]`;
+}
+
+function tableFraction(t: TableProgress): number {
+  if (t.state === "completed") return 1;
+  if (t.state === "queued") return 0;
+  if (!t.estimatedBytes || t.bytes === null) return 0;
+  return t.bytes / t.estimatedBytes;
+}
+
+/** Loading tables first (they move), then errored, queued, completed; at most `limit` lines. */
+function tableLines(tables: readonly TableProgress[], limit: number): string[] {
+  const order = { loading: 0, errored: 1, queued: 2, completed: 3 } as const;
+  const sorted = [...tables].sort((a, b) => order[a.state] - order[b.state]);
+  const shown = sorted.slice(0, Math.max(1, limit));
+  const width = Math.min(40, Math.max(...shown.map((t) => t.schema.length + t.name.length + 1)));
+  const lines = shown.map((t) => {
+    const label = `${t.schema}.${t.name}`;
+    const clipped = label.length > width ? label.slice(0, width - 1) + "…" : label.padEnd(width);
+    const pct = `${Math.round(tableFraction(t) * 100)}%`.padStart(4);
+    const rows = t.rows === null ? "" : `${t.rows} rows  `;
+    const size = `${formatBytes(t.bytes ?? (t.state === "completed" ? t.estimatedBytes : 0))} / ${formatBytes(t.estimatedBytes)}`;
+    const tail = t.state === "errored" ? `  error: ${t.error ?? "unknown"}` : "";
+    return `    ${clipped} ${progressBar(tableFraction(t))} ${pct}  ${rows}${size}${tail}`;
+  });
+  if (sorted.length > shown.length) {
+    lines.push(`    … and ${sorted.length - shown.length} more tables`);
+  }
+  return lines;
+}
+
+/** The full-screen frame for a terminal of `rows` lines. */
+export function renderFrame(snapshot: WatchSnapshot, rows = 40, now = Date.now()): string[] {
+  const o = snapshot.outputs;
+  const elapsed = o.startedOn
+    ? formatDuration(((o.endedOn ? Date.parse(o.endedOn) : now) - Date.parse(o.startedOn)) / 1000)
+    : "-";
+  const lines = [
+    `${o.migrationName}  ${o.state} (${o.substate})  ${o.migrationMode}  elapsed ${elapsed}` +
+      (o.latencySeconds !== null ? `  latency ${formatLatency(o.latencySeconds)}` : ""),
+  ];
+  if (o.error) lines.push(`  error: ${o.error}`);
+  const dbs = Object.values(o.dbDetails);
+  // Table lines share what is left of the screen between databases that are copying.
+  const copying = dbs.filter((d) => d.fullLoadQueuedTables + d.fullLoadLoadingTables > 0);
+  const budget = Math.max(3, Math.floor((rows - 2 - dbs.length * 2) / Math.max(1, copying.length)));
+  for (const d of dbs) {
+    const total =
+      d.fullLoadQueuedTables +
+      d.fullLoadLoadingTables +
+      d.fullLoadCompletedTables +
+      d.fullLoadErroredTables;
+    lines.push(
+      `  ${d.databaseName}: ${d.migrationState}  tables ${d.fullLoadCompletedTables}/${total}` +
+        (d.message ? `  ${d.message}` : ""),
+    );
+    const tables = snapshot.tables[d.databaseName] ?? [];
+    if (copying.includes(d) && tables.length > 0) {
+      lines.push(...tableLines(tables, budget));
+    } else if (
+      o.migrationMode === "Online" &&
+      d.fullLoadQueuedTables + d.fullLoadLoadingTables === 0
+    ) {
+      lines.push(
+        `    latency ${formatLatency(d.latencySeconds)}  inserts ${d.cdcInsertCounter}  ` +
+          `updates ${d.cdcUpdateCounter}  deletes ${d.cdcDeleteCounter}  ` +
+          `applied ${d.appliedChanges}  incoming ${d.incomingChanges}`,
+      );
+    }
+  }
+  return lines;
+}
+
+/** One plain line per change when stdout is not a terminal. */
+export function renderPlainLine(snapshot: WatchSnapshot, now = new Date()): string {
+  return `${now.toISOString().slice(11, 19)} ${formatProgressLine(snapshot.outputs)}`;
+}

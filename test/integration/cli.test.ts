@@ -1,0 +1,568 @@
+// The pgmigrate command line on real servers, driven only through `node dist/provider/cli/main.js`:
+// an online migration from create to cutover, a killed worker brought back, the list grid,
+// every bad-input exit code, and no password in ps, control tables, worker log or --json output.
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { MigrationListItem } from "../../provider/engine";
+import type { DbDetails, MigrationOutputs } from "../../provider/types";
+import { compareDatabases } from "../support/checksum";
+import { loadFixture, writeWorkload, type WorkloadCounts } from "../support/fixture";
+import { startPostgres, type PgServer } from "../support/postgres";
+
+const MAIN = path.resolve(__dirname, "../../provider/cli/main.js");
+
+interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the CLI; passwords only ever travel in `env`. */
+function cli(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs = 240_000,
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MAIN, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Pids of the workers serving `name` (`pgmigrate runtime ... --migration-name name`). */
+function workerPids(name: string): number[] {
+  const ps = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });
+  return ps
+    .split("\n")
+    .filter((l) => l.includes(" runtime ") && new RegExp(`--migration-name ${name}(\\s|$)`).test(l))
+    .map((l) => Number(l.trim().split(/\s+/)[0]));
+}
+
+/**
+ * Every change of the workload is counted (a cross-partition UPDATE arrives as a DELETE and an
+ * INSERT, cascades add more, so only the total is exact), and each kind of counter rose.
+ */
+function caughtUp(before: DbDetails, now: DbDetails, counts: WorkloadCounts): boolean {
+  const total = (d: DbDetails): number =>
+    d.cdcInsertCounter + d.cdcUpdateCounter + d.cdcDeleteCounter;
+  return (
+    total(now) >= total(before) + counts.inserts + counts.updates + counts.deletes &&
+    (counts.inserts === 0 || now.cdcInsertCounter > before.cdcInsertCounter) &&
+    (counts.updates === 0 || now.cdcUpdateCounter > before.cdcUpdateCounter) &&
+    (counts.deletes === 0 || now.cdcDeleteCounter > before.cdcDeleteCounter)
+  );
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Every row of every control table, as text. */
+async function controlTablesText(target: PgServer): Promise<string> {
+  const tables = await target.query<{ name: string }>(
+    "SELECT quote_ident(table_name) AS name FROM information_schema.tables WHERE table_schema = 'pgmigrate'",
+  );
+  assert.ok(tables.length >= 4, "the control schema exists");
+  let text = "";
+  for (const t of tables) {
+    const rows = await target.query<{ row: string }>(
+      `SELECT t::text AS row FROM pgmigrate.${t.name} t`,
+    );
+    text += rows.map((r) => r.row).join("\n");
+  }
+  return text;
+}
+
+describe("pgmigrate command line", function () {
+  const suffix = randomBytes(3).toString("hex");
+  const online = `cli-online-${suffix}`;
+  const offline = `cli-offline-${suffix}`;
+  let source: PgServer;
+  let target: PgServer;
+  let dir: string;
+  let server: string;
+  let env: NodeJS.ProcessEnv;
+  let passwords: string[];
+  const transcripts: string[] = [];
+  const logFiles = new Set<string>();
+
+  /** Runs the CLI with the test's credentials in the environment and keeps the transcript. */
+  async function run(
+    args: readonly string[],
+    extraEnv: NodeJS.ProcessEnv = {},
+  ): Promise<CliResult> {
+    const merged: NodeJS.ProcessEnv = { ...env, ...extraEnv };
+    for (const [key, value] of Object.entries(extraEnv))
+      if (value === undefined) delete merged[key];
+    const result = await cli(args, merged);
+    transcripts.push(result.stdout, result.stderr);
+    return result;
+  }
+
+  async function showJson(name: string): Promise<MigrationOutputs> {
+    const result = await run(["show", "--server", server, "--migration-name", name, "--json"]);
+    assert.equal(result.code, 0, result.stderr);
+    return JSON.parse(result.stdout) as MigrationOutputs;
+  }
+
+  /** Asserts exit code 2 with exactly one line on stderr matching `pattern`. */
+  async function usageError(args: readonly string[], pattern: RegExp): Promise<void> {
+    const result = await run(args);
+    assert.equal(result.code, 2, `${args.join(" ")}: ${result.stdout}${result.stderr}`);
+    assert.equal(result.stdout, "");
+    const lines = result.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, result.stderr);
+    assert.match(lines[0], pattern);
+    assert.ok(!/\s+at \S+ \(/.test(result.stderr), "no stack trace");
+  }
+
+  function writeProperties(file: string, properties: Record<string, unknown>): string {
+    const full = path.join(dir, file);
+    fs.writeFileSync(full, JSON.stringify({ properties }, null, 2), { mode: 0o600 });
+    return full;
+  }
+
+  before(async () => {
+    [source, target] = await Promise.all([startPostgres(), startPostgres()]);
+    passwords = [source.password, target.password];
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgmigrate-cli-"));
+    await loadFixture(source, "orders", { rows: 200 });
+    await source.query("CREATE DATABASE ticketdb");
+    await source.query(
+      `CREATE TABLE tickets (id int PRIMARY KEY, title text NOT NULL);
+       INSERT INTO tickets SELECT i, 'ticket ' || i FROM generate_series(1, 500) i`,
+      [],
+      "ticketdb",
+    );
+    server = `postgresql://${target.user}@${target.host}:${target.port}/postgres?sslmode=disable`;
+    env = {
+      PGPASSWORD: target.password,
+      PGMIGRATE_SOURCE_PASSWORD: source.password,
+      PGPASSFILE: path.join(dir, "no-pgpass"),
+    };
+  });
+
+  after(async () => {
+    for (const name of [online, offline, `cli-cancel-${suffix}`]) {
+      for (const pid of workerPids(name)) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+    }
+    await Promise.all([source?.stop(), target?.stop()]);
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    for (const file of logFiles) fs.rmSync(file, { force: true });
+  });
+
+  async function rememberLogs(): Promise<void> {
+    const rows = await target.query<{ worker_log: string | null }>(
+      "SELECT worker_log FROM pgmigrate.migrations",
+    );
+    for (const r of rows) if (r.worker_log) logFiles.add(r.worker_log);
+  }
+
+  it("creates an online migration and waits until it needs the cutover", async () => {
+    const props = writeProperties("online.json", {
+      SourceDBServerResourceId: `${source.host}:${source.port}@${source.user}`,
+      SecretParameters: { AdminCredentials: { SourceServerPassword: source.password } },
+      DBsToMigrate: ["orders"],
+      OverwriteDBsInTarget: "true",
+      sourceType: "OnPremises",
+      sslMode: "Disable",
+      SetupLogicalReplicationOnSourceDbIfNeeded: "true",
+      Cutover: false,
+    });
+    const result = await run([
+      "create",
+      "--server",
+      server,
+      "--migration-name",
+      online,
+      "--migration-mode",
+      "online",
+      "--properties",
+      props,
+      "--wait",
+      "--json",
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    const outputs = JSON.parse(result.stdout) as MigrationOutputs;
+    assert.equal(outputs.migrationName, online);
+    assert.equal(outputs.state, "WaitingForUserAction");
+    assert.equal(outputs.substate, "WaitingForCutoverTrigger");
+    assert.equal(outputs.migrationMode, "Online");
+    const shown = await showJson(online);
+    assert.equal(shown.state, "WaitingForUserAction");
+    assert.equal(shown.substate, "WaitingForCutoverTrigger");
+    assert.equal(workerPids(online).length, 1, "one worker serves the migration");
+    await rememberLogs();
+  });
+
+  it("replicates writes: counters rise and latency falls to ~0", async () => {
+    const before = (await showJson(online)).dbDetails.orders;
+    const counts = await writeWorkload(source, "orders", { transactions: 15 });
+    let last: MigrationOutputs | undefined;
+    for (let i = 0; i < 90; i++) {
+      last = await showJson(online);
+      const d = last.dbDetails.orders;
+      if (
+        caughtUp(before, d, counts) &&
+        d.appliedChanges === d.incomingChanges &&
+        last.latencySeconds !== null &&
+        last.latencySeconds < 5
+      ) {
+        return;
+      }
+      await sleep(1000);
+    }
+    assert.fail(
+      `replication did not catch up with ${JSON.stringify(counts)}: ${JSON.stringify(last?.dbDetails)}`,
+    );
+  });
+
+  it("keeps passwords out of ps, the control tables and the worker's log", async () => {
+    const ps = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" });
+    assert.ok(
+      ps.includes(`--migration-name ${online}`),
+      "ps shows which migration a worker serves",
+    );
+    await rememberLogs();
+    const tables = await controlTablesText(target);
+    assert.ok(logFiles.size > 0, "the worker's log file is recorded");
+    for (const password of passwords) {
+      assert.ok(!ps.includes(password), "no password in ps output");
+      assert.ok(!tables.includes(password), "no password in the control tables");
+      for (const log of logFiles) {
+        assert.ok(!fs.readFileSync(log, "utf8").includes(password), `no password in ${log}`);
+      }
+    }
+  });
+
+  it("brings a killed worker back on show, and the new worker carries on", async () => {
+    const before = (await showJson(online)).dbDetails.orders;
+    const [killed] = workerPids(online);
+    process.kill(killed, "SIGKILL");
+    await sleep(500);
+    const counts = await writeWorkload(source, "orders", { transactions: 5 });
+    // The dead worker is noticed at once when its pid is gone, else when its heartbeat is stale.
+    // Without the source's password (the control store keeps none) show warns, and still shows.
+    let warned: CliResult | undefined;
+    for (let i = 0; i < 30; i++) {
+      warned = await run(["show", "--server", server, "--migration-name", online, "--json"], {
+        PGMIGRATE_SOURCE_PASSWORD: undefined,
+      });
+      assert.equal(warned.code, 0, warned.stderr);
+      assert.equal((JSON.parse(warned.stdout) as MigrationOutputs).migrationName, online);
+      if (
+        /warning: .*cannot be restarted from here: set PGMIGRATE_SOURCE_PASSWORD/.test(
+          warned.stderr,
+        )
+      )
+        break;
+      await sleep(2000);
+    }
+    assert.match(warned?.stderr ?? "", /set PGMIGRATE_SOURCE_PASSWORD/);
+    assert.deepEqual(workerPids(online), []);
+    let shown: CliResult | undefined;
+    for (let i = 0; i < 30; i++) {
+      shown = await run(["show", "--server", server, "--migration-name", online]);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, /Status:\s+(WaitingForUserAction|InProgress)/);
+      if (/started a new worker/.test(shown.stderr)) break;
+      await sleep(2000);
+    }
+    assert.match(shown?.stderr ?? "", /started a new worker/);
+    const revived = workerPids(online);
+    assert.equal(revived.length, 1);
+    assert.notEqual(revived[0], killed);
+    let last: MigrationOutputs | undefined;
+    for (let i = 0; i < 120; i++) {
+      last = await showJson(online);
+      const d = last.dbDetails.orders;
+      if (
+        last.state === "WaitingForUserAction" &&
+        caughtUp(before, d, counts) &&
+        d.appliedChanges === d.incomingChanges
+      ) {
+        await rememberLogs();
+        return;
+      }
+      await sleep(1000);
+    }
+    assert.fail(
+      `the new worker did not carry on with ${JSON.stringify(counts)}: ${JSON.stringify(last?.dbDetails)}`,
+    );
+  });
+
+  it("refuses bad input with one line and exit code 2", async () => {
+    const broken = path.join(dir, "broken.json");
+    fs.writeFileSync(broken, `{"properties": {"DBsToMigrate": ["a",], "x": "${source.password}"}}`);
+    const unknown = writeProperties("unknown.json", {
+      DBsToMigrate: ["ticketdb"],
+      Colour: "blue",
+      Flavour: 1,
+    });
+    const duplicate = writeProperties("dup.json", {
+      SourceDBServerResourceId: `${source.host}:${source.port}@${source.user}`,
+      DBsToMigrate: ["ticketdb"],
+      sslMode: "disable",
+    });
+    const create = (name: string, props: string): string[] => [
+      "create",
+      "--server",
+      server,
+      "--migration-name",
+      name,
+      "--properties",
+      props,
+    ];
+    const column = fs.readFileSync(broken, "utf8").indexOf(",]") + 2;
+    await usageError(
+      create("cli-x", broken),
+      new RegExp(`broken\\.json:1:${column}: malformed JSON`),
+    );
+    await usageError(
+      create("cli-x", unknown),
+      /unknown properties "properties\.Colour", "properties\.Flavour"/,
+    );
+    await usageError(create("Bad_Name", duplicate), /migration name "Bad_Name" may contain only/);
+    await usageError(
+      create(online, duplicate),
+      new RegExp(`"${online}" is already running .* different settings`),
+    );
+    await usageError(
+      ["show", "--server", server, "--migration-name", "nope"],
+      new RegExp(`no migration named nope on ${target.host}:${target.port}`),
+    );
+    await usageError(
+      ["update", "--server", server, "--migration-name", online],
+      /exactly one of --cutover or --cancel/,
+    );
+    await usageError(["list", "--server", server, "--bogus"], /unknown option '--bogus'/);
+  });
+
+  it("lists migrations newest first with the reference service's columns", async () => {
+    const props = writeProperties("offline.json", {
+      SourceDBServerResourceId: `${source.host}:${source.port}@${source.user}`,
+      DBsToMigrate: ["ticketdb"],
+      sslMode: "disable",
+      sourceType: "AWS_RDS",
+    });
+    const created = await run([
+      "create",
+      "--server",
+      server,
+      "--migration-name",
+      offline,
+      "--properties",
+      props,
+      "--wait",
+      "--json",
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    assert.equal((JSON.parse(created.stdout) as MigrationOutputs).state, "Succeeded");
+    await rememberLogs();
+
+    const all = await run(["list", "--server", server, "--filter", "All", "--json"]);
+    assert.equal(all.code, 0, all.stderr);
+    const items = JSON.parse(all.stdout) as MigrationListItem[];
+    assert.deepEqual(
+      items.map((m) => m.name),
+      [offline, online],
+    );
+    const grid = await run(["list", "--server", server, "--filter", "all"]);
+    const [header, first, second] = grid.stdout.trimEnd().split("\n");
+    assert.match(
+      header,
+      /^Name\s+Status\s+Migration mode\s+Migration type\s+Source server\s+Source server type\s+Databases\s+Duration\s+Start time$/,
+    );
+    assert.match(
+      first,
+      new RegExp(
+        `^${offline}\\s+Succeeded\\s+Offline\\s+ValidateAndMigrate\\s+${source.host}:${source.port}\\s+AWS_RDS\\s+ticketdb\\s`,
+      ),
+    );
+    assert.match(
+      second,
+      new RegExp(
+        `^${online}\\s+WaitingForUserAction\\s+Online\\s+ValidateAndMigrate\\s+${source.host}:${source.port}\\s+OnPremises\\s+orders\\s`,
+      ),
+    );
+    // The target password found the libpq way, in a password file.
+    const pgpass = path.join(dir, "pgpass");
+    fs.writeFileSync(
+      pgpass,
+      `# test\n${target.host}:${target.port}:*:${target.user}:${target.password}\n`,
+      {
+        mode: 0o600,
+      },
+    );
+    const active = await run(["list", "--server", server, "--json"], {
+      PGPASSWORD: undefined,
+      PGPASSFILE: pgpass,
+    });
+    assert.equal(active.code, 0, active.stderr);
+    assert.deepEqual(
+      (JSON.parse(active.stdout) as MigrationListItem[]).map((m) => m.name),
+      [online],
+    );
+
+    await usageError(
+      ["update", "--server", server, "--migration-name", offline, "--cancel"],
+      /already ended \(Succeeded\)/,
+    );
+    await usageError(
+      ["update", "--server", server, "--migration-name", offline, "--cutover"],
+      /already ended/,
+    );
+  });
+
+  it("cancels an online migration with update --cancel --wait and rolls the target back", async () => {
+    const name = `cli-cancel-${suffix}`;
+    await source.query("CREATE DATABASE canceldb");
+    await source.query(
+      "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100)",
+      [],
+      "canceldb",
+    );
+    const props = writeProperties("cancel.json", {
+      SourceDBServerResourceId: `${source.host}:${source.port}@${source.user}`,
+      DBsToMigrate: ["canceldb"],
+      sslMode: "disable",
+      MigrationMode: "Online",
+    });
+    const created = await run([
+      "create",
+      "--server",
+      server,
+      "--migration-name",
+      name,
+      "--properties",
+      props,
+      "--wait",
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stdout, /Status:\s+WaitingForUserAction \(WaitingForCutoverTrigger\)/);
+    const canceled = await run([
+      "update",
+      "--server",
+      server,
+      "--migration-name",
+      name,
+      "--cancel",
+      "--wait",
+      "--json",
+    ]);
+    assert.equal(canceled.code, 0, canceled.stderr);
+    assert.equal((JSON.parse(canceled.stdout) as MigrationOutputs).state, "Canceled");
+    const slots = await source.query(
+      "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgmigrate%' AND database = 'canceldb'",
+    );
+    assert.deepEqual(slots, []);
+    const dbs = await target.query("SELECT datname FROM pg_database WHERE datname = 'canceldb'");
+    assert.deepEqual(dbs, [], "the database the migration created is dropped");
+    await usageError(
+      ["update", "--server", server, "--migration-name", name, "--cancel"],
+      /already ended \(Canceled\)/,
+    );
+    await rememberLogs();
+  });
+
+  it("watch redraws in place on a terminal and stops on Ctrl-C", async () => {
+    // `script` gives the CLI a pseudo-terminal; Ctrl-C typed into it reaches pgmigrate as SIGINT.
+    const command = `${process.execPath} ${MAIN} watch --server '${server}' --migration-name ${online}`;
+    const child = spawn("script", ["-qfec", command, "/dev/null"], {
+      env: { ...process.env, ...env, COLUMNS: "120", LINES: "40" },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let screen = "";
+    child.stdout.on("data", (c: Buffer) => (screen += c.toString()));
+    child.stderr.resume();
+    const exited = new Promise<number | null>((resolve) =>
+      child.on("close", (code) => resolve(code)),
+    );
+    await sleep(3500);
+    child.stdin.write("\x03");
+    assert.equal(await exited, 0, screen);
+    transcripts.push(screen);
+    assert.ok(
+      screen.includes("\x1b[?25l") && screen.includes("\x1b[?25h"),
+      "cursor hidden, then restored",
+    );
+    assert.match(screen, /\x1b\[\d+F\x1b\[J/, "later frames move up over the previous one");
+    assert.match(
+      screen,
+      new RegExp(`${online}\\s+WaitingForUserAction \\(WaitingForCutoverTrigger\\)`),
+    );
+    assert.match(screen, /latency \d+\.\d s\s+inserts \d+\s+updates \d+\s+deletes \d+/);
+  });
+
+  it("cuts over with update --cutover --wait, leaving identical data and no slot", async () => {
+    const result = await run([
+      "update",
+      "--server",
+      server,
+      "--migration-name",
+      online,
+      "--cutover",
+      "--wait",
+      "--json",
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    const outputs = JSON.parse(result.stdout) as MigrationOutputs;
+    assert.equal(outputs.state, "Succeeded");
+    const comparison = await compareDatabases(source, "orders", target, "orders");
+    assert.deepEqual(comparison.differences, []);
+    const slots = await source.query(
+      "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgmigrate%'",
+    );
+    assert.deepEqual(slots, []);
+    await usageError(
+      ["update", "--server", server, "--migration-name", online, "--cutover"],
+      /already ended/,
+    );
+    const watched = await run(["watch", "--server", server, "--migration-name", online]);
+    assert.equal(watched.code, 0, watched.stderr);
+    assert.match(watched.stdout, /Succeeded/);
+    await rememberLogs();
+  });
+
+  it("stops `pgmigrate runtime` cleanly on SIGTERM (exit 0)", async () => {
+    const child = spawn(process.execPath, [MAIN, "runtime", "--server", server], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.stdout.resume();
+    await sleep(3000);
+    const exited = new Promise<number | null>((resolve) =>
+      child.on("close", (code) => resolve(code)),
+    );
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0, stderr);
+  });
+
+  it("never printed a password, in --json output or anywhere else", () => {
+    const all = transcripts.join("\n");
+    assert.ok(all.length > 0);
+    for (const password of passwords) assert.ok(!all.includes(password), "a password was printed");
+  });
+});

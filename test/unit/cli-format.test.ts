@@ -1,0 +1,244 @@
+// What pgmigrate prints for people: the list grid, the show summary, watch's progress bars.
+import assert from "node:assert/strict";
+import type { MigrationListItem } from "../../provider/engine";
+import {
+  formatDuration,
+  formatList,
+  formatProgressLine,
+  formatShow,
+  LIST_COLUMNS,
+} from "../../provider/cli/format";
+import { formatBytes, progressBar, renderFrame } from "../../provider/cli/watch-view";
+import type { DbDetails, MigrationOutputs } from "../../provider/types";
+
+const item = (over: Partial<MigrationListItem>): MigrationListItem => ({
+  name: "orders-1",
+  state: "InProgress",
+  substate: "MigratingData",
+  migrationMode: "Online",
+  migrationOption: "ValidateAndMigrate",
+  sourceServer: "10.1.0.4:5432",
+  sourceServerType: "AWS_AURORA",
+  databases: ["orders", "ticketdb"],
+  startedOn: "2025-03-01T14:02:07.123Z",
+  endedOn: null,
+  durationSeconds: 3725,
+  ...over,
+});
+
+const db = (over: Partial<DbDetails>): DbDetails => ({
+  databaseName: "orders",
+  migrationState: "InProgress",
+  fullLoadQueuedTables: 0,
+  fullLoadLoadingTables: 0,
+  fullLoadCompletedTables: 12,
+  fullLoadErroredTables: 0,
+  cdcInsertCounter: 10,
+  cdcUpdateCounter: 2,
+  cdcDeleteCounter: 1,
+  appliedChanges: 13,
+  incomingChanges: 0,
+  latencySeconds: 0.25,
+  message: "",
+  startedOn: null,
+  endedOn: null,
+  ...over,
+});
+
+const outputs = (over: Partial<MigrationOutputs>): MigrationOutputs => ({
+  migrationName: "orders-1",
+  state: "WaitingForUserAction",
+  substate: "WaitingForCutoverTrigger",
+  migrationMode: "Online",
+  migrationOption: "ValidateAndMigrate",
+  latencySeconds: 0.25,
+  startedOn: "2025-03-01T14:02:07Z",
+  endedOn: null,
+  error: null,
+  validation: null,
+  dbDetails: { orders: db({}) },
+  verification: null,
+  ...over,
+});
+
+describe("pgmigrate output formatting", () => {
+  it("prints the list grid with the reference service's columns, in the given order", () => {
+    const text = formatList([
+      item({ name: "newer", migrationMode: "Offline", migrationOption: "Migrate" }),
+      item({ name: "older-one", state: "Succeeded", durationSeconds: 42, sourceServerType: "" }),
+    ]);
+    const lines = text.split("\n");
+    assert.equal(lines.length, 3);
+    const header = lines[0];
+    let at = -1;
+    for (const column of LIST_COLUMNS) {
+      const next = header.indexOf(column, at + 1);
+      assert.ok(next > at, `${column} follows the previous column in: ${header}`);
+      at = next;
+    }
+    assert.deepEqual(
+      [...LIST_COLUMNS],
+      [
+        "Name",
+        "Status",
+        "Migration mode",
+        "Migration type",
+        "Source server",
+        "Source server type",
+        "Databases",
+        "Duration",
+        "Start time",
+      ],
+    );
+    assert.ok(lines[1].startsWith("newer "));
+    assert.ok(lines[2].startsWith("older-one "));
+    // Columns line up: every row has its Status where the header has it.
+    const statusAt = header.indexOf("Status");
+    assert.equal(lines[1].slice(statusAt, statusAt + 10), "InProgress");
+    assert.equal(lines[2].slice(statusAt, statusAt + 9), "Succeeded");
+    assert.match(
+      lines[1],
+      /Offline\s+Migrate\s+10\.1\.0\.4:5432\s+AWS_AURORA\s+orders, ticketdb\s+1h 02m\s+2025-03-01 14:02:07Z$/,
+    );
+    assert.match(lines[2], /-\s+orders, ticketdb\s+42s\s+/);
+  });
+
+  it("formats durations at a useful precision", () => {
+    assert.equal(formatDuration(null), "-");
+    assert.equal(formatDuration(5.7), "5s");
+    assert.equal(formatDuration(192), "3m 12s");
+    assert.equal(formatDuration(7500), "2h 05m");
+    assert.equal(formatDuration(3 * 86400 + 4 * 3600 + 59), "3d 04h");
+  });
+
+  it("summarizes state, databases, failed validations and verification", () => {
+    const text = formatShow(
+      outputs({
+        state: "ValidationFailed",
+        substate: "Failed",
+        error: "validation failed",
+        validation: {
+          status: "Failed",
+          serverLevel: [
+            { type: "WalLevel", state: "Succeeded", messages: [] },
+            { type: "ReplicationSlots", state: "Warning", messages: ["only 2 free slots"] },
+          ],
+          databaseLevel: [
+            {
+              databaseName: "orders",
+              summary: [
+                {
+                  type: "ReplicaIdentity",
+                  state: "Failed",
+                  messages: ["public.t has no primary key"],
+                },
+              ],
+            },
+          ],
+        },
+        verification: {
+          status: "Failed",
+          tables: [
+            {
+              databaseName: "orders",
+              table: "public.a",
+              sourceRows: 3,
+              targetRows: 3,
+              match: true,
+            },
+            {
+              databaseName: "orders",
+              table: "public.b",
+              sourceRows: 5,
+              targetRows: 4,
+              match: false,
+            },
+          ],
+        },
+      }),
+      "127.0.0.1:5432",
+    );
+    assert.match(text, /Status:\s+ValidationFailed \(Failed\)/);
+    assert.match(text, /Error:\s+validation failed/);
+    assert.match(text, /! server: ReplicationSlots Warning — only 2 free slots/);
+    assert.match(text, /✗ orders: ReplicaIdentity Failed — public\.t has no primary key/);
+    assert.ok(!text.includes("WalLevel"), "succeeded checks are not listed");
+    assert.match(text, /orders: InProgress, tables 12\/12 copied/);
+    assert.match(text, /10 inserts, 2 updates, 1 deletes; applied 13, incoming 0; latency 0\.3 s/);
+    assert.match(text, /Verification: Failed \(2 tables, 1 mismatched\)/);
+    assert.match(text, /✗ orders public\.b: source 5 rows, target 4 rows/);
+  });
+
+  it("writes one progress line per state for --wait", () => {
+    assert.equal(
+      formatProgressLine(outputs({})),
+      "WaitingForUserAction/WaitingForCutoverTrigger latency 0.3 s — orders InProgress 12/12 tables, 13 changes",
+    );
+  });
+
+  it("draws progress bars per table during the copy and counters during replication", () => {
+    assert.equal(progressBar(0.5, 10), "[#####-----]");
+    assert.equal(progressBar(2, 4), "[####]");
+    assert.equal(formatBytes(2_700_000), "2.7 MB");
+    const copying = renderFrame({
+      outputs: outputs({
+        state: "InProgress",
+        substate: "MigratingData",
+        latencySeconds: null,
+        dbDetails: {
+          orders: db({
+            fullLoadQueuedTables: 1,
+            fullLoadLoadingTables: 1,
+            fullLoadCompletedTables: 1,
+          }),
+          ticketdb: db({ databaseName: "ticketdb", latencySeconds: 1.5 }),
+        },
+      }),
+      tables: {
+        orders: [
+          {
+            schema: "public",
+            name: "done",
+            state: "completed",
+            estimatedBytes: 1000,
+            rows: 10,
+            bytes: 1000,
+            error: null,
+          },
+          {
+            schema: "public",
+            name: "big",
+            state: "loading",
+            estimatedBytes: 2_000_000,
+            rows: 500,
+            bytes: 1_000_000,
+            error: null,
+          },
+          {
+            schema: "public",
+            name: "later",
+            state: "queued",
+            estimatedBytes: 10,
+            rows: null,
+            bytes: null,
+            error: null,
+          },
+        ],
+      },
+    });
+    assert.match(copying[0], /^orders-1\s+InProgress \(MigratingData\)\s+Online/);
+    const big = copying.findIndex((l) => l.includes("public.big"));
+    assert.ok(
+      big > 0 && big < copying.findIndex((l) => l.includes("public.done")),
+      "loading tables first",
+    );
+    assert.match(copying[big], /\[##########----------\]\s+50%\s+500 rows\s+1\.0 MB \/ 2\.0 MB/);
+    assert.ok(copying.some((l) => /public\.done\s+\[#{20}\] 100%/.test(l)));
+    assert.ok(
+      copying.some((l) =>
+        /latency 1\.5 s\s+inserts 10\s+updates 2\s+deletes 1\s+applied 13\s+incoming 0/.test(l),
+      ),
+      copying.join("\n"),
+    );
+  });
+});
