@@ -1,0 +1,300 @@
+// Target side of a stream: applies decoded transactions in source order, many per target
+// transaction, and records the last applied commit LSN in that same transaction.
+import type { Client } from "pg";
+import { connect } from "../pg/connect";
+import { MigrationError, SQLSTATE, isTransient, pgFields } from "../pg/errors";
+import { parseLsn } from "../pg/lsn";
+import type { Endpoint } from "../types";
+import { installBookkeeping, readAppliedLsn, recordAppliedLsn } from "./bookkeeping";
+import { STABLE_OUTPUT_SQL } from "./plugin";
+import type { CommitMessage, PgoutputMessage, RelationMessage } from "./pgoutput";
+import type { ApplyRelation, Change } from "./changes";
+import { planStatements } from "./plan";
+import { targetColumns } from "./target-columns";
+
+export interface ChangeCounts {
+  inserts: number;
+  updates: number;
+  deletes: number;
+  truncates: number;
+}
+
+/** Source transactions just committed on the target (or found to need nothing there). */
+export interface BatchResult {
+  /** Commit LSN and end of the last source transaction in the batch. */
+  readonly commitLsn: string;
+  readonly endLsn: string;
+  readonly commitTime: number;
+  /** False when the batch held no statements (empty or skipped transactions). */
+  readonly wroteTarget: boolean;
+  readonly counts: ChangeCounts;
+}
+
+/** Changes sent to the target inside the open transaction at a time: bounds memory. */
+const CHUNK_CHANGES = 1000;
+const CHUNK_BYTES = 8 * 1024 * 1024;
+/** A target transaction commits once it holds this many changes or is this old. */
+const BATCH_CHANGES = 1000;
+const BATCH_AGE_MS = 200;
+
+// Session settings: inputs parse as the walsender printed them; no timeouts end a long
+// batch; replica role keeps target triggers and FK actions from firing a second time.
+const SESSION_SQL =
+  `${STABLE_OUTPUT_SQL}; SET statement_timeout = 0; SET lock_timeout = 0; ` +
+  "SET idle_in_transaction_session_timeout = 0";
+
+const zeroCounts = (): ChangeCounts => ({ inserts: 0, updates: 0, deletes: 0, truncates: 0 });
+
+export class Applier {
+  private readonly relations = new Map<number, ApplyRelation>();
+  private nextRelationId = 1;
+  private pending: Change[] = [];
+  private pendingBytes = 0;
+  private targetTxnOpen = false;
+  private batchCounts = zeroCounts();
+  private batchChanges = 0;
+  private batchStartedAt = 0;
+  private lastCommit?: CommitMessage;
+  private inSourceTxn = false;
+  private skipping = false;
+
+  private constructor(
+    private readonly client: Client,
+    private readonly slotName: string,
+    /** Source transactions with commit LSN at or below this were applied before a restart. */
+    private readonly skipUpTo: bigint | undefined,
+    private readonly onCommitted: (batch: BatchResult) => void,
+  ) {}
+
+  /** Connects to the target database, installs the bookkeeping, reads the stored position. */
+  static async open(
+    target: Endpoint,
+    database: string,
+    slotName: string,
+    onCommitted: (batch: BatchResult) => void,
+  ): Promise<{ applier: Applier; storedLsn?: string }> {
+    const client = await connect(target, database, { applicationName: "pgmigrate_apply" });
+    try {
+      await client.query(SESSION_SQL);
+      await client.query("SET session_replication_role = replica").catch((err: unknown) => {
+        // Not superuser (and not granted SET on it, PG15+): apply in source order regardless.
+        if (pgFields(err).code !== SQLSTATE.insufficientPrivilege) throw err;
+      });
+      await installBookkeeping(client);
+      const storedLsn = await readAppliedLsn(client, slotName);
+      const skipUpTo = storedLsn === undefined ? undefined : parseLsn(storedLsn);
+      return { applier: new Applier(client, slotName, skipUpTo, onCommitted), storedLsn };
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Changes received since the last target commit (buffered or inside the open transaction). */
+  get uncommittedChanges(): number {
+    return this.batchChanges;
+  }
+
+  /** Between source transactions with everything received committed on the target. */
+  get idle(): boolean {
+    return !this.inSourceTxn && this.batchChanges === 0 && this.lastCommit === undefined;
+  }
+
+  get inTransaction(): boolean {
+    return this.inSourceTxn;
+  }
+
+  async handle(message: PgoutputMessage): Promise<void> {
+    switch (message.tag) {
+      case "relation":
+        this.relations.set(message.relationOid, this.toRelation(message));
+        return;
+      case "begin":
+        this.inSourceTxn = true;
+        this.skipping = this.skipUpTo !== undefined && parseLsn(message.commitLsn) <= this.skipUpTo;
+        if (this.batchChanges === 0 && this.lastCommit === undefined)
+          this.batchStartedAt = Date.now();
+        return;
+      case "commit":
+        this.inSourceTxn = false;
+        this.skipping = false;
+        this.lastCommit = message;
+        if (
+          this.batchChanges === 0 ||
+          this.batchChanges >= BATCH_CHANGES ||
+          Date.now() - this.batchStartedAt >= BATCH_AGE_MS
+        ) {
+          await this.commitBatch();
+        }
+        return;
+      case "ignored":
+        return;
+      default:
+        if (this.skipping) return;
+        await this.add(this.toChange(message));
+    }
+  }
+
+  /** Commits the batch if it is due (or `force`), provided no source transaction is half read. */
+  async flushIfDue(force: boolean): Promise<void> {
+    if (this.inSourceTxn || this.lastCommit === undefined) return;
+    if (
+      force ||
+      this.batchChanges >= BATCH_CHANGES ||
+      Date.now() - this.batchStartedAt >= BATCH_AGE_MS
+    ) {
+      await this.commitBatch();
+    }
+  }
+
+  /** Ends the target connection; an open target transaction rolls back with it. */
+  async close(): Promise<void> {
+    await this.client.end().catch(() => undefined);
+  }
+
+  // The source re-announces a relation after any cache invalidation (ANALYZE, an index):
+  // keep the known one, with its target columns and prepared statements, unless it changed.
+  private toRelation(message: RelationMessage): ApplyRelation {
+    const columns = message.columns.map((c) => c.name);
+    const keyColumns = message.columns.flatMap((c, i) => (c.isKey ? [i] : []));
+    const full = message.replicaIdentity === "f";
+    const known = this.relations.get(message.relationOid);
+    if (
+      known &&
+      known.schema === message.schema &&
+      known.name === message.name &&
+      known.full === full &&
+      known.columns.join("\0") === columns.join("\0") &&
+      known.keyColumns.join() === keyColumns.join()
+    ) {
+      return known;
+    }
+    const id = this.nextRelationId++;
+    return { id, schema: message.schema, name: message.name, columns, keyColumns, full };
+  }
+
+  private relation(oid: number): ApplyRelation {
+    const relation = this.relations.get(oid);
+    if (!relation)
+      throw new MigrationError(
+        "replicate",
+        `change for unknown relation ${oid} (no Relation message)`,
+      );
+    return relation;
+  }
+
+  private toChange(
+    message: Exclude<PgoutputMessage, { tag: "relation" | "begin" | "commit" | "ignored" }>,
+  ): Change {
+    switch (message.tag) {
+      case "insert":
+        return {
+          kind: "insert",
+          relation: this.relation(message.relationOid),
+          values: message.newTuple,
+        };
+      case "update":
+        return {
+          kind: "update",
+          relation: this.relation(message.relationOid),
+          old: message.oldTuple,
+          values: message.newTuple,
+        };
+      case "delete":
+        return {
+          kind: "delete",
+          relation: this.relation(message.relationOid),
+          old: message.oldTuple,
+        };
+      case "truncate":
+        return {
+          kind: "truncate",
+          relations: message.relationOids.map((oid) => this.relation(oid)),
+          cascade: message.cascade,
+          restartIdentity: message.restartIdentity,
+        };
+    }
+  }
+
+  private async add(change: Change): Promise<void> {
+    this.pending.push(change);
+    this.batchChanges++;
+    if (change.kind === "truncate") this.batchCounts.truncates++;
+    else {
+      this.batchCounts[`${change.kind}s`]++;
+      for (const v of change.kind === "delete" ? change.old : change.values) {
+        if (typeof v === "string") this.pendingBytes += v.length;
+      }
+    }
+    if (this.pending.length >= CHUNK_CHANGES || this.pendingBytes >= CHUNK_BYTES)
+      await this.flushPending();
+  }
+
+  /** Sends buffered changes into the open target transaction (opening it if needed). */
+  private async flushPending(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const changes = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    for (const change of changes) {
+      for (const relation of change.kind === "truncate" ? change.relations : [change.relation]) {
+        if (!relation.target) {
+          relation.target = await targetColumns(this.client, relation).catch((err: unknown) => {
+            throw applyError(err, relation);
+          });
+        }
+      }
+    }
+    const statements = planStatements(changes);
+    if (statements.length > 0 && !this.targetTxnOpen) {
+      await this.client.query("BEGIN");
+      this.targetTxnOpen = true;
+    }
+    for (const s of statements) {
+      try {
+        await this.client.query(
+          s.name
+            ? { name: s.name, text: s.text, values: s.values }
+            : { text: s.text, values: s.values },
+        );
+      } catch (err) {
+        throw applyError(err, s.relation);
+      }
+    }
+  }
+
+  private async commitBatch(): Promise<void> {
+    const last = this.lastCommit;
+    if (!last) return;
+    await this.flushPending();
+    const wroteTarget = this.targetTxnOpen;
+    if (wroteTarget) {
+      await recordAppliedLsn(this.client, this.slotName, last.commitLsn);
+      await this.client.query("COMMIT");
+      this.targetTxnOpen = false;
+    }
+    const counts = this.batchCounts;
+    this.batchCounts = zeroCounts();
+    this.batchChanges = 0;
+    this.lastCommit = undefined;
+    this.onCommitted({
+      commitLsn: last.commitLsn,
+      endLsn: last.endLsn,
+      commitTime: last.commitTime,
+      wroteTarget,
+      counts,
+    });
+  }
+}
+
+/** Connection losses pass through untouched (the stream retries them); the rest name the table. */
+function applyError(err: unknown, relation: ApplyRelation): unknown {
+  if (isTransient(err) || err instanceof MigrationError) return err;
+  const fields = pgFields(err);
+  const message = err instanceof Error ? err.message : String(err);
+  return new MigrationError(
+    "replicate",
+    `applying changes to ${relation.schema}.${relation.name} failed: ${message}`,
+    { cause: err, pg: fields.table ? {} : { schema: relation.schema, table: relation.name } },
+  );
+}

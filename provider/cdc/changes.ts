@@ -1,0 +1,64 @@
+// The vocabulary of apply: relations as the source announced them, changes decoded from the
+// stream, and the statements that apply them to the target.
+import type { ColumnValue } from "./pgoutput";
+
+/** What the target says about one column of a replicated table. */
+export interface TargetColumn {
+  /** format_type(atttypid, NULL): a type name usable in a cast. */
+  readonly typeName: string;
+  /** The type has a default btree operator class, so `=` is its equality. */
+  readonly hasEquality: boolean;
+  /** GENERATED ALWAYS AS IDENTITY: only INSERT ... OVERRIDING SYSTEM VALUE may set it. */
+  readonly identityAlways: boolean;
+  /** Covered by a unique or exclusion index (or the table has one on an expression). */
+  readonly inUniqueIndex: boolean;
+}
+
+/** A source relation as announced by a Relation message; replaced on a schema change. */
+export interface ApplyRelation {
+  /** Unique per session; part of prepared statement names. */
+  readonly id: number;
+  readonly schema: string;
+  readonly name: string;
+  readonly columns: readonly string[];
+  /** Indexes of the replica identity columns (all of them when `full`). */
+  readonly keyColumns: readonly number[];
+  /** REPLICA IDENTITY FULL: rows are found by all their old values. */
+  readonly full: boolean;
+  /** Filled from the target catalog before the first statement; aligned with `columns`. */
+  target?: readonly TargetColumn[];
+}
+
+export type Change =
+  | {
+      readonly kind: "insert";
+      readonly relation: ApplyRelation;
+      readonly values: readonly ColumnValue[];
+    }
+  | {
+      readonly kind: "update";
+      readonly relation: ApplyRelation;
+      /** Old key ('K', other columns null) or, for identity FULL, the whole old row ('O'). */
+      readonly old?: readonly ColumnValue[];
+      readonly values: readonly ColumnValue[];
+    }
+  | {
+      readonly kind: "delete";
+      readonly relation: ApplyRelation;
+      readonly old: readonly ColumnValue[];
+    }
+  | {
+      readonly kind: "truncate";
+      readonly relations: readonly ApplyRelation[];
+      readonly cascade: boolean;
+      readonly restartIdentity: boolean;
+    };
+
+export interface Statement {
+  /** Prepared statement name for shapes that repeat; unnamed otherwise. */
+  readonly name?: string;
+  readonly text: string;
+  readonly values: (string | null)[];
+  /** For error messages. */
+  readonly relation: ApplyRelation;
+}

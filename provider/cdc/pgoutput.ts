@@ -1,0 +1,232 @@
+// Decoder for the pgoutput logical replication protocol, version 1 (PostgreSQL 10+). Column
+// values stay the exact text PostgreSQL sent; an unchanged TOAST value is its own marker.
+import { formatLsn } from "../pg/lsn";
+
+/** A column whose TOASTed value did not change: the source did not send it. */
+export const UNCHANGED_TOAST: unique symbol = Symbol("unchanged TOAST value");
+
+/** Text as sent by the source's output function, NULL, or "unchanged TOAST value". */
+export type ColumnValue = string | null | typeof UNCHANGED_TOAST;
+
+export interface RelationColumn {
+  readonly name: string;
+  /** Part of the replica identity (every column when the identity is FULL). */
+  readonly isKey: boolean;
+  readonly typeOid: number;
+}
+
+/** 'd' default (primary key), 'n' nothing, 'f' full, 'i' index. */
+export type ReplicaIdentity = "d" | "n" | "f" | "i";
+
+export interface RelationMessage {
+  readonly tag: "relation";
+  readonly relationOid: number;
+  readonly schema: string;
+  readonly name: string;
+  readonly replicaIdentity: ReplicaIdentity;
+  readonly columns: readonly RelationColumn[];
+}
+
+export interface BeginMessage {
+  readonly tag: "begin";
+  /** LSN of the transaction's commit record. */
+  readonly commitLsn: string;
+  /** Milliseconds since the Unix epoch, source clock. */
+  readonly commitTime: number;
+  readonly xid: number;
+}
+
+export interface CommitMessage {
+  readonly tag: "commit";
+  readonly commitLsn: string;
+  /** End of the commit record: where streaming resumes after this transaction. */
+  readonly endLsn: string;
+  readonly commitTime: number;
+}
+
+export interface InsertMessage {
+  readonly tag: "insert";
+  readonly relationOid: number;
+  readonly newTuple: readonly ColumnValue[];
+}
+
+export interface UpdateMessage {
+  readonly tag: "update";
+  readonly relationOid: number;
+  /** Old replica identity ('K': key columns, others null) or whole old row ('O', identity FULL). */
+  readonly oldTuple?: readonly ColumnValue[];
+  readonly oldKind?: "key" | "full";
+  readonly newTuple: readonly ColumnValue[];
+}
+
+export interface DeleteMessage {
+  readonly tag: "delete";
+  readonly relationOid: number;
+  readonly oldTuple: readonly ColumnValue[];
+  readonly oldKind: "key" | "full";
+}
+
+export interface TruncateMessage {
+  readonly tag: "truncate";
+  readonly relationOids: readonly number[];
+  readonly cascade: boolean;
+  readonly restartIdentity: boolean;
+}
+
+/** Messages we do not act on: origin, type, logical decoding messages. */
+export interface IgnoredMessage {
+  readonly tag: "ignored";
+  readonly kind: string;
+}
+
+export type PgoutputMessage =
+  | RelationMessage
+  | BeginMessage
+  | CommitMessage
+  | InsertMessage
+  | UpdateMessage
+  | DeleteMessage
+  | TruncateMessage
+  | IgnoredMessage;
+
+const TRUNCATE_CASCADE = 1;
+const TRUNCATE_RESTART_SEQS = 2;
+// PostgreSQL timestamps count microseconds from 2000-01-01 00:00:00 UTC.
+const PG_EPOCH_MS = 946_684_800_000;
+
+class Reader {
+  private offset = 0;
+  constructor(private readonly buf: Buffer) {}
+
+  byte(): number {
+    return this.buf.readUInt8(this.offset++);
+  }
+  char(): string {
+    return String.fromCharCode(this.byte());
+  }
+  int16(): number {
+    const v = this.buf.readInt16BE(this.offset);
+    this.offset += 2;
+    return v;
+  }
+  int32(): number {
+    const v = this.buf.readInt32BE(this.offset);
+    this.offset += 4;
+    return v;
+  }
+  uint32(): number {
+    const v = this.buf.readUInt32BE(this.offset);
+    this.offset += 4;
+    return v;
+  }
+  lsn(): string {
+    const v = this.buf.readBigUInt64BE(this.offset);
+    this.offset += 8;
+    return formatLsn(v);
+  }
+  timestampMs(): number {
+    const micros = this.buf.readBigInt64BE(this.offset);
+    this.offset += 8;
+    return Number(micros / 1000n) + PG_EPOCH_MS;
+  }
+  /** NUL-terminated string (names in Relation messages). */
+  cstring(): string {
+    const end = this.buf.indexOf(0, this.offset);
+    if (end < 0) throw new Error("pgoutput: unterminated string");
+    const s = this.buf.toString("utf8", this.offset, end);
+    this.offset = end + 1;
+    return s;
+  }
+  /** Length-prefixed bytes as UTF-8 text: the connection's client_encoding is UTF8. */
+  text(): string {
+    const len = this.int32();
+    const s = this.buf.toString("utf8", this.offset, this.offset + len);
+    this.offset += len;
+    return s;
+  }
+  tuple(): ColumnValue[] {
+    const count = this.int16();
+    const values: ColumnValue[] = new Array<ColumnValue>(count);
+    for (let i = 0; i < count; i++) {
+      const kind = this.char();
+      if (kind === "n") values[i] = null;
+      else if (kind === "u") values[i] = UNCHANGED_TOAST;
+      else if (kind === "t") values[i] = this.text();
+      else throw new Error(`pgoutput: unexpected column kind '${kind}' (binary mode is not used)`);
+    }
+    return values;
+  }
+}
+
+/** Decodes one pgoutput message (the payload of an XLogData frame). */
+export function decodePgoutput(buf: Buffer): PgoutputMessage {
+  const r = new Reader(buf);
+  const kind = r.char();
+  switch (kind) {
+    case "B": {
+      const commitLsn = r.lsn();
+      const commitTime = r.timestampMs();
+      return { tag: "begin", commitLsn, commitTime, xid: r.uint32() };
+    }
+    case "C": {
+      r.byte(); // flags, unused
+      const commitLsn = r.lsn();
+      const endLsn = r.lsn();
+      return { tag: "commit", commitLsn, endLsn, commitTime: r.timestampMs() };
+    }
+    case "R": {
+      const relationOid = r.uint32();
+      const schema = r.cstring() || "pg_catalog";
+      const name = r.cstring();
+      const replicaIdentity = r.char() as ReplicaIdentity;
+      const count = r.int16();
+      const columns: RelationColumn[] = [];
+      for (let i = 0; i < count; i++) {
+        const flags = r.byte();
+        const columnName = r.cstring();
+        const typeOid = r.uint32();
+        r.int32(); // type modifier
+        columns.push({ name: columnName, isKey: (flags & 1) === 1, typeOid });
+      }
+      return { tag: "relation", relationOid, schema, name, replicaIdentity, columns };
+    }
+    case "I": {
+      const relationOid = r.uint32();
+      r.char(); // 'N'
+      return { tag: "insert", relationOid, newTuple: r.tuple() };
+    }
+    case "U": {
+      const relationOid = r.uint32();
+      let marker = r.char();
+      let oldTuple: ColumnValue[] | undefined;
+      let oldKind: "key" | "full" | undefined;
+      if (marker === "K" || marker === "O") {
+        oldKind = marker === "K" ? "key" : "full";
+        oldTuple = r.tuple();
+        marker = r.char();
+      }
+      if (marker !== "N") throw new Error(`pgoutput: update without new tuple ('${marker}')`);
+      return { tag: "update", relationOid, oldTuple, oldKind, newTuple: r.tuple() };
+    }
+    case "D": {
+      const relationOid = r.uint32();
+      const oldKind = r.char() === "O" ? "full" : "key";
+      return { tag: "delete", relationOid, oldKind, oldTuple: r.tuple() };
+    }
+    case "T": {
+      const count = r.int32();
+      const options = r.byte();
+      const relationOids: number[] = [];
+      for (let i = 0; i < count; i++) relationOids.push(r.uint32());
+      return {
+        tag: "truncate",
+        relationOids,
+        cascade: (options & TRUNCATE_CASCADE) !== 0,
+        restartIdentity: (options & TRUNCATE_RESTART_SEQS) !== 0,
+      };
+    }
+    default:
+      // 'O' origin, 'Y' type, 'M' message: nothing to apply.
+      return { tag: "ignored", kind };
+  }
+}

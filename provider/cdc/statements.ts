@@ -1,0 +1,215 @@
+// SQL for changes: one builder per statement shape. Values are always text parameters, names
+// always quoted; multi-row forms join a VALUES list on the key.
+import { MigrationError } from "../pg/errors";
+import { qualify, quoteIdent } from "../pg/ident";
+import type { ApplyRelation, Change, Statement, TargetColumn } from "./changes";
+import { UNCHANGED_TOAST, type ColumnValue } from "./pgoutput";
+
+/** Rows per multi-row statement (and PostgreSQL allows at most 65535 parameters). */
+export const MAX_ROWS_PER_STATEMENT = 500;
+const MAX_PARAMS = 65_535;
+
+export type Value = string | null;
+type UpdateChange = Extract<Change, { kind: "update" }>;
+
+export const isSent = (v: ColumnValue): v is Value => v !== UNCHANGED_TOAST;
+const col = (relation: ApplyRelation, i: number): string => quoteIdent(relation.columns[i]);
+const tableOf = (relation: ApplyRelation): string => qualify(relation.schema, relation.name);
+
+export function targetOf(relation: ApplyRelation): readonly TargetColumn[] {
+  if (!relation.target) throw new Error(`target columns of ${relation.name} are not loaded`);
+  return relation.target;
+}
+
+export function maxRows(width: number): number {
+  return Math.max(1, Math.min(MAX_ROWS_PER_STATEMENT, Math.floor(MAX_PARAMS / Math.max(1, width))));
+}
+
+// Prepared only when the same text will recur: single rows and full-size runs.
+function statement(
+  relation: ApplyRelation,
+  shape: string,
+  rows: number,
+  full: number,
+  text: string,
+  values: Value[],
+): Statement {
+  const name = rows === 1 || rows === full ? `pgm${relation.id}_${shape}_${rows}` : undefined;
+  return { name, text, values, relation };
+}
+
+function placeholders(from: number, count: number, casts?: readonly string[]): string {
+  const items = Array.from(
+    { length: count },
+    (_, j) => `$${from + j}${casts ? "::" + casts[j] : ""}`,
+  );
+  return `(${items.join(", ")})`;
+}
+
+/** How an update that finds its row by key is applied. */
+export interface KeyedUpdate {
+  readonly key: Value[];
+  /** Column indexes to SET (unchanged TOAST values left out). */
+  readonly set: number[];
+  readonly keyChanged: boolean;
+  readonly values: readonly ColumnValue[];
+}
+
+export function keyedUpdate(change: UpdateChange): KeyedUpdate {
+  const { relation, old, values } = change;
+  const keys = relation.keyColumns;
+  if (keys.length === 0) {
+    throw new MigrationError(
+      "replicate",
+      `table ${relation.schema}.${relation.name} has no replica identity: add a primary key or set REPLICA IDENTITY FULL`,
+      { pg: { schema: relation.schema, table: relation.name } },
+    );
+  }
+  const newKey = keys.map((i) => values[i]);
+  const oldKey = old ? keys.map((i) => old[i]) : undefined;
+  const key = oldKey ?? newKey;
+  if (!key.every(isSent)) {
+    throw new MigrationError(
+      "replicate",
+      `an update of ${relation.schema}.${relation.name} does not identify its row`,
+      {
+        pg: { schema: relation.schema, table: relation.name },
+      },
+    );
+  }
+  const keyChanged = oldKey !== undefined && newKey.some((v, j) => isSent(v) && v !== oldKey[j]);
+  const target = targetOf(relation);
+  const isKey = new Set(keys);
+  const set = values
+    .map((_, i) => i)
+    .filter((i) => isSent(values[i]) && (keyChanged || !isKey.has(i)))
+    // Identity ALWAYS columns refuse explicit values in UPDATE; they do not change anyway.
+    .filter((i) => isKey.has(i) || !target[i].identityAlways);
+  return { key: key as Value[], set, keyChanged, values };
+}
+
+export function insertStatement(
+  relation: ApplyRelation,
+  rows: readonly (readonly ColumnValue[])[],
+): Statement {
+  const n = relation.columns.length;
+  const tuples = rows.map((_, r) => placeholders(r * n + 1, n));
+  const text =
+    `INSERT INTO ${tableOf(relation)} (${relation.columns.map((c) => quoteIdent(c)).join(", ")}) ` +
+    `OVERRIDING SYSTEM VALUE VALUES ${tuples.join(", ")}`;
+  return statement(relation, "i", rows.length, maxRows(n), text, rows.flat() as Value[]);
+}
+
+// One row: plain parameters take the column's type. Several rows: a VALUES list joined on the
+// key, with casts because VALUES columns have no type of their own.
+export function updateStatement(
+  relation: ApplyRelation,
+  shapeId: string,
+  rows: readonly KeyedUpdate[],
+): Statement {
+  const keys = relation.keyColumns;
+  const set = rows[0].set;
+  const width = set.length + keys.length;
+  const values = rows.flatMap((row) => [...set.map((i) => row.values[i] as Value), ...row.key]);
+  if (rows.length === 1) {
+    const sets = set.map((i, j) => `${col(relation, i)} = $${j + 1}`);
+    const where = keys.map((i, j) => `${col(relation, i)} = $${set.length + j + 1}`);
+    const text = `UPDATE ${tableOf(relation)} SET ${sets.join(", ")} WHERE ${where.join(" AND ")}`;
+    return statement(relation, `u${shapeId}`, 1, maxRows(width), text, values);
+  }
+  const target = targetOf(relation);
+  const casts = [...set, ...keys].map((i) => target[i].typeName);
+  const tuples = rows.map((_, r) => placeholders(r * width + 1, width, casts));
+  const names = casts.map((_, j) => `c${j}`);
+  const sets = set.map((i, j) => `${col(relation, i)} = v.c${j}`);
+  const where = keys.map((i, j) => `t.${col(relation, i)} = v.c${set.length + j}`);
+  const text =
+    `UPDATE ${tableOf(relation)} AS t SET ${sets.join(", ")} ` +
+    `FROM (VALUES ${tuples.join(", ")}) AS v(${names.join(", ")}) WHERE ${where.join(" AND ")}`;
+  return statement(relation, `u${shapeId}`, rows.length, maxRows(width), text, values);
+}
+
+export function deleteStatement(relation: ApplyRelation, rows: readonly Value[][]): Statement {
+  const keys = relation.keyColumns;
+  const values = rows.flat();
+  if (rows.length === 1) {
+    const where = keys.map((i, j) => `${col(relation, i)} = $${j + 1}`);
+    const text = `DELETE FROM ${tableOf(relation)} WHERE ${where.join(" AND ")}`;
+    return statement(relation, "d", 1, maxRows(keys.length), text, values);
+  }
+  const target = targetOf(relation);
+  const casts = keys.map((i) => target[i].typeName);
+  const tuples = rows.map((_, r) => placeholders(r * keys.length + 1, keys.length, casts));
+  const names = keys.map((_, j) => `c${j}`);
+  const where = keys.map((i, j) => `t.${col(relation, i)} = v.c${j}`);
+  const text =
+    `DELETE FROM ${tableOf(relation)} AS t USING (VALUES ${tuples.join(", ")}) AS v(${names.join(", ")}) ` +
+    `WHERE ${where.join(" AND ")}`;
+  return statement(relation, "d", rows.length, maxRows(keys.length), text, values);
+}
+
+/**
+ * Identity FULL: the row is the first one equal to the old values in every sent column. Types
+ * without `=` (json, point, xml) compare as text; NULLs as IS NULL. ctid picks exactly one row
+ * when identical duplicates exist.
+ */
+function rowMatch(
+  relation: ApplyRelation,
+  old: readonly ColumnValue[],
+  firstParam: number,
+): { sql: string; values: Value[] } {
+  const target = targetOf(relation);
+  const conditions: string[] = [];
+  const values: Value[] = [];
+  old.forEach((v, i) => {
+    if (!isSent(v)) return; // an unchanged TOAST value was not sent: it cannot be compared
+    if (v === null) conditions.push(`${col(relation, i)} IS NULL`);
+    else {
+      values.push(v);
+      const p = `$${firstParam + values.length - 1}`;
+      conditions.push(
+        target[i].hasEquality
+          ? `${col(relation, i)} = ${p}`
+          : `${col(relation, i)}::text = ${p}::text`,
+      );
+    }
+  });
+  const where = conditions.length > 0 ? conditions.join(" AND ") : "true";
+  return { sql: `ctid = (SELECT ctid FROM ${tableOf(relation)} WHERE ${where} LIMIT 1)`, values };
+}
+
+export function fullUpdateStatement(change: UpdateChange): Statement | undefined {
+  const { relation, old, values } = change;
+  if (!old) return undefined;
+  const target = targetOf(relation);
+  // Only what differs: fewer index updates, and identity ALWAYS columns stay untouched.
+  const set = values
+    .map((_, i) => i)
+    .filter((i) => isSent(values[i]) && values[i] !== old[i] && !target[i].identityAlways);
+  if (set.length === 0) return undefined;
+  const sets = set.map((i, j) => `${col(relation, i)} = $${j + 1}`);
+  const match = rowMatch(relation, old, set.length + 1);
+  const text = `UPDATE ${tableOf(relation)} SET ${sets.join(", ")} WHERE ${match.sql}`;
+  return { text, values: [...set.map((i) => values[i] as Value), ...match.values], relation };
+}
+
+export function fullDeleteStatement(
+  relation: ApplyRelation,
+  old: readonly ColumnValue[],
+): Statement {
+  const match = rowMatch(relation, old, 1);
+  return {
+    text: `DELETE FROM ${tableOf(relation)} WHERE ${match.sql}`,
+    values: match.values,
+    relation,
+  };
+}
+
+export function truncateStatement(change: Extract<Change, { kind: "truncate" }>): Statement {
+  // ONLY: leaves and inheritance children arrive as relations of their own.
+  const names = change.relations.map(tableOf).join(", ");
+  const text =
+    `TRUNCATE ONLY ${names}${change.restartIdentity ? " RESTART IDENTITY" : ""}` +
+    `${change.cascade ? " CASCADE" : ""}`;
+  return { text, values: [], relation: change.relations[0] };
+}
