@@ -1,0 +1,195 @@
+// Bench: offline copy of one database, pg_dump | pg_restore (serial and parallel) against our
+// cloneDatabase, on the same pair of servers; every target's row counts are checked against the source.
+// Usage: node dist/bench/clone.js [--rows 1000000] [--parallel min(4, cpus)] [--repeat 1]
+import os from "node:os";
+import { parseArgs } from "node:util";
+import { quoteIdent } from "../provider/pg/ident";
+import { startPostgres, stopAllPostgres, type PgServer } from "../test/support/postgres";
+import { DB, dumpCustomPipe, dumpDirectoryParallel, ourClone } from "./clone-methods";
+import {
+  BENCH_SETTINGS,
+  clientBinDir,
+  formatTable,
+  machine,
+  mb,
+  perSecond,
+  positiveInt,
+  runBench,
+  secs,
+  type CommandCost,
+} from "./support";
+
+const TABLES = ["customers", "orders", "events"] as const;
+
+/** Three tables of different widths (10% / 30% / 60% of the rows), a foreign key, five indexes. */
+async function fillSource(source: PgServer, rows: number): Promise<void> {
+  const customers = Math.max(1, Math.round(rows * 0.1));
+  const orders = Math.max(1, Math.round(rows * 0.3));
+  const events = Math.max(1, rows - customers - orders);
+  await source.query(`CREATE DATABASE ${DB}`);
+  await source.query(
+    `CREATE TABLE customers (
+       id bigint PRIMARY KEY, name text NOT NULL, email text NOT NULL, created_at timestamptz NOT NULL);
+     CREATE TABLE orders (
+       id bigint PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers,
+       status text NOT NULL, total numeric(12,2) NOT NULL, placed_at timestamptz NOT NULL, note text);
+     CREATE TABLE events (
+       id bigint PRIMARY KEY, order_id bigint NOT NULL, kind text NOT NULL, payload jsonb NOT NULL,
+       at timestamptz NOT NULL);
+     INSERT INTO customers
+       SELECT g, 'customer ' || g, 'c' || g || '@example.com', '2024-01-01'::timestamptz + g * interval '1 minute'
+       FROM generate_series(1, ${customers}) AS g;
+     INSERT INTO orders
+       SELECT g, 1 + (g::bigint * 7919) % ${customers}, (ARRAY['new','paid','shipped','returned'])[1 + g % 4],
+              (g % 100000) / 100.0, '2024-01-01'::timestamptz + g * interval '10 seconds',
+              CASE WHEN g % 3 = 0 THEN repeat('note ', 1 + g % 20) END
+       FROM generate_series(1, ${orders}) AS g;
+     INSERT INTO events
+       SELECT g, 1 + g % ${orders}, (ARRAY['created','viewed','updated','closed'])[1 + g % 4],
+              jsonb_build_object('seq', g, 'source', 'bench', 'tags', jsonb_build_array(g % 7, g % 11)),
+              '2024-01-01'::timestamptz + g * interval '1 second'
+       FROM generate_series(1, ${events}) AS g;
+     CREATE INDEX orders_customer_idx ON orders (customer_id);
+     CREATE INDEX events_at_idx ON events (at);`,
+    [],
+    DB,
+  );
+  await source.query("VACUUM ANALYZE", [], DB);
+}
+
+/** Heap + TOAST bytes of the benchmark tables (what has to travel), excluding indexes. */
+async function dataBytes(source: PgServer): Promise<number> {
+  const [row] = await source.query<{ bytes: string }>(
+    "SELECT sum(pg_table_size(c.oid))::text AS bytes FROM pg_class c WHERE c.oid = ANY($1::regclass[])",
+    [[...TABLES]],
+    DB,
+  );
+  return Number(row.bytes);
+}
+
+/** Row count per table and the number of indexes, as one comparable line per database. */
+async function census(server: PgServer, database: string): Promise<string[]> {
+  const counts = TABLES.map((t) => `(SELECT count(*) FROM ${quoteIdent(t)})::text`).join(", ");
+  const [row] = await server.query<{ counts: string[]; indexes: string }>(
+    `SELECT ARRAY[${counts}] AS counts,
+            (SELECT count(*) FROM pg_indexes WHERE schemaname = 'public')::text AS indexes`,
+    [],
+    database,
+  );
+  return [...row.counts, row.indexes];
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+/** Median of a measure that every run has, else undefined. */
+function medianOf(costs: CommandCost[], pick: (c: CommandCost) => number | undefined) {
+  const values = costs.map(pick);
+  return values.every((v) => v !== undefined) ? median(values as number[]) : undefined;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      rows: { type: "string" },
+      parallel: { type: "string" },
+      repeat: { type: "string" },
+    },
+  });
+  const rows = positiveInt("rows", values.rows, 1_000_000);
+  const parallel = positiveInt("parallel", values.parallel, Math.min(4, os.cpus().length));
+  const repeat = positiveInt("repeat", values.repeat, 1);
+  const bin = clientBinDir();
+
+  const [source, target] = await Promise.all([
+    startPostgres({ settings: BENCH_SETTINGS }),
+    startPostgres({ settings: BENCH_SETTINGS }),
+  ]);
+  try {
+    const fillStarted = performance.now();
+    await fillSource(source, rows);
+    const bytes = await dataBytes(source);
+    const expected = await census(source, DB);
+    console.log(
+      `clone bench: ${rows.toLocaleString("en-US")} rows, ${mb(bytes)} MB of table data, ` +
+        `parallelism ${parallel}, ${repeat} round(s)`,
+    );
+    console.log(
+      `machine: ${machine()}; PostgreSQL ${source.version}; source filled in ${secs(performance.now() - fillStarted)} s`,
+    );
+
+    const methods = [
+      dumpCustomPipe(source, target, bin),
+      dumpDirectoryParallel(source, target, bin, parallel),
+      ourClone(source, target, parallel),
+    ];
+    const costs = methods.map((): CommandCost[] => []);
+    const censuses = methods.map((): string[] => []);
+    for (let round = 0; round < repeat; round++) {
+      // Each round starts with a different method, so no method always runs on the warmest caches.
+      for (let k = 0; k < methods.length; k++) {
+        const i = (round + k) % methods.length;
+        // Clean buffers: no previous restore's dirty pages to write back during this one.
+        await target.query("CHECKPOINT");
+        costs[i].push(await methods[i].run());
+        censuses[i] = await census(target, methods[i].database);
+        if (censuses[i].join() !== expected.join()) {
+          throw new Error(
+            `${methods[i].name}: row or index counts of ${methods[i].database} differ from the ` +
+              `source: ${censuses[i].join(", ")} instead of ${expected.join(", ")}`,
+          );
+        }
+      }
+    }
+
+    const headers = ["method", "seconds", "rows/s", "MB/s", "client CPU s", "peak RSS MB"];
+    console.log(
+      "\n" +
+        formatTable(
+          repeat > 1 ? [...headers, "seconds min–max"] : headers,
+          methods.map((method, i) => {
+            const ms = medianOf(costs[i], (c) => c.ms) as number;
+            const cpu = medianOf(costs[i], (c) => c.cpuMs);
+            const peaks = costs[i].map((c) => c.peakRssBytes);
+            const peak = peaks.every((p) => p !== undefined)
+              ? Math.max(...(peaks as number[]))
+              : undefined;
+            const cells = [
+              method.name,
+              secs(ms),
+              perSecond(rows, ms),
+              (bytes / 1024 / 1024 / (ms / 1000)).toFixed(1),
+              cpu === undefined ? "n/a" : secs(cpu),
+              peak === undefined ? "n/a" : mb(peak),
+            ];
+            const times = costs[i].map((c) => c.ms);
+            return repeat > 1
+              ? [...cells, `${secs(Math.min(...times))}–${secs(Math.max(...times))}`]
+              : cells;
+          }),
+        ),
+    );
+    console.log(
+      (repeat > 1 ? "seconds, rows/s, MB/s, CPU: median of the rounds; peak RSS: largest.\n" : "") +
+        "client CPU / peak RSS: pg_dump and pg_restore processes (GNU time: CPU summed, largest RSS); " +
+        "cloneDatabase = this Node process (its pg_dump/pg_restore children for the schema not counted)",
+    );
+    console.log(
+      "\n" +
+        formatTable(
+          ["database", ...TABLES, "indexes"],
+          [["source", ...expected], ...methods.map((m, i) => [m.database, ...censuses[i]])],
+        ),
+    );
+    console.log(
+      "every target matched the source after every round (row counts per table, index count)",
+    );
+  } finally {
+    await Promise.all([source.stop(), target.stop()]);
+  }
+}
+
+runBench(main, stopAllPostgres);
