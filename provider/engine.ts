@@ -6,41 +6,34 @@ import {
   deleteEndedMigration,
   getMigrationRow,
   insertMigration,
-  listMigrationRows,
   writeRequestedAction,
+  type RuntimeOptions,
 } from "./control/migrations";
-import { readOutputs } from "./control/outputs";
 import { actionProblem, specHash } from "./control/rules";
 import { publicSpec } from "./pg/redact";
 import { insertDatabases } from "./control/progress";
 import { installControlSchema } from "./control/schema";
+import { getMigration, readControl } from "./engine-reads";
 import { MigrationError, pgFields, SQLSTATE } from "./pg/errors";
 import { migrationNameProblem } from "./pg/names";
-import { ensureLocalWorker } from "./runtime/spawn";
+import { superviseWorker, type WorkerCheck } from "./runtime/supervise";
 import type { MigrationOutputs, MigrationSpec, MigrationState } from "./types";
 import { TERMINAL_STATES } from "./types";
 
 export type { ControlLocation } from "./control/db";
+export type { RuntimeOptions, StoredSpec } from "./control/migrations";
+export type { TableProgressRow } from "./control/progress";
+export {
+  checkNameAvailability,
+  getMigration,
+  getStoredSpec,
+  getTableProgress,
+  listMigrations,
+  type MigrationListItem,
+  type StoredMigration,
+} from "./engine-reads";
+export type { WorkerStatus } from "./runtime/spawn";
 export { specHash } from "./control/rules";
-
-export interface RuntimeOptions {
-  kind: "local" | "external";
-  logDir?: string;
-}
-
-export interface MigrationListItem {
-  name: string;
-  state: MigrationState;
-  substate: string;
-  migrationMode: string;
-  migrationOption: string;
-  sourceServer: string;
-  sourceServerType: string;
-  databases: string[];
-  startedOn: string | null;
-  endedOn: string | null;
-  durationSeconds: number | null;
-}
 
 /** Where the control store of `spec` lives. */
 export function controlLocation(spec: MigrationSpec): ControlLocation {
@@ -60,7 +53,12 @@ function duplicate(message: string): MigrationError {
   return new MigrationError("control", message, { code: "PGM_DUPLICATE_NAME" });
 }
 
-async function insertNew(db: Queryable, spec: MigrationSpec, hash: string): Promise<boolean> {
+async function insertNew(
+  db: Queryable,
+  spec: MigrationSpec,
+  hash: string,
+  runtime: RuntimeOptions,
+): Promise<boolean> {
   await db.query("BEGIN");
   try {
     const inserted = await insertMigration(db, {
@@ -69,6 +67,7 @@ async function insertNew(db: Queryable, spec: MigrationSpec, hash: string): Prom
       specHash: hash,
       mode: spec.mode,
       option: spec.option,
+      runtime,
     });
     if (inserted) {
       await insertDatabases(db, spec.migrationName, spec.databases);
@@ -91,7 +90,8 @@ async function insertNew(db: Queryable, spec: MigrationSpec, hash: string): Prom
  * Installs/upgrades the control schema; starts the migration, or attaches to an existing one
  * with the same spec (ignoring passwords and `cutover`) that has not ended (attached=true).
  * Same name with a different spec, or an ended one → MigrationError "PGM_DUPLICATE_NAME".
- * Local runtime: spawns the detached worker (credentials via environment).
+ * The runtime is stored with the migration (an attach records the new one). Local runtime:
+ * spawns the detached worker (credentials via environment).
  */
 export async function createMigration(
   spec: MigrationSpec,
@@ -103,7 +103,7 @@ export async function createMigration(
   await installControlSchema(at);
   const hash = specHash(spec);
   const attached = await withControl(at, async (db) => {
-    if (await insertNew(db, spec, hash)) return false;
+    if (await insertNew(db, spec, hash, runtime)) return false;
     const row = await getMigrationRow(db, spec.migrationName);
     if (!row)
       throw duplicate(
@@ -121,48 +121,36 @@ export async function createMigration(
     }
     return true;
   });
-  if (runtime.kind === "local") await ensureWorker(spec, runtime);
+  await ensureWorker(spec, runtime);
   const outputs = await getMigration(at, spec.migrationName);
   if (!outputs) throw duplicate(`migration "${spec.migrationName}" disappeared after creation`);
   return { outputs, attached };
 }
 
-// Reads must work before anything was ever created: no control database or schema = nothing.
-const NOTHING_YET: readonly string[] = [SQLSTATE.undefinedTable, SQLSTATE.invalidCatalogName];
-
-async function readControl<T>(
-  at: ControlLocation,
-  empty: T,
-  fn: (db: Queryable) => Promise<T>,
-): Promise<T> {
-  try {
-    return await withControl(at, fn);
-  } catch (err) {
-    if (NOTHING_YET.includes(pgFields(err).code ?? "")) return empty;
-    throw MigrationError.wrap("control", err, "reading the pgmigrate control store");
-  }
-}
-
-/** Live outputs from the control store; undefined if no such migration. */
-export async function getMigration(
-  at: ControlLocation,
-  name: string,
-): Promise<MigrationOutputs | undefined> {
-  return readControl(at, undefined, (db) => readOutputs(db, name));
-}
-
 /**
  * If the migration is active (not ended) and its worker's heartbeat is stale (or `restart`),
  * spawns a new local worker with the spec's credentials. Returns true if it started one.
+ * `runtime` is the caller's configuration: when it differs from the runtime stored with the
+ * migration it is recorded and wins; omitted, the stored runtime decides. A migration on an
+ * external runtime never gets a local worker: a stale one is reported as an event instead.
  */
 export async function ensureWorker(
   spec: MigrationSpec,
-  runtime: RuntimeOptions,
+  runtime?: RuntimeOptions,
   options: { restart?: boolean } = {},
 ): Promise<boolean> {
-  if (runtime.kind !== "local") return false;
-  return readControl(controlLocation(spec), false, (db) =>
-    ensureLocalWorker(db, spec, { logDir: runtime.logDir, restart: options.restart }),
+  return (await checkWorker(spec, runtime, options)).started;
+}
+
+/** ensureWorker that also returns the warning for a gone external worker. */
+async function checkWorker(
+  spec: MigrationSpec,
+  declared: RuntimeOptions | undefined,
+  options: { restart?: boolean },
+): Promise<WorkerCheck> {
+  const at = controlLocation(spec);
+  return readControl(at, { started: false }, (db) =>
+    superviseWorker(db, at, spec.migrationName, { spec, declared, restart: options.restart }),
   );
 }
 
@@ -200,9 +188,14 @@ export async function requestAction(
   });
 }
 
+/** How often waitForMigration repeats the "no worker is running" warning. */
+const WAIT_WARNING_EVERY_MS = 60_000;
+
 /**
  * Polls (every ~1 s) until `until(outputs)` is true; calls onProgress with each new outputs;
- * rejects on timeout. Restarts a dead local worker when `spec` is given.
+ * rejects on timeout. When `spec` is given, restarts a dead worker as ensureWorker does (with
+ * `runtime`, else the stored runtime); a gone external worker goes to `onWarning` (once a
+ * minute), which also works without `spec`.
  */
 export async function waitForMigration(
   at: ControlLocation,
@@ -210,6 +203,7 @@ export async function waitForMigration(
   until: (o: MigrationOutputs) => boolean,
   options: {
     onProgress?: (o: MigrationOutputs) => void;
+    onWarning?: (message: string) => void;
     timeoutMs?: number;
     spec?: MigrationSpec;
     runtime?: RuntimeOptions;
@@ -217,6 +211,7 @@ export async function waitForMigration(
 ): Promise<MigrationOutputs> {
   const deadline = Date.now() + (options.timeoutMs ?? Number.POSITIVE_INFINITY);
   let last = "";
+  let warnedAt = Number.NEGATIVE_INFINITY;
   for (;;) {
     const outputs = await getMigration(at, name);
     if (!outputs) {
@@ -230,8 +225,14 @@ export async function waitForMigration(
       options.onProgress?.(outputs);
     }
     if (until(outputs)) return outputs;
-    if (options.spec && !isEnded(outputs.state)) {
-      await ensureWorker(options.spec, options.runtime ?? { kind: "local" });
+    if ((options.spec || options.onWarning) && !isEnded(outputs.state)) {
+      const check = options.spec
+        ? await checkWorker(options.spec, options.runtime, {})
+        : await readControl(at, { started: false }, (db) => superviseWorker(db, at, name));
+      if (check.warning && Date.now() - warnedAt >= WAIT_WARNING_EVERY_MS) {
+        warnedAt = Date.now();
+        options.onWarning?.(check.warning);
+      }
     }
     if (Date.now() >= deadline) {
       throw new MigrationError(
@@ -244,47 +245,6 @@ export async function waitForMigration(
       setTimeout(resolve, Math.min(1000, Math.max(0, deadline - Date.now()))),
     );
   }
-}
-
-/** Newest first. Active = not ended. */
-export async function listMigrations(
-  at: ControlLocation,
-  filter: "Active" | "All",
-): Promise<MigrationListItem[]> {
-  const rows = await readControl(at, [], (db) => listMigrationRows(db, filter === "Active"));
-  return rows.map((row) => {
-    const source = row.spec.source;
-    const started = row.startedOn?.getTime() ?? null;
-    const ended = row.endedOn?.getTime() ?? null;
-    return {
-      name: row.name,
-      state: row.state,
-      substate: row.substate,
-      migrationMode: row.mode,
-      migrationOption: row.option,
-      sourceServer: `${source.host}:${source.port}`,
-      sourceServerType: source.serverType ?? "OnPremises",
-      databases: [...row.spec.databases],
-      startedOn: row.startedOn?.toISOString() ?? null,
-      endedOn: row.endedOn?.toISOString() ?? null,
-      durationSeconds:
-        started === null ? null : Math.round(((ended ?? Date.now()) - started) / 1000),
-    };
-  });
-}
-
-export async function checkNameAvailability(
-  at: ControlLocation,
-  name: string,
-): Promise<{ available: boolean; reason?: string }> {
-  const problem = migrationNameProblem(name);
-  if (problem) return { available: false, reason: problem };
-  const row = await readControl(at, undefined, (db) => getMigrationRow(db, name));
-  if (!row) return { available: true };
-  return {
-    available: false,
-    reason: `a migration named "${name}" already exists on this server (${row.state})`,
-  };
 }
 
 /** Removes an ended migration's control rows (Pulumi delete of a Succeeded migration). Never touches migrated data. */

@@ -112,7 +112,12 @@ export interface DbDetails {
   readonly cdcInsertCounter: number;
   readonly cdcUpdateCounter: number;
   readonly cdcDeleteCounter: number;
+  /** Changes (rows inserted, updated, deleted, truncations) applied and committed on the target since replication started: a running total. */
   readonly appliedChanges: number;
+  /**
+   * Changes received from the source and not yet applied on the target: the backlog, 0 when
+   * the target has caught up (watch it fall before a cutover). Not a running total.
+   */
   readonly incomingChanges: number;
   readonly latencySeconds: number | null;
   readonly message: string;

@@ -41,19 +41,27 @@ export interface CreateOptions {
   json?: boolean;
 }
 
-/** Waits until `until` holds, printing a progress line on stderr whenever it changes. */
+/**
+ * Waits until `until` holds, printing a progress line on stderr whenever it changes. With
+ * `spec` a dead local worker is restarted; `runtime` is the one just declared (create), else
+ * the stored runtime decides. A gone external worker is warned about (`warned`: the caller just
+ * did, so the first repeat comes a minute later).
+ */
 async function waitWithProgress(
   ctx: CliContext,
   name: string,
   until: (o: MigrationOutputs) => boolean,
-  spec?: MigrationSpec,
-  runtime?: RuntimeOptions,
+  options: { spec?: MigrationSpec; runtime?: RuntimeOptions; warned?: boolean } = {},
 ): Promise<MigrationOutputs> {
   let last = "";
+  const quietUntil = options.warned ? Date.now() + 60_000 : 0;
   return waitForMigration(ctx.at, name, until, {
     timeoutMs: FOREVER_MS,
-    spec,
-    runtime,
+    spec: options.spec,
+    runtime: options.runtime,
+    onWarning: (message) => {
+      if (Date.now() >= quietUntil) warn(redact(message, ctx.secrets));
+    },
     onProgress: (o) => {
       const line = redact(formatProgressLine(o), ctx.secrets);
       if (line !== last)
@@ -88,7 +96,7 @@ export async function createCommand(ctx: CliContext, opts: CreateOptions): Promi
   if (created.attached) note(`attached to the existing migration ${spec.migrationName}`);
   let outputs = created.outputs;
   if (opts.wait) {
-    outputs = await waitWithProgress(ctx, spec.migrationName, isSettled, spec, runtime);
+    outputs = await waitWithProgress(ctx, spec.migrationName, isSettled, { spec, runtime });
   }
   await print(ctx, outputs, opts.json);
   return opts.wait ? exitCodeForState(outputs.state) : EXIT_OK;
@@ -156,13 +164,10 @@ export async function updateCommand(
   const revived = await revive(ctx, opts.migrationName);
   let outputs: MigrationOutputs;
   if (opts.wait) {
-    outputs = await waitWithProgress(
-      ctx,
-      opts.migrationName,
-      (o) => isEnded(o.state),
-      revived.spec,
-      revived.spec ? revived.runtime : undefined,
-    );
+    outputs = await waitWithProgress(ctx, opts.migrationName, (o) => isEnded(o.state), {
+      spec: revived.spec,
+      warned: revived.warning !== undefined,
+    });
   } else {
     outputs = (await getMigration(ctx.at, opts.migrationName)) ?? before;
   }

@@ -1,9 +1,8 @@
-// Bringing a dead worker back from `show`, `update` and `watch`. The control store keeps no
-// passwords, so the source's must come from PGMIGRATE_SOURCE_PASSWORD or the password file.
-import { ensureWorker, type ControlLocation, type RuntimeOptions } from "../engine";
-import { withControl } from "../control/db";
-import { getMigrationRow } from "../control/migrations";
-import { workerStatus } from "../runtime/spawn";
+// Bringing a dead worker back from `show`, `update` and `watch`, as the migration's stored
+// runtime says: a local worker is restarted (with its log directory), an external one is only
+// reported. The control store keeps no passwords, so the source's must come from
+// PGMIGRATE_SOURCE_PASSWORD or the password file.
+import { ensureWorker, getStoredSpec, type ControlLocation, type RuntimeOptions } from "../engine";
 import type { Endpoint, MigrationSpec } from "../types";
 import { lookupPgpass } from "./pgpass";
 
@@ -11,6 +10,7 @@ import { lookupPgpass } from "./pgpass";
 export interface RespawnResult {
   /** The spec with passwords, when the worker can be (re)started from here. */
   readonly spec?: MigrationSpec;
+  /** The migration's stored runtime. */
   readonly runtime: RuntimeOptions;
   readonly started: boolean;
   readonly warning?: string;
@@ -42,40 +42,37 @@ export function sourcePassword(
 }
 
 /**
- * Loads the stored spec, adds the passwords, and asks the engine to start a worker if the
- * migration is active and its worker is gone. Without a source password it only warns.
+ * Loads the stored spec and runtime, adds the passwords, and asks the engine to start a worker
+ * if the migration is active, local, and its worker is gone. Without a source password it only
+ * warns; for an external runtime it never starts one and warns when no worker heartbeats.
  */
 export async function reviveWorker(
   at: ControlLocation,
   name: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<RespawnResult> {
-  const row = await withControl(at, (db) => getMigrationRow(db, name));
-  if (!row || row.endedOn) return { runtime: LOCAL, started: false, secrets: [] };
-  const stored = row.spec as unknown as Omit<MigrationSpec, "source" | "target"> & {
-    source: Omit<Endpoint, "password">;
-    target: Omit<Endpoint, "password">;
-  };
-  const found = sourcePassword(stored.source, stored.databases, env);
+  const stored = await getStoredSpec(at, name);
+  if (!stored || stored.ended)
+    return { runtime: stored?.runtime ?? LOCAL, started: false, secrets: [] };
+  const { runtime, worker } = stored;
+  if (runtime.kind === "external") {
+    return { runtime, started: false, warning: worker.warning, secrets: [] };
+  }
+  const found = sourcePassword(stored.spec.source, stored.spec.databases, env);
   if (found.password === undefined) {
     const warning =
-      workerStatus(row) === "dead"
+      worker.status === "dead"
         ? `the worker of migration ${name} is not running and cannot be restarted from here: ` +
           "set PGMIGRATE_SOURCE_PASSWORD (the control store keeps no passwords)"
         : found.warning;
-    return { runtime: LOCAL, started: false, warning, secrets: [] };
+    return { runtime, started: false, warning, secrets: [] };
   }
   const spec: MigrationSpec = {
-    ...stored,
-    source: { ...stored.source, password: found.password },
-    target: { ...stored.target, password: at.target.password },
+    ...stored.spec,
+    source: { ...stored.spec.source, password: found.password },
+    target: { ...stored.spec.target, password: at.target.password },
   };
-  const started = await ensureWorker(spec, LOCAL);
-  return {
-    spec,
-    runtime: LOCAL,
-    started,
-    warning: found.warning,
-    secrets: [found.password],
-  };
+  // No runtime argument: the stored one (kind and log directory) decides.
+  const started = await ensureWorker(spec);
+  return { spec, runtime, started, warning: found.warning, secrets: [found.password] };
 }

@@ -1,8 +1,6 @@
 // `pgmigrate watch`: redraws in place on a terminal (ANSI cursor movement), plain lines when
 // stdout is a pipe; ends with the migration (exit 0/1) or on Ctrl-C (exit 0).
-import { getMigration, isEnded } from "../engine";
-import { withControl } from "../control/db";
-import { tableProgress } from "../control/progress";
+import { getMigration, getTableProgress, isEnded } from "../engine";
 import { redact } from "../pg/redact";
 import type { MigrationOutputs } from "../types";
 import { checkMigrationName, noSuchMigration, warn, type CliContext } from "./context";
@@ -22,13 +20,14 @@ async function snapshot(ctx: CliContext, name: string): Promise<WatchSnapshot | 
   const copying = Object.values(outputs.dbDetails).filter(
     (d) => d.fullLoadQueuedTables + d.fullLoadLoadingTables > 0,
   );
-  const tables: Record<string, TableProgress[]> = {};
-  if (copying.length > 0) {
-    await withControl(ctx.at, async (db) => {
-      for (const d of copying)
-        tables[d.databaseName] = await tableProgress(db, name, d.databaseName);
-    });
-  }
+  const tables: Record<string, readonly TableProgress[]> =
+    copying.length > 0
+      ? await getTableProgress(
+          ctx.at,
+          name,
+          copying.map((d) => d.databaseName),
+        )
+      : {};
   return { outputs, tables };
 }
 

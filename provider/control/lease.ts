@@ -106,3 +106,22 @@ export async function clearDeadLease(
     [name, deadOwner],
   );
 }
+
+/**
+ * Reserves the right to report that no worker is running (external runtime), so a poll every
+ * second does not fill the event log: granted once per `everySeconds`.
+ */
+export async function reserveWorkerWarning(
+  db: Queryable,
+  name: string,
+  everySeconds: number,
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE pgmigrate.migrations SET worker_warned_at = now()
+      WHERE name = $1 AND ended_on IS NULL
+        AND (worker_warned_at IS NULL
+             OR worker_warned_at < now() - make_interval(secs => $2))`,
+    [name, everySeconds],
+  );
+  return rowCount === 1;
+}

@@ -15,11 +15,20 @@ import type { Queryable } from "./db";
 /** The spec as stored: resolved, without passwords. */
 export type StoredSpec = ReturnType<typeof publicSpec>;
 
+/** Where the worker runs: `local` (spawned detached, respawned when dead) or `external`. */
+export interface RuntimeOptions {
+  readonly kind: "local" | "external";
+  /** Directory of a local worker's log file (default: os.tmpdir()/pgmigrate). */
+  readonly logDir?: string;
+}
+
 /** A migrations row as the engine reads it. Ages are computed by the server (no clock skew). */
 export interface MigrationRow {
   readonly name: string;
   readonly spec: StoredSpec;
   readonly specHash: string;
+  readonly runtimeKind: RuntimeOptions["kind"];
+  readonly runtimeLogDir: string | null;
   readonly mode: MigrationMode;
   readonly option: MigrationOption;
   readonly state: MigrationState;
@@ -30,6 +39,8 @@ export interface MigrationRow {
   readonly validation: ValidationReport | null;
   readonly verification: VerificationReport | null;
   readonly createdAt: Date;
+  /** Seconds since the migration was created. */
+  readonly ageSeconds: number;
   readonly startedOn: Date | null;
   readonly endedOn: Date | null;
   readonly leaseOwner: string | null;
@@ -40,16 +51,21 @@ export interface MigrationRow {
   readonly workerLog: string | null;
   /** Seconds since a spawner last started a worker. */
   readonly spawnAgeSeconds: number | null;
+  /** Seconds since "no worker is running" was last reported. */
+  readonly warnAgeSeconds: number | null;
 }
 
 const SELECT_ROW = `
-  SELECT name, spec, spec_hash AS "specHash", mode, option, state, substate,
+  SELECT name, spec, spec_hash AS "specHash", runtime_kind AS "runtimeKind",
+         runtime_log_dir AS "runtimeLogDir", mode, option, state, substate,
          requested_action AS "requestedAction", error, created_databases AS "createdDatabases",
-         validation, verification, created_at AS "createdAt", started_on AS "startedOn",
+         validation, verification, created_at AS "createdAt",
+         extract(epoch FROM now() - created_at)::float8 AS "ageSeconds", started_on AS "startedOn",
          ended_on AS "endedOn", lease_owner AS "leaseOwner",
          extract(epoch FROM now() - heartbeat_at)::float8 AS "heartbeatAgeSeconds",
          worker_pid AS "workerPid", worker_host AS "workerHost", worker_log AS "workerLog",
-         extract(epoch FROM now() - spawned_at)::float8 AS "spawnAgeSeconds"
+         extract(epoch FROM now() - spawned_at)::float8 AS "spawnAgeSeconds",
+         extract(epoch FROM now() - worker_warned_at)::float8 AS "warnAgeSeconds"
     FROM pgmigrate.migrations`;
 
 /** Inserts a new migration; false when the name is taken. */
@@ -61,14 +77,47 @@ export async function insertMigration(
     specHash: string;
     mode: MigrationMode;
     option: MigrationOption;
+    runtime: RuntimeOptions;
   },
 ): Promise<boolean> {
   const { rowCount } = await db.query(
     `INSERT INTO pgmigrate.migrations
-       (name, spec, spec_hash, mode, option, state, substate, started_on)
-     VALUES ($1, $2, $3, $4, $5, 'InProgress', 'PerformingPreRequisiteSteps', now())
+       (name, spec, spec_hash, mode, option, runtime_kind, runtime_log_dir, state, substate,
+        started_on)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'InProgress', 'PerformingPreRequisiteSteps', now())
      ON CONFLICT (name) DO NOTHING`,
-    [row.name, JSON.stringify(row.spec), row.specHash, row.mode, row.option],
+    [
+      row.name,
+      JSON.stringify(row.spec),
+      row.specHash,
+      row.mode,
+      row.option,
+      row.runtime.kind,
+      row.runtime.logDir ?? null,
+    ],
+  );
+  return rowCount === 1;
+}
+
+/** The runtime stored with a migration. */
+export function storedRuntime(row: MigrationRow): RuntimeOptions {
+  return row.runtimeLogDir === null
+    ? { kind: row.runtimeKind }
+    : { kind: row.runtimeKind, logDir: row.runtimeLogDir };
+}
+
+/** Records a new runtime for an active migration; false when it is unchanged or has ended. */
+export async function setRuntime(
+  db: Queryable,
+  name: string,
+  runtime: RuntimeOptions,
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE pgmigrate.migrations
+        SET runtime_kind = $2, runtime_log_dir = $3, worker_warned_at = NULL, updated_at = now()
+      WHERE name = $1 AND ended_on IS NULL
+        AND (runtime_kind, runtime_log_dir) IS DISTINCT FROM ($2::text, $3::text)`,
+    [name, runtime.kind, runtime.logDir ?? null],
   );
   return rowCount === 1;
 }

@@ -40,15 +40,55 @@ export function controlUrl(target: Endpoint, controlDatabase: string): string {
   );
 }
 
-/** True when a process with this pid exists (on this host). */
+/** Whether this host has Linux's /proc (then a process's state and argv can be read). */
+const HAS_PROC = fs.existsSync("/proc/self/stat");
+
+function readProc(pid: number, file: "stat" | "cmdline"): string | undefined {
+  try {
+    return fs.readFileSync(`/proc/${pid}/${file}`, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * True when a process with this pid exists on this host and has not exited. A killed worker
+ * whose parent never reaps it (a detached worker is re-parented to PID 1, which in containers
+ * and micro-VMs often reaps nothing) stays a zombie: signal 0 still reaches it, so /proc's state
+ * decides.
+ */
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     // EPERM: it exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    if ((err as NodeJS.ErrnoException).code !== "EPERM") return false;
   }
+  if (!HAS_PROC) return true;
+  const stat = readProc(pid, "stat");
+  if (stat === undefined) return false; // exited (and was reaped) since the signal
+  // "pid (comm) S ...": comm may hold spaces and parentheses; the state follows the last ")".
+  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  return state !== "Z" && state !== "X" && state !== "x";
+}
+
+/**
+ * True when `pid` is alive and still a pgmigrate worker that may serve `migration`: a pid from
+ * the control store may have been reused by an unrelated process since, which must be neither
+ * trusted as a worker nor sent signals. Where argv cannot be read, being alive has to do.
+ */
+export function workerProcessAlive(pid: number, migration: string): boolean {
+  if (pid === process.pid) return true; // a worker running inside this process
+  if (!processAlive(pid)) return false;
+  const cmdline = readProc(pid, "cmdline");
+  if (cmdline === undefined) return true;
+  const argv = cmdline.split("\0").filter((arg) => arg !== "");
+  if (!argv.includes("runtime")) return false;
+  const named = argv.indexOf("--migration-name");
+  const inline = argv.find((arg) => arg.startsWith("--migration-name="));
+  const serves = named >= 0 ? argv[named + 1] : inline?.slice("--migration-name=".length);
+  // Without --migration-name the worker serves every migration of its control store.
+  return serves === undefined || serves === migration;
 }
 
 export type WorkerStatus = "alive" | "starting" | "dead";
@@ -62,12 +102,12 @@ export function workerStatus(row: MigrationRow): WorkerStatus {
     row.heartbeatAgeSeconds !== null &&
     row.heartbeatAgeSeconds < STALE_HEARTBEAT_SECONDS
   ) {
-    if (holder && holder.host === here && !processAlive(holder.pid)) return "dead";
+    if (holder && holder.host === here && !workerProcessAlive(holder.pid, row.name)) return "dead";
     return "alive";
   }
   if (row.spawnAgeSeconds !== null && row.spawnAgeSeconds < SPAWN_GRACE_SECONDS) {
     const spawnedHere = row.workerHost === here && row.workerPid !== null;
-    if (!spawnedHere || processAlive(row.workerPid as number)) return "starting";
+    if (!spawnedHere || workerProcessAlive(row.workerPid as number, row.name)) return "starting";
   }
   return "dead";
 }
@@ -122,7 +162,7 @@ export async function ensureLocalWorker(
   if (status !== "dead" && !options.restart) return false;
   const holder = row.leaseOwner ? parseOwnerId(row.leaseOwner) : undefined;
   if (holder && holder.host === os.hostname()) {
-    if (!processAlive(holder.pid)) {
+    if (!workerProcessAlive(holder.pid, spec.migrationName)) {
       await clearDeadLease(db, spec.migrationName, row.leaseOwner as string);
     } else if (options.restart && holder.pid !== process.pid) {
       // SIGTERM: the worker stops its streams and releases the lease for its successor.

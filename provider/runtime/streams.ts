@@ -10,10 +10,14 @@ import type { Journal } from "./journal";
 
 export const STATS_INTERVAL_MS = 3_000;
 
-/** The cumulative part of the stats. */
+/**
+ * The cumulative part of the stats, carried over from earlier workers. Not incomingChanges: it
+ * is the backlog (received, not yet applied), and what a stopped worker had buffered but not
+ * applied is streamed again to its successor.
+ */
 export type Counters = Pick<
   StreamStats,
-  "inserts" | "updates" | "deletes" | "truncates" | "appliedChanges" | "incomingChanges"
+  "inserts" | "updates" | "deletes" | "truncates" | "appliedChanges"
 >;
 
 const NO_COUNTS: Counters = {
@@ -22,7 +26,6 @@ const NO_COUNTS: Counters = {
   deletes: 0,
   truncates: 0,
   appliedChanges: 0,
-  incomingChanges: 0,
 };
 
 export class StreamSet {
@@ -90,7 +93,8 @@ export class StreamSet {
           deletes: b.deletes + s.deletes,
           truncates: b.truncates + s.truncates,
           appliedChanges: b.appliedChanges + s.appliedChanges,
-          incomingChanges: b.incomingChanges + s.incomingChanges,
+          // The stream counts what it received and what it applied; users read the difference.
+          incomingChanges: Math.max(0, s.incomingChanges - s.appliedChanges),
           appliedLsn: s.appliedLsn ?? null,
           latencySeconds: s.latencySeconds ?? null,
           lagBytes: s.lagBytes ?? null,

@@ -91,6 +91,7 @@ describe("pgmigrate command line", function () {
   const suffix = randomBytes(3).toString("hex");
   const online = `cli-online-${suffix}`;
   const offline = `cli-offline-${suffix}`;
+  const external = `cli-external-${suffix}`;
   let source: PgServer;
   let target: PgServer;
   let dir: string;
@@ -157,7 +158,7 @@ describe("pgmigrate command line", function () {
   });
 
   after(async () => {
-    for (const name of [online, offline, `cli-cancel-${suffix}`]) {
+    for (const name of [online, offline, external, `cli-cancel-${suffix}`]) {
       for (const pid of workerPids(name)) {
         try {
           process.kill(pid, "SIGKILL");
@@ -188,6 +189,7 @@ describe("pgmigrate command line", function () {
       sslMode: "Disable",
       SetupLogicalReplicationOnSourceDbIfNeeded: "true",
       Cutover: false,
+      runtime: { logDir: path.join(dir, "worker-logs") },
     });
     const result = await run([
       "create",
@@ -224,7 +226,7 @@ describe("pgmigrate command line", function () {
       const d = last.dbDetails.orders;
       if (
         caughtUp(before, d, counts) &&
-        d.appliedChanges === d.incomingChanges &&
+        d.incomingChanges === 0 &&
         last.latencySeconds !== null &&
         last.latencySeconds < 5
       ) {
@@ -261,24 +263,18 @@ describe("pgmigrate command line", function () {
     process.kill(killed, "SIGKILL");
     await sleep(500);
     const counts = await writeWorkload(source, "orders", { transactions: 5 });
-    // The dead worker is noticed at once when its pid is gone, else when its heartbeat is stale.
+    // The dead worker is noticed at once, long before its heartbeat is stale, although its
+    // spawner has exited and nobody reaps it (it stays a zombie where PID 1 reaps nothing).
     // Without the source's password (the control store keeps none) show warns, and still shows.
-    let warned: CliResult | undefined;
-    for (let i = 0; i < 30; i++) {
-      warned = await run(["show", "--server", server, "--migration-name", online, "--json"], {
-        PGMIGRATE_SOURCE_PASSWORD: undefined,
-      });
-      assert.equal(warned.code, 0, warned.stderr);
-      assert.equal((JSON.parse(warned.stdout) as MigrationOutputs).migrationName, online);
-      if (
-        /warning: .*cannot be restarted from here: set PGMIGRATE_SOURCE_PASSWORD/.test(
-          warned.stderr,
-        )
-      )
-        break;
-      await sleep(2000);
-    }
-    assert.match(warned?.stderr ?? "", /set PGMIGRATE_SOURCE_PASSWORD/);
+    const warned = await run(["show", "--server", server, "--migration-name", online, "--json"], {
+      PGMIGRATE_SOURCE_PASSWORD: undefined,
+    });
+    assert.equal(warned.code, 0, warned.stderr);
+    assert.equal((JSON.parse(warned.stdout) as MigrationOutputs).migrationName, online);
+    assert.match(
+      warned.stderr,
+      /warning: .*cannot be restarted from here: set PGMIGRATE_SOURCE_PASSWORD/,
+    );
     assert.deepEqual(workerPids(online), []);
     let shown: CliResult | undefined;
     for (let i = 0; i < 30; i++) {
@@ -292,6 +288,12 @@ describe("pgmigrate command line", function () {
     const revived = workerPids(online);
     assert.equal(revived.length, 1);
     assert.notEqual(revived[0], killed);
+    // The successor logs where the migration was created to log.
+    const [{ worker_log: log }] = await target.query<{ worker_log: string }>(
+      "SELECT worker_log FROM pgmigrate.migrations WHERE name = $1",
+      [online],
+    );
+    assert.equal(log, path.join(dir, "worker-logs", `${online}.log`));
     let last: MigrationOutputs | undefined;
     for (let i = 0; i < 120; i++) {
       last = await showJson(online);
@@ -299,7 +301,7 @@ describe("pgmigrate command line", function () {
       if (
         last.state === "WaitingForUserAction" &&
         caughtUp(before, d, counts) &&
-        d.appliedChanges === d.incomingChanges
+        d.incomingChanges === 0
       ) {
         await rememberLogs();
         return;
@@ -432,6 +434,54 @@ describe("pgmigrate command line", function () {
       ["update", "--server", server, "--migration-name", offline, "--cutover"],
       /already ended/,
     );
+  });
+
+  it("never starts a local worker for an external runtime: it prints the command to run", async () => {
+    await source.query("CREATE DATABASE extdb");
+    await source.query(
+      "CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes SELECT i, 'n' || i FROM generate_series(1, 300) i",
+      [],
+      "extdb",
+    );
+    const props = writeProperties("external.json", {
+      SourceDBServerResourceId: `${source.host}:${source.port}@${source.user}`,
+      DBsToMigrate: ["extdb"],
+      sslMode: "disable",
+      runtime: { kind: "external" },
+    });
+    const created = await run([
+      "create",
+      "--server",
+      server,
+      "--migration-name",
+      external,
+      "--properties",
+      props,
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    assert.deepEqual(workerPids(external), []);
+    // Nobody has started `pgmigrate runtime` for a minute.
+    await target.query(
+      "UPDATE pgmigrate.migrations SET created_at = now() - interval '1 minute' WHERE name = $1",
+      [external],
+    );
+    const shown = await run(["show", "--server", server, "--migration-name", external]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.doesNotMatch(shown.stderr, /started a new worker/);
+    assert.deepEqual(workerPids(external), [], "no local worker for an external runtime");
+    const command = /run `pgmigrate (runtime --server \S+ --migration-name \S+)`/.exec(
+      shown.stderr,
+    );
+    assert.ok(command, shown.stderr);
+
+    // The user runs exactly that (passwords in the environment); it migrates and exits.
+    const args = command[1].split(" ");
+    assert.deepEqual(args.slice(3), ["--migration-name", external]);
+    const worker = await run(args, { PGMIGRATE_TARGET_PASSWORD: target.password });
+    assert.equal(worker.code, 0, worker.stderr);
+    const done = await showJson(external);
+    assert.equal(done.state, "Succeeded", JSON.stringify(done));
+    assert.deepEqual((await compareDatabases(source, "extdb", target, "extdb")).differences, []);
   });
 
   it("cancels an online migration with update --cancel --wait and rolls the target back", async () => {

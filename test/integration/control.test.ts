@@ -4,11 +4,15 @@ import assert from "node:assert/strict";
 import {
   checkNameAvailability,
   createMigration,
+  ensureWorker,
   forgetMigration,
   getMigration,
+  getStoredSpec,
+  getTableProgress,
   listMigrations,
   requestAction,
   specHash,
+  waitForMigration,
 } from "../../provider/engine";
 import {
   appliedVersions,
@@ -18,6 +22,7 @@ import {
 import { withControl } from "../../provider/control/db";
 import { setState } from "../../provider/control/migrations";
 import { claimLease } from "../../provider/control/lease";
+import { queueTables, setTableState } from "../../provider/control/progress";
 import { resolveSpec } from "../../provider/inputs";
 import { MigrationError } from "../../provider/pg/errors";
 import type { MigrationSpec } from "../../provider/types";
@@ -94,6 +99,38 @@ describe("control store", () => {
     assert.equal(await getMigration(at, "orders"), undefined);
     assert.deepEqual(await listMigrations(at, "All"), []);
     assert.deepEqual(await checkNameAvailability(at, "orders"), { available: true });
+    assert.equal(await getStoredSpec(at, "orders"), undefined);
+    assert.deepEqual(await getTableProgress(at, "orders"), {});
+  });
+
+  it("upgrades a version-1 store in place: its migrations keep being looked after locally", async () => {
+    const at = { target: specFor(source, target).target, controlDatabase: "ctl_v1" };
+    await target.query("CREATE DATABASE ctl_v1");
+    const [v1] = schemaMigrations();
+    await target.query(
+      `CREATE SCHEMA pgmigrate;
+       CREATE TABLE pgmigrate.schema_version (version integer PRIMARY KEY, name text NOT NULL,
+         applied_at timestamptz NOT NULL DEFAULT now());
+       ${v1.sql};
+       INSERT INTO pgmigrate.schema_version (version, name) VALUES (1, 'init');
+       INSERT INTO pgmigrate.migrations (name, spec, spec_hash, mode, option, state, substate)
+       VALUES ('older', '{}', 'h', 'Offline', 'Migrate', 'InProgress', 'MigratingData');`,
+      [],
+      "ctl_v1",
+    );
+    const upgrade = await installControlSchema(at);
+    assert.deepEqual(
+      upgrade.applied,
+      schemaMigrations()
+        .map((m) => m.version)
+        .filter((v) => v > 1),
+    );
+    const rows = await target.query<{ runtime_kind: string; runtime_log_dir: string | null }>(
+      "SELECT runtime_kind, runtime_log_dir FROM pgmigrate.migrations",
+      [],
+      "ctl_v1",
+    );
+    assert.deepEqual(rows, [{ runtime_kind: "local", runtime_log_dir: null }]);
   });
 
   it("creates a migration, attaches to the same spec and refuses a different one", async () => {
@@ -207,6 +244,114 @@ describe("control store", () => {
       "SELECT 1 FROM pgmigrate.events WHERE migration = 'offline-one'",
     );
     assert.equal(events.length, 0);
+  });
+
+  it("stores the runtime: an external migration never gets a local worker, a silent one is reported", async () => {
+    const spec = specFor(source, target, { migrationName: "ext", controlDatabase: "ctl_runtime" });
+    const at = { target: spec.target, controlDatabase: "ctl_runtime" };
+    const query = <R extends Record<string, unknown>>(sql: string) =>
+      target.query<R>(sql, [], "ctl_runtime");
+    await createMigration(spec, { kind: "external" });
+
+    const stored = await getStoredSpec(at, "ext");
+    assert.ok(stored);
+    assert.deepEqual(stored.runtime, { kind: "external" });
+    assert.equal(stored.ended, false);
+    assert.deepEqual(stored.spec.databases, ["shop"]);
+    assert.ok(!("password" in stored.spec.source) && !("password" in stored.spec.target));
+    assert.ok(!JSON.stringify(stored).includes(source.password));
+    // Just created: the user is still starting `pgmigrate runtime`.
+    assert.equal(stored.worker.status, "dead");
+    assert.equal(stored.worker.warning, undefined);
+
+    // Whoever looks after it without a runtime of their own goes by the stored one.
+    assert.equal(await ensureWorker(spec), false);
+    assert.equal(await ensureWorker(spec, undefined, { restart: true }), false);
+    const spawns = () =>
+      query<{ spawned_at: Date | null; worker_pid: number | null }>(
+        "SELECT spawned_at, worker_pid FROM pgmigrate.migrations WHERE name = 'ext'",
+      );
+    assert.deepEqual(await spawns(), [{ spawned_at: null, worker_pid: null }]);
+
+    // A minute later still no worker: say what to run, once in the event log.
+    await query("UPDATE pgmigrate.migrations SET created_at = now() - interval '61 s'");
+    const command =
+      `pgmigrate runtime --server postgresql://${target.user}@${target.host}:${target.port}` +
+      "/ctl_runtime?sslmode=disable --migration-name ext";
+    const silent = await getStoredSpec(at, "ext");
+    assert.match(silent?.worker.warning ?? "", /no worker has picked it up in 6\d s/);
+    assert.ok(silent?.worker.warning?.includes(`\`${command}\``), silent?.worker.warning);
+    const warnings: string[] = [];
+    let polls = 0;
+    await waitForMigration(at, "ext", () => ++polls > 2, {
+      spec,
+      onWarning: (message) => warnings.push(message),
+      timeoutMs: 10_000,
+    });
+    assert.equal(warnings.length, 1, "warned once, not on every poll");
+    assert.ok(warnings[0].includes(command));
+    assert.equal(await ensureWorker(spec), false);
+    assert.deepEqual(await spawns(), [{ spawned_at: null, worker_pid: null }]);
+    const events = await query<{ message: string }>(
+      "SELECT message FROM pgmigrate.events WHERE level = 'warning' AND migration = 'ext'",
+    );
+    assert.equal(events.length, 1);
+    assert.ok(events[0].message.includes(command));
+
+    // A worker elsewhere that went quiet 40 s ago; then one that heartbeats.
+    await withControl(at, (db) =>
+      claimLease(db, "ext", "vm-7:4242:ab", { pid: 4242, host: "vm-7" }),
+    );
+    await query("UPDATE pgmigrate.migrations SET heartbeat_at = now() - interval '40 s'");
+    assert.match(
+      (await getStoredSpec(at, "ext"))?.worker.warning ?? "",
+      /no worker has a heartbeat for 4\d s; run `pgmigrate runtime/,
+    );
+    await query("UPDATE pgmigrate.migrations SET heartbeat_at = now()");
+    const alive = await getStoredSpec(at, "ext");
+    assert.equal(alive?.worker.status, "alive");
+    assert.equal(alive?.worker.warning, undefined);
+
+    // A caller configured otherwise (a Pulumi program's runtime input) is recorded.
+    const logDir = "/var/log/pgmigrate";
+    assert.equal(await ensureWorker(spec, { kind: "external", logDir }), false);
+    assert.deepEqual((await getStoredSpec(at, "ext"))?.runtime, { kind: "external", logDir });
+    const [created] = await query<{ runtime_kind: string }>(
+      "SELECT runtime_kind FROM pgmigrate.migrations WHERE name = 'ext'",
+    );
+    assert.equal(created.runtime_kind, "external");
+  });
+
+  it("reads per-table copy progress through the facade, largest tables first", async () => {
+    const spec = specFor(source, target, {
+      migrationName: "progress",
+      controlDatabase: "ctl_runtime",
+      databases: ["shop", "crm"],
+    });
+    const at = { target: spec.target, controlDatabase: "ctl_runtime" };
+    await createMigration(spec, { kind: "external" });
+    await withControl(at, async (db) => {
+      await queueTables(db, "progress", "shop", [
+        { schema: "public", name: "small", estimatedBytes: 10 },
+        { schema: "public", name: "big", estimatedBytes: 9000 },
+      ]);
+      await setTableState(db, "progress", "shop", { schema: "public", name: "big" }, "completed", {
+        rows: 120,
+        bytes: 8800,
+      });
+    });
+    const progress = await getTableProgress(at, "progress");
+    assert.deepEqual(Object.keys(progress), ["shop", "crm"]);
+    assert.deepEqual(progress.crm, []);
+    assert.deepEqual(
+      progress.shop.map((t) => [t.schema, t.name, t.state, t.rows, t.bytes, t.estimatedBytes]),
+      [
+        ["public", "big", "completed", 120, 8800, 9000],
+        ["public", "small", "queued", null, null, 10],
+      ],
+    );
+    assert.deepEqual(Object.keys(await getTableProgress(at, "progress", ["crm"])), ["crm"]);
+    assert.deepEqual(await getTableProgress(at, "missing"), {});
   });
 
   it("keeps no password in any control table", async () => {

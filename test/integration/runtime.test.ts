@@ -187,6 +187,9 @@ describe("runtime worker", function () {
     );
     assert.equal(streamed.dbDetails.online_db.cdcUpdateCounter, 30);
     assert.equal(streamed.dbDetails.online_db2.cdcInsertCounter, 0);
+    // One source transaction of 90 changes, applied: a running total, and no backlog left.
+    assert.equal(streamed.dbDetails.online_db.appliedChanges, 90);
+    assert.equal(streamed.dbDetails.online_db.incomingChanges, 0);
     assert.equal(typeof streamed.latencySeconds, "number");
 
     await requestAction(at(), "online-run", "cutover");

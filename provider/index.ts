@@ -1,0 +1,75 @@
+// The Pulumi dynamic ResourceProvider of PostgresMigration: a thin adapter that Pulumi serializes
+// into the state and runs in its dynamic-provider host. The methods capture only two strings and
+// the remembered passwords; the implementation (and the engine) is loaded when a method runs.
+import type * as pulumi from "@pulumi/pulumi";
+import type { ProviderImplementation } from "./provider-lifecycle";
+import type { Credentials } from "./provider-state";
+
+export type { ProviderImplementation } from "./provider-lifecycle";
+export type {
+  Credentials,
+  PasswordFingerprint,
+  ResourceState,
+  RuntimeChoice,
+} from "./provider-state";
+
+/** The package entry the serialized methods load, resolved from the Pulumi project's node_modules. */
+export const PROVIDER_ENTRY = "pulumi-postgres-migration/provider";
+
+/**
+ * Yields the passwords read and delete need (they see only the state, never the inputs). In the
+ * SDK this is a secret `Output<Credentials>`: captured by the serialized provider, it makes the
+ * provider text a secret, so the passwords are stored encrypted like the inputs themselves.
+ */
+export interface RememberedCredentials {
+  get(): Credentials | undefined;
+}
+
+/** The dynamic provider for one resource; `remembered` supplies passwords to read and delete. */
+export function createMigrationProvider(
+  remembered?: RememberedCredentials,
+): pulumi.dynamic.ResourceProvider {
+  const packageEntry = PROVIDER_ENTRY;
+  // The serialized text runs as a module without a file name: only node_modules under the
+  // project directory can resolve the package. Where it isn't installed there (this repository's
+  // own examples and tests), the compiled entry on the machine that ran the program is used.
+  const localEntry = __filename;
+
+  function implementation(): ProviderImplementation {
+    let entry: { loadImplementation(): ProviderImplementation };
+    try {
+      entry = require(packageEntry);
+    } catch (err) {
+      if ((err as { code?: string }).code !== "MODULE_NOT_FOUND") throw err;
+      try {
+        entry = require(localEntry);
+      } catch (fallbackErr) {
+        throw new Error(
+          `cannot load ${packageEntry}: install pulumi-postgres-migration in the Pulumi project ` +
+            `(npm install pulumi-postgres-migration); ${(fallbackErr as Error).message}`,
+        );
+      }
+    }
+    return entry.loadImplementation();
+  }
+
+  return {
+    check: (olds, news) => implementation().check(olds, news),
+    diff: (id, olds, news) => implementation().diff(id, olds, news),
+    create: (inputs) => implementation().create(inputs),
+    read: (id, props) => implementation().read(id, props ?? {}, remembered?.get()),
+    update: (id, olds, news) => implementation().update(id, olds, news),
+    delete: async (id, props) => {
+      await implementation().delete(id, props, remembered?.get());
+    },
+  };
+}
+
+/**
+ * Called by the serialized methods through {@link PROVIDER_ENTRY}: loads the implementation and,
+ * with it, the engine. Nothing else loads them, so the SDK stays light.
+ */
+export function loadImplementation(): ProviderImplementation {
+  const lifecycle = require("./provider-lifecycle") as typeof import("./provider-lifecycle");
+  return lifecycle.providerImplementation();
+}

@@ -1,0 +1,114 @@
+// What the provider prints while it waits: one line per visible change, which the Pulumi CLI
+// shows as diagnostics (a dynamic provider's stdout is passed through as info messages).
+import type { MigrationOutputs, ValidationReport } from "./types";
+
+/** Where provider diagnostics go. */
+export interface ProviderLog {
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+/**
+ * stdout of the dynamic-provider host. `pulumi.log` would end up there too: the host has no
+ * engine connection, so the SDK's logger falls back to console output.
+ */
+export const diagnostics: ProviderLog = {
+  info: (message) => process.stdout.write(`${message}\n`),
+  warn: (message) => process.stdout.write(`warning: ${message}\n`),
+};
+
+/** A log that drops everything (tests that only look at data). */
+export const silent: ProviderLog = { info: () => undefined, warn: () => undefined };
+
+/** "latency 0.4 s", "latency 12 s", or "latency not measured yet". */
+export function latency(seconds: number | null): string {
+  if (seconds === null || !Number.isFinite(seconds)) return "latency not measured yet";
+  return `latency ${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)} s`;
+}
+
+/** "MigratingData: tables 3/10 done (1 loading), 120 changes applied, latency 0.4 s". */
+export function progressLine(o: MigrationOutputs): string {
+  const dbs = Object.values(o.dbDetails);
+  const done = dbs.reduce((n, d) => n + d.fullLoadCompletedTables, 0);
+  const total = dbs.reduce(
+    (n, d) =>
+      n +
+      d.fullLoadQueuedTables +
+      d.fullLoadLoadingTables +
+      d.fullLoadCompletedTables +
+      d.fullLoadErroredTables,
+    0,
+  );
+  const loading = dbs.reduce((n, d) => n + d.fullLoadLoadingTables, 0);
+  const errored = dbs.reduce((n, d) => n + d.fullLoadErroredTables, 0);
+  const applied = dbs.reduce((n, d) => n + d.appliedChanges, 0);
+  const parts = [`${o.state}/${o.substate}`];
+  if (total > 0) {
+    const extra = [loading ? `${loading} loading` : "", errored ? `${errored} errored` : ""]
+      .filter(Boolean)
+      .join(", ");
+    parts.push(`tables ${done}/${total} done${extra ? ` (${extra})` : ""}`);
+  }
+  // Replication figures once there is replication to speak of.
+  const replicating = o.state === "WaitingForUserAction" || o.substate === "CompletingMigration";
+  if (o.migrationMode === "Online" && (replicating || applied > 0 || o.latencySeconds !== null)) {
+    parts.push(`${applied.toLocaleString("en-US")} changes applied`, latency(o.latencySeconds));
+  }
+  return parts.join(", ");
+}
+
+/**
+ * An onProgress callback that prints when the state or table counts change, and otherwise at
+ * most every `quietMs` (so latency is visible without flooding the diagnostics).
+ */
+export function progressPrinter(
+  log: ProviderLog,
+  name: string,
+  quietMs = 15_000,
+): (o: MigrationOutputs) => void {
+  let lastKey = "";
+  let lastAt = 0;
+  return (o) => {
+    const line = progressLine(o);
+    const key = line.replace(/, [\d,]+ changes applied, latency .*$/, "");
+    const now = Date.now();
+    if (key === lastKey && now - lastAt < quietMs) return;
+    lastKey = key;
+    lastAt = now;
+    log.info(`pgmigrate ${name}: ${line}`);
+  };
+}
+
+/** The failed (and warning) checks of a validation report, one per line. */
+export function validationProblems(report: ValidationReport | null): string[] {
+  if (!report) return [];
+  const lines: string[] = [];
+  for (const check of report.serverLevel) {
+    if (check.state === "Succeeded") continue;
+    lines.push(`  server ${check.type} ${check.state}: ${check.messages.join(" ")}`);
+  }
+  for (const db of report.databaseLevel) {
+    for (const check of db.summary) {
+      if (check.state === "Succeeded") continue;
+      lines.push(
+        `  database "${db.databaseName}" ${check.type} ${check.state}: ${check.messages.join(" ")}`,
+      );
+    }
+  }
+  return lines;
+}
+
+/** Why a migration ended badly, with everything a user needs to fix it. */
+export function failureReport(o: MigrationOutputs): string {
+  const head = `migration "${o.migrationName}" ended ${o.state}${o.error ? `: ${o.error}` : ""}`;
+  const lines = [head];
+  if (o.state === "ValidationFailed") {
+    lines.push("Failed premigration checks:", ...validationProblems(o.validation));
+  }
+  for (const db of Object.values(o.dbDetails)) {
+    if (db.migrationState === "Failed" && db.message && db.message !== o.error) {
+      lines.push(`  database "${db.databaseName}": ${db.message}`);
+    }
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,79 @@
+// The resource's arguments as users write them: every field a `pulumi.Input`, names and defaults
+// as in DESIGN.md "Resource inputs". Validation happens in the provider's `check`.
+import type * as pulumi from "@pulumi/pulumi";
+import type { MigrationMode, MigrationOption, SslMode, VerifyMode } from "../provider/types";
+
+/** How to reach and log in to a source or target server. */
+export interface EndpointArgs {
+  /** DNS name or IP address of the server. */
+  host: pulumi.Input<string>;
+  /** TCP port; default 5432. */
+  port?: pulumi.Input<number>;
+  /** Login role. For the source it needs REPLICATION (or rds_replication) for online migrations. */
+  username: pulumi.Input<string>;
+  /**
+   * The password. Always stored encrypted in the Pulumi state (the resource marks it secret
+   * even when given as a plain string); never part of any output.
+   */
+  password: pulumi.Input<string>;
+  /** libpq sslmode; default "prefer". */
+  sslMode?: pulumi.Input<SslMode>;
+  /** Path of a PEM file with the CA certificate (verify-ca / verify-full). */
+  sslRootCert?: pulumi.Input<string>;
+  /** Kind of source server: "AWS_AURORA", "AWS_RDS", "OnPremises", "AzureVM", "GCP_CloudSQL", … */
+  serverType?: pulumi.Input<string>;
+}
+
+/** How many tables are copied and indexes built at once. */
+export interface ParallelismArgs {
+  /** Tables copied concurrently per database; default 4. */
+  tables?: pulumi.Input<number>;
+  /** Indexes built concurrently; default 2. */
+  indexes?: pulumi.Input<number>;
+}
+
+/** Where the migration's worker runs. */
+export interface RuntimeArgs {
+  /**
+   * "local" (default): the provider starts a detached worker on the machine running Pulumi and
+   * restarts it when it died. "external": you run `pgmigrate runtime` elsewhere.
+   */
+  kind?: pulumi.Input<"local" | "external">;
+  /** Directory for the local worker's log; default `<tmpdir>/pgmigrate`. */
+  logDir?: pulumi.Input<string>;
+}
+
+/** Arguments of {@link PostgresMigration}. */
+export interface PostgresMigrationArgs {
+  /** The server to migrate from (PostgreSQL 10 or newer; wal_level=logical for Online). */
+  source: pulumi.Input<EndpointArgs>;
+  /** The server to migrate to (same or newer major version). Holds the control store. */
+  target: pulumi.Input<EndpointArgs>;
+  /** Databases to migrate, e.g. ["orders"]. */
+  databases: pulumi.Input<pulumi.Input<string>[]>;
+  /** "Offline" (default): copy once. "Online": copy, then replicate until `cutover`. */
+  mode?: pulumi.Input<MigrationMode>;
+  /** "ValidateAndMigrate" (default), "Validate" (checks only) or "Migrate" (no checks). */
+  option?: pulumi.Input<MigrationOption>;
+  /** Replace target databases that already exist; default false. */
+  overwriteDbsInTarget?: pulumi.Input<boolean>;
+  /**
+   * Online only: set to true (after writes to the source have stopped) to finish the
+   * migration: drain, sync sequences, drop slot and publication, end `Succeeded`. Cannot be undone.
+   */
+  cutover?: pulumi.Input<boolean>;
+  /** Name of the migration on the target server; default the resource name. Lowercase letters, digits, hyphens. */
+  migrationName?: pulumi.Input<string>;
+  /** Copy parallelism; changes apply in place. */
+  parallelism?: pulumi.Input<ParallelismArgs>;
+  /** Create the source's roles on the target before the copy; default false. */
+  migrateRoles?: pulumi.Input<boolean>;
+  /** "full": give tables without a usable replica identity REPLICA IDENTITY FULL (Online). */
+  fixReplicaIdentity?: pulumi.Input<"full">;
+  /** How the result is verified: "counts" (default), "checksum" or "none". */
+  verify?: pulumi.Input<VerifyMode>;
+  /** Database on the target holding the `pgmigrate` control schema; default "postgres". */
+  controlDatabase?: pulumi.Input<string>;
+  /** Where the worker runs; default local. */
+  runtime?: pulumi.Input<RuntimeArgs>;
+}

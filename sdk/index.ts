@@ -1,0 +1,20 @@
+// Public API of pulumi-postgres-migration: the PostgresMigration resource, its arguments and
+// the types of its outputs. Loading it never loads the migration engine.
+export { PostgresMigration } from "./postgres-migration";
+export type { EndpointArgs, ParallelismArgs, PostgresMigrationArgs, RuntimeArgs } from "./args";
+export type {
+  CheckResult,
+  CheckState,
+  DatabaseValidation,
+  DbDetails,
+  MigrationMode,
+  MigrationOption,
+  MigrationOutputs,
+  MigrationState,
+  MigrationSubstate,
+  SslMode,
+  TableVerification,
+  ValidationReport,
+  VerificationReport,
+  VerifyMode,
+} from "../provider/types";

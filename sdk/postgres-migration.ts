@@ -1,0 +1,127 @@
+// PostgresMigration: a PostgreSQL → PostgreSQL migration declared as a Pulumi resource. Only the
+// thin provider adapter is loaded here; the engine runs in Pulumi's dynamic-provider host.
+import * as pulumi from "@pulumi/pulumi";
+import { createMigrationProvider } from "../provider/index";
+import type {
+  DbDetails,
+  MigrationMode,
+  MigrationOption,
+  MigrationState,
+  MigrationSubstate,
+  ValidationReport,
+  VerificationReport,
+} from "../provider/types";
+import type { EndpointArgs, PostgresMigrationArgs } from "./args";
+
+/** The outputs the resource declares (DESIGN.md "Outputs"); the provider fills them. */
+const OUTPUT_NAMES = [
+  "state",
+  "substate",
+  "migrationMode",
+  "migrationOption",
+  "latencySeconds",
+  "startedOn",
+  "endedOn",
+  "error",
+  "validation",
+  "dbDetails",
+  "verification",
+] as const;
+
+/** The endpoint with its password marked secret (kept structured so previews show the rest). */
+function withSecretPassword(endpoint: pulumi.Input<EndpointArgs>): pulumi.Input<EndpointArgs> {
+  if (pulumi.Output.isInstance(endpoint) || endpoint instanceof Promise) {
+    return pulumi.secret(endpoint) as pulumi.Output<EndpointArgs>;
+  }
+  const { password } = endpoint;
+  return { ...endpoint, password: password === undefined ? password : pulumi.secret(password) };
+}
+
+function passwordOf(endpoint: pulumi.Input<EndpointArgs>): pulumi.Output<string | undefined> {
+  return pulumi.output(endpoint).apply((e) => e.password);
+}
+
+/**
+ * The dynamic provider of one migration. It remembers the passwords (as a secret, so Pulumi
+ * stores the serialized provider encrypted) because `read` and `delete` only see the outputs.
+ * @internal Exported for tests.
+ */
+export function migrationProvider(args: PostgresMigrationArgs): pulumi.dynamic.ResourceProvider {
+  const credentials = pulumi.secret(
+    pulumi
+      .all([passwordOf(args.source), passwordOf(args.target)])
+      .apply(([sourcePassword, targetPassword]) => ({ sourcePassword, targetPassword })),
+  );
+  return createMigrationProvider(credentials);
+}
+
+/**
+ * An offline or online migration of PostgreSQL databases from `source` to `target`.
+ *
+ * `pulumi up` validates, copies schema and data under one snapshot and, online, keeps
+ * replicating until `cutover: true`. `pulumi refresh` shows live latency and counters;
+ * `pulumi destroy` cancels and rolls back an unfinished migration, or only forgets a finished one
+ * (migrated data is never dropped).
+ *
+ * @example
+ * ```ts
+ * const migration = new PostgresMigration("orders", {
+ *   source: { host: "old-db.example.com", username: "postgres", password: cfg.requireSecret("sourcePassword") },
+ *   target: { host: server.fullyQualifiedDomainName, username: "pgadmin", password: cfg.requireSecret("targetPassword") },
+ *   databases: ["orders"],
+ *   mode: "Online",
+ *   cutover: cfg.getBoolean("cutover") ?? false,
+ * });
+ * export const latency = migration.latencySeconds;
+ * ```
+ */
+export class PostgresMigration extends pulumi.dynamic.Resource {
+  /** Name of the migration on the target server. */
+  declare public readonly migrationName: pulumi.Output<string>;
+  /** InProgress, WaitingForUserAction, Canceled, Failed, ValidationFailed or Succeeded. */
+  declare public readonly state: pulumi.Output<MigrationState>;
+  /** The step within the state, e.g. MigratingData or WaitingForCutoverTrigger. */
+  declare public readonly substate: pulumi.Output<MigrationSubstate>;
+  /** Offline or Online. */
+  declare public readonly migrationMode: pulumi.Output<MigrationMode>;
+  /** Validate, Migrate or ValidateAndMigrate. */
+  declare public readonly migrationOption: pulumi.Output<MigrationOption>;
+  /** Online: how far the target is behind the source, in seconds (worst database); null before replication. */
+  declare public readonly latencySeconds: pulumi.Output<number | null>;
+  /** ISO timestamp of the start. */
+  declare public readonly startedOn: pulumi.Output<string | null>;
+  /** ISO timestamp of the end; null while the migration runs. */
+  declare public readonly endedOn: pulumi.Output<string | null>;
+  /** What went wrong, when it did. */
+  declare public readonly error: pulumi.Output<string | null>;
+  /** Premigration checks: server level and per database. */
+  declare public readonly validation: pulumi.Output<ValidationReport | null>;
+  /** Per-database progress: tables loaded, CDC counters, latency. */
+  declare public readonly dbDetails: pulumi.Output<Record<string, DbDetails>>;
+  /** Row-count (or checksum) comparison of source and target after the copy or cutover. */
+  declare public readonly verification: pulumi.Output<VerificationReport | null>;
+
+  /**
+   * Declares a migration.
+   * @param name Resource name; also the default `migrationName`.
+   * @param args Source, target, databases and options.
+   * @param opts Pulumi resource options (e.g. `dependsOn` the target server).
+   */
+  constructor(name: string, args: PostgresMigrationArgs, opts?: pulumi.CustomResourceOptions) {
+    const outputs = Object.fromEntries(OUTPUT_NAMES.map((key) => [key, undefined]));
+    super(
+      migrationProvider(args),
+      name,
+      {
+        ...args,
+        source: withSecretPassword(args.source),
+        target: withSecretPassword(args.target),
+        migrationName: args.migrationName ?? name,
+        ...outputs,
+      },
+      opts,
+      "pgmigrate",
+      "PostgresMigration",
+    );
+  }
+}

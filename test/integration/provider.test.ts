@@ -1,0 +1,225 @@
+// The Pulumi provider driven directly, as the dynamic-provider host would, on real servers:
+// an online migration created, refreshed (a dead worker replaced), cut over and forgotten with
+// its data kept; another one destroyed while waiting and rolled back; a failed validation.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import * as engine from "../../provider/engine";
+import { createMigrationProvider } from "../../provider/index";
+import { publicationName, slotName } from "../../provider/pg/names";
+import { providerImplementation } from "../../provider/provider-lifecycle";
+import { silent } from "../../provider/provider-progress";
+import type { ResourceState } from "../../provider/provider-state";
+import { compareDatabases } from "../support/checksum";
+import { loadFixture, writeWorkload } from "../support/fixture";
+import { startPostgres, type PgServer } from "../support/postgres";
+
+type Inputs = Record<string, unknown>;
+
+/** Pids of the workers serving `name`. */
+function workerPids(name: string): number[] {
+  const ps = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });
+  return ps
+    .split("\n")
+    .filter((l) => l.includes(" runtime ") && new RegExp(`--migration-name ${name}(\\s|$)`).test(l))
+    .map((l) => Number(l.trim().split(/\s+/)[0]));
+}
+
+async function eventually(what: string, probe: () => Promise<boolean> | boolean): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await probe())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** The slot and publication of migration `name` still on the source database `database`. */
+async function sourceLeftovers(
+  source: PgServer,
+  name: string,
+  database: string,
+): Promise<string[]> {
+  const slots = await source.query<{ name: string }>(
+    "SELECT slot_name AS name FROM pg_replication_slots WHERE slot_name = $1",
+    [slotName(name, database)],
+  );
+  const pubs = await source.query<{ name: string }>(
+    "SELECT pubname AS name FROM pg_publication WHERE pubname = $1",
+    [publicationName(name)],
+    database,
+  );
+  return [...slots, ...pubs].map((r) => r.name);
+}
+
+describe("Pulumi provider on real servers", function () {
+  const suffix = randomBytes(3).toString("hex");
+  const names = {
+    online: `prov-online-${suffix}`,
+    cancel: `prov-cancel-${suffix}`,
+    invalid: `prov-invalid-${suffix}`,
+  };
+  let source: PgServer;
+  let target: PgServer;
+  let logDir: string;
+
+  const endpoint = (server: PgServer): Inputs => ({
+    host: server.host,
+    port: server.port,
+    username: server.user,
+    password: server.password,
+    sslMode: "disable",
+  });
+  const inputsFor = (name: string, databases: string[], extra: Inputs = {}): Inputs => ({
+    source: endpoint(source),
+    target: endpoint(target),
+    databases,
+    mode: "Online",
+    migrationName: name,
+    runtime: { kind: "local", logDir },
+    __provider: "exports.handler = ...",
+    ...extra,
+  });
+  const remembered = () => ({ sourcePassword: source.password, targetPassword: target.password });
+  const at = (): engine.ControlLocation => ({
+    target: {
+      host: target.host,
+      port: target.port,
+      username: target.user,
+      password: target.password,
+      sslMode: "disable",
+    },
+    controlDatabase: "postgres",
+  });
+
+  before(async () => {
+    [source, target] = await Promise.all([startPostgres(), startPostgres()]);
+    logDir = fs.mkdtempSync(path.join(os.tmpdir(), "pgmigrate-provider-"));
+    await loadFixture(source, "shop", { rows: 300 });
+    await source.query("CREATE DATABASE stock");
+    await source.query(
+      `CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL);
+       INSERT INTO items SELECT i, 'item ' || i FROM generate_series(1, 2000) i`,
+      [],
+      "stock",
+    );
+  });
+
+  after(async () => {
+    for (const name of Object.values(names)) {
+      for (const pid of workerPids(name)) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+    }
+    await Promise.all([source?.stop(), target?.stop()]);
+    if (logDir) fs.rmSync(logDir, { recursive: true, force: true });
+  });
+
+  it("create (online) → refresh → cutover → delete: data migrated and kept", async () => {
+    const provider = createMigrationProvider({ get: remembered });
+    const inputs = inputsFor(names.online, ["shop"]);
+    const checked = await provider.check!({}, inputs);
+    assert.deepEqual(checked.failures, []);
+
+    const created = await provider.create(inputs);
+    assert.equal(created.id, names.online);
+    const outs = created.outs as ResourceState;
+    assert.equal(outs.state, "WaitingForUserAction");
+    assert.equal(outs.substate, "WaitingForCutoverTrigger");
+    assert.equal(outs.migrationMode, "Online");
+    assert.equal(outs.dbDetails.shop.fullLoadCompletedTables > 0, true);
+    const stateText = JSON.stringify(outs);
+    for (const password of [source.password, target.password]) {
+      assert.ok(!stateText.includes(password), "no password in the outputs");
+    }
+
+    // The application keeps writing; its worker dies; `pulumi refresh` brings a new one.
+    const written = await writeWorkload(source, "shop", { transactions: 15 });
+    assert.equal(written.transactions, 15);
+    const [first] = workerPids(names.online);
+    assert.ok(first, "a worker serves the migration");
+    process.kill(first, "SIGKILL");
+    await eventually("the killed worker is gone", () => !workerPids(names.online).includes(first));
+    const refreshed = await provider.read!(names.online, outs);
+    assert.equal(refreshed.id, names.online);
+    assert.equal((refreshed.props as ResourceState).state, "WaitingForUserAction");
+    await eventually("a new worker runs", () => workerPids(names.online).some((p) => p !== first));
+
+    // `cutover: true`: an in-place update that drains and ends Succeeded.
+    const cutoverInputs = { ...inputs, cutover: true };
+    const diff = await provider.diff!(names.online, refreshed.props, cutoverInputs);
+    assert.deepEqual(diff, { changes: true, replaces: [], deleteBeforeReplace: false });
+    const updated = await provider.update!(names.online, refreshed.props, cutoverInputs);
+    const done = updated.outs as ResourceState;
+    assert.equal(done.state, "Succeeded");
+    assert.equal(done.spec.cutover, true);
+    const comparison = await compareDatabases(source, "shop", target, "shop");
+    assert.deepEqual(comparison.differences, []);
+    assert.deepEqual(await sourceLeftovers(source, names.online, "shop"), []);
+
+    // Destroying a finished migration forgets it; the migrated data stays.
+    await provider.delete!(names.online, done);
+    assert.equal(await engine.getMigration(at(), names.online), undefined);
+    assert.ok((await compareDatabases(source, "shop", target, "shop")).equal);
+    // After a forget, a refresh reports the resource gone.
+    assert.deepEqual(await provider.read!(names.online, done), {});
+    await eventually("the worker exits", () => workerPids(names.online).length === 0);
+  });
+
+  it("create → delete while waiting: canceled and rolled back, nothing left behind", async () => {
+    const implementation = providerImplementation(silent);
+    const created = await implementation.create(inputsFor(names.cancel, ["stock"]));
+    assert.equal(created.outs?.state, "WaitingForUserAction");
+    assert.equal(
+      (await sourceLeftovers(source, names.cancel, "stock")).length,
+      2,
+      "slot and publication exist",
+    );
+    const [{ n: copied }] = await target.query<{ n: string }>(
+      "SELECT count(*) AS n FROM items",
+      [],
+      "stock",
+    );
+    assert.equal(Number(copied), 2000);
+
+    const last = await implementation.delete(
+      names.cancel,
+      created.outs as ResourceState,
+      remembered(),
+    );
+    assert.equal(last?.state, "Canceled");
+    const databases = await target.query("SELECT 1 FROM pg_database WHERE datname = 'stock'");
+    assert.equal(databases.length, 0, "the target database the migration created is dropped");
+    assert.deepEqual(await sourceLeftovers(source, names.cancel, "stock"), []);
+    assert.equal(await engine.getMigration(at(), names.cancel), undefined);
+    await eventually("the worker exits", () => workerPids(names.cancel).length === 0);
+  });
+
+  it("create with a failed validation lists the failed checks and leaves nothing", async () => {
+    const implementation = providerImplementation(silent);
+    await assert.rejects(
+      implementation.create(inputsFor(names.invalid, ["no_such_db"], { mode: "Offline" })),
+      (err: Error) => {
+        assert.match(err.message, /ended ValidationFailed/);
+        assert.match(err.message, /no_such_db/);
+        assert.ok(!err.message.includes(source.password) && !err.message.includes(target.password));
+        return true;
+      },
+    );
+    assert.equal(
+      await engine.getMigration(at(), names.invalid),
+      undefined,
+      "a retry can start afresh",
+    );
+    const slots = await source.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [
+      slotName(names.invalid, "no_such_db"),
+    ]);
+    assert.equal(slots.length, 0);
+  });
+});
