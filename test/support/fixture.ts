@@ -215,7 +215,7 @@ async function workloadTransaction(
     "updates",
     `UPDATE public.type_zoo
      SET txt = $2, bin = $3, f8 = $4::float8, jsb = jsonb_build_object('wl', $5::int, 's', $2::text),
-         int_arr = array_append(int_arr, NULL), tstz = tstz + interval '0.000001 second',
+         int_arr = CASE WHEN array_ndims(int_arr) > 1 THEN int_arr ELSE array_append(int_arr, NULL) END, tstz = tstz + interval '0.000001 second',
          iv = iv + interval '1 microsecond', r_num = numrange($5::int, NULL)
      WHERE id = (SELECT id FROM public.type_zoo ORDER BY id OFFSET $1::int % (SELECT count(*) FROM public.type_zoo) LIMIT 1)`,
     [

@@ -1,0 +1,372 @@
+// Online migrations end to end through the engine facade, under load: pgbench and the fixture's
+// workload write during the copy and during streaming; connections are killed, the worker is
+// SIGKILLed, a cutover arrives with a backlog. Every run ends with identical data, correct
+// sequences and nothing of ours left on either server.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import {
+  createMigration,
+  ensureWorker,
+  getMigration,
+  isEnded,
+  isSettled,
+  requestAction,
+  waitForMigration,
+  type RuntimeOptions,
+} from "../../provider/engine";
+import { processAlive } from "../../provider/runtime/spawn";
+import type { DbDetails, MigrationOutputs } from "../../provider/types";
+import { addTableWithoutPrimaryKey } from "../support/fixture";
+import {
+  assertMigrated,
+  controlOf,
+  count,
+  leaseHolderPid,
+  onlineSpec,
+  prepareSource,
+  Scenario,
+  sleep,
+  startWriters,
+  terminateApply,
+  terminateWalsender,
+  until,
+} from "../support/online";
+import { startPgbench } from "../support/pgbench";
+import type { PgServer } from "../support/postgres";
+
+const DATABASE = "shop";
+const HISTORY_ROWS = "SELECT count(*) AS n FROM pgbench_history";
+
+const specFor = (
+  source: PgServer,
+  target: PgServer,
+  name: string,
+  overrides: Record<string, unknown> = {},
+) => onlineSpec(source, target, name, [DATABASE], overrides);
+const details = (o: MigrationOutputs): DbDetails => o.dbDetails[DATABASE];
+
+/**
+ * Scenarios 1 and 2: writers start before the migration, keep writing through the copy and into
+ * streaming, stop; then the cutover.
+ */
+async function migrateUnderLoad(
+  s: Scenario,
+  name: string,
+  options: { historyPrimaryKey: boolean; withoutPrimaryKeyTable?: boolean },
+): Promise<void> {
+  const { source, target } = s;
+  await prepareSource(source, DATABASE, {
+    rows: 2000,
+    scale: 2,
+    historyPrimaryKey: options.historyPrimaryKey,
+  });
+  if (options.withoutPrimaryKeyTable) await addTableWithoutPrimaryKey(source, DATABASE);
+  const spec = specFor(
+    source,
+    target,
+    name,
+    options.historyPrimaryKey ? {} : { fixReplicaIdentity: "full" },
+  );
+  const at = controlOf(spec);
+
+  const writers = startWriters(source, DATABASE);
+  s.cleanups.push(() => writers.stop());
+  await until(
+    async () => ((await count(source, DATABASE, HISTORY_ROWS)) > 20 ? true : undefined),
+    "pgbench to write",
+  );
+  const historyAtStart = await count(source, DATABASE, HISTORY_ROWS);
+  await createMigration(spec, { kind: "external" });
+  const worker = s.runWorker(spec);
+  const settled = await waitForMigration(at, name, isSettled, { timeoutMs: 120_000 });
+  assert.equal(settled.error, null);
+  assert.equal(settled.state, "WaitingForUserAction");
+  assert.equal(settled.substate, "WaitingForCutoverTrigger");
+  assert.ok(
+    (await count(source, DATABASE, HISTORY_ROWS)) > historyAtStart,
+    "pgbench kept writing while the copy ran",
+  );
+
+  // Streaming: the counters grow while the writers keep going.
+  const base = details(settled);
+  await waitForMigration(
+    at,
+    name,
+    (o) =>
+      details(o).cdcInsertCounter >= base.cdcInsertCounter + 100 &&
+      details(o).cdcUpdateCounter >= base.cdcUpdateCounter + 300,
+    { timeoutMs: 60_000 },
+  );
+  if (options.withoutPrimaryKeyTable) {
+    // Duplicate rows under REPLICA IDENTITY FULL: exactly one of each pair changes.
+    await source.query(
+      `UPDATE public.no_pk_log SET level = 'debug'
+         WHERE ctid = (SELECT ctid FROM public.no_pk_log WHERE message = 'message 7' LIMIT 1);
+       DELETE FROM public.no_pk_log
+         WHERE ctid = (SELECT ctid FROM public.no_pk_log WHERE message = 'message 9' LIMIT 1);
+       INSERT INTO public.no_pk_log (level, message) VALUES ('info', 'message 9');`,
+      [],
+      DATABASE,
+    );
+  }
+  const written = await writers.stop();
+  assert.ok(written.workload.transactions > 0, "the fixture workload committed transactions");
+
+  await requestAction(at, name, "cutover");
+  await worker;
+  const done = (await getMigration(at, name)) as MigrationOutputs;
+  assert.ok(details(done).cdcInsertCounter > base.cdcInsertCounter);
+  await assertMigrated(s, DATABASE, done, options);
+}
+
+describe("online migration end to end under load", function () {
+  describe("PostgreSQL 15 → 15, writes during copy and streaming (history with a primary key)", () => {
+    const s = new Scenario();
+    before(() => s.start());
+    after(() => s.stop());
+
+    it("ends with identical data, correct sequences and nothing left behind", async () => {
+      await migrateUnderLoad(s, "load-pk", { historyPrimaryKey: true });
+    });
+  });
+
+  describe("PostgreSQL 13 → 16, writes during copy and streaming (fixReplicaIdentity full)", () => {
+    const s = new Scenario();
+    before(() => s.start(13, 16));
+    after(() => s.stop());
+
+    it("ends with identical data, correct sequences and nothing left behind", async () => {
+      await migrateUnderLoad(s, "load-13-16", {
+        historyPrimaryKey: false,
+        withoutPrimaryKeyTable: true,
+      });
+    });
+  });
+
+  describe("connections killed while streaming", () => {
+    const s = new Scenario();
+    before(() => s.start());
+    after(() => s.stop());
+
+    it("survives terminated walsender and apply backends with exact counters", async () => {
+      const { source, target } = s;
+      await prepareSource(source, DATABASE, { rows: 500, scale: 1, historyPrimaryKey: true });
+      await source.query(
+        "CREATE TABLE public.counted (id int PRIMARY KEY, qty int NOT NULL, note text)",
+        [],
+        DATABASE,
+      );
+      const spec = specFor(source, target, "faults");
+      const at = controlOf(spec);
+      await createMigration(spec, { kind: "external" });
+      const worker = s.runWorker(spec);
+      const settled = await waitForMigration(at, "faults", isSettled, { timeoutMs: 120_000 });
+      assert.equal(settled.error, null);
+      assert.equal(settled.state, "WaitingForUserAction");
+      assert.equal(details(settled).appliedChanges, 0, "nothing written since the snapshot");
+
+      // Only deterministic writes from here on: 500 pgbench transactions (3 updates and 1
+      // insert each) and known changes on `counted`.
+      const pgbench = startPgbench(source, DATABASE, {
+        clients: 2,
+        transactionsPerClient: 250,
+        rate: 50,
+      });
+      s.cleanups.push(() => pgbench.stop());
+      const counted = writeCounted(source, 100);
+
+      let writing = true;
+      const kills = { walsender: 0, apply: 0 };
+      const writersDone = Promise.all([pgbench.done, counted]).finally(() => (writing = false));
+      for (let round = 0; writing || kills.walsender < 3 || kills.apply < 3; round++) {
+        await sleep(1_200);
+        if (round % 2 === 0) kills.walsender += await terminateWalsender(source);
+        else kills.apply += await terminateApply(target, DATABASE);
+        if (round > 40) break;
+      }
+      const [bench, countedChanges] = await writersDone;
+      assert.equal(bench.exitCode, 0, bench.output);
+      assert.equal(bench.transactions, 500);
+      assert.ok(kills.walsender >= 3, `walsender terminated ${kills.walsender} times`);
+      assert.ok(kills.apply >= 3, `apply backend terminated ${kills.apply} times`);
+
+      const expected = {
+        cdcInsertCounter: 500 + countedChanges.inserts,
+        cdcUpdateCounter: 1500 + countedChanges.updates,
+        cdcDeleteCounter: countedChanges.deletes,
+      };
+      await requestAction(at, "faults", "cutover");
+      await worker;
+      const done = (await getMigration(at, "faults")) as MigrationOutputs;
+      const db = details(done);
+      assert.deepEqual(
+        {
+          cdcInsertCounter: db.cdcInsertCounter,
+          cdcUpdateCounter: db.cdcUpdateCounter,
+          cdcDeleteCounter: db.cdcDeleteCounter,
+        },
+        expected,
+      );
+      assert.equal(
+        db.appliedChanges,
+        expected.cdcInsertCounter + expected.cdcUpdateCounter + expected.cdcDeleteCounter,
+      );
+      assert.equal(db.incomingChanges, 0);
+      await assertMigrated(s, DATABASE, done, { historyPrimaryKey: true });
+      assert.equal(
+        await count(target, DATABASE, "SELECT count(*) AS n FROM public.counted"),
+        countedChanges.inserts - countedChanges.deletes,
+      );
+    });
+  });
+
+  describe("worker SIGKILLed while streaming", () => {
+    const s = new Scenario();
+    let logDir: string;
+    before(async () => {
+      logDir = fs.mkdtempSync(path.join(os.tmpdir(), "pgmigrate-e2e-"));
+      await s.start();
+    });
+    after(async () => {
+      await s.stop();
+      fs.rmSync(logDir, { recursive: true, force: true });
+    });
+
+    it("resumes in a new worker and cuts over without duplicates", async () => {
+      const { source, target } = s;
+      // No primary key on pgbench_history: a duplicate row would show in its count.
+      await prepareSource(source, DATABASE, { rows: 1000, scale: 1, historyPrimaryKey: false });
+      const spec = specFor(source, target, "killed", { fixReplicaIdentity: "full" });
+      const runtime: RuntimeOptions = { kind: "local", logDir };
+      const at = controlOf(spec);
+      const wait = (done: (o: MigrationOutputs) => boolean) =>
+        waitForMigration(at, "killed", done, { timeoutMs: 120_000, spec, runtime });
+
+      const writers = startWriters(source, DATABASE);
+      s.cleanups.push(() => writers.stop());
+      await createMigration(spec, runtime);
+      const settled = await wait(isSettled);
+      assert.equal(settled.error, null);
+      assert.equal(settled.state, "WaitingForUserAction");
+      const firstPid = await until(() => leaseHolderPid(target, "killed"), "the worker's lease");
+      s.spawnedPids.add(firstPid);
+
+      const firstCount = details(settled).cdcInsertCounter;
+      await wait((o) => details(o).cdcInsertCounter >= firstCount + 100);
+      process.kill(firstPid, "SIGKILL");
+      await until(async () => (processAlive(firstPid) ? undefined : true), "the worker to die");
+      const atKill = details((await getMigration(at, "killed")) as MigrationOutputs);
+      await sleep(2_000); // the writers keep going without a worker
+
+      assert.equal(await ensureWorker(spec, runtime), true);
+      const secondPid = await until(async () => {
+        const pid = await leaseHolderPid(target, "killed");
+        return pid !== undefined && pid !== firstPid ? pid : undefined;
+      }, "a successor's lease");
+      s.spawnedPids.add(secondPid);
+      await wait(
+        (o) =>
+          details(o).cdcInsertCounter >= atKill.cdcInsertCounter + 100 &&
+          details(o).cdcUpdateCounter >= atKill.cdcUpdateCounter + 300,
+      );
+
+      await writers.stop();
+      await requestAction(at, "killed", "cutover");
+      const done = await wait((o) => isEnded(o.state));
+      await assertMigrated(s, DATABASE, done, { historyPrimaryKey: false });
+      const [sourceRows, targetRows] = await Promise.all(
+        [source, target].map((server) => count(server, DATABASE, HISTORY_ROWS)),
+      );
+      assert.equal(targetRows, sourceRows, "no history row applied twice");
+      await until(async () => (processAlive(secondPid) ? undefined : true), "the worker to exit");
+    });
+  });
+
+  describe("cutover requested with a backlog", () => {
+    const s = new Scenario();
+    before(() => s.start());
+    after(() => s.stop());
+
+    it("applies the backlog and completes", async () => {
+      const { source, target } = s;
+      await prepareSource(source, DATABASE, { rows: 500, scale: 1, historyPrimaryKey: true });
+      const spec = specFor(source, target, "backlog");
+      const at = controlOf(spec);
+      await createMigration(spec, { kind: "external" });
+      const worker = s.runWorker(spec);
+      const settled = await waitForMigration(at, "backlog", isSettled, { timeoutMs: 120_000 });
+      assert.equal(settled.error, null);
+
+      const writers = startWriters(source, DATABASE);
+      s.cleanups.push(() => writers.stop());
+      await waitForMigration(at, "backlog", (o) => details(o).cdcUpdateCounter > 0, {
+        timeoutMs: 30_000,
+      });
+
+      // A target session holds pgbench_accounts: the stream cannot apply, the backlog grows.
+      const locker = await target.connect(DATABASE);
+      s.cleanups.push(() => locker.end());
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE pgbench_accounts IN ACCESS EXCLUSIVE MODE");
+      const behind = await waitForMigration(
+        at,
+        "backlog",
+        (o) => (details(o).latencySeconds ?? 0) >= 3,
+        { timeoutMs: 30_000 },
+      );
+      assert.ok((behind.latencySeconds ?? 0) >= 3, `latency ${behind.latencySeconds}`);
+      assert.ok(details(behind).incomingChanges > 0, "changes wait to be applied");
+      await writers.stop();
+
+      await requestAction(at, "backlog", "cutover");
+      await waitForMigration(at, "backlog", (o) => o.substate === "CompletingMigration", {
+        timeoutMs: 30_000,
+      });
+      await sleep(2_000);
+      const blocked = (await getMigration(at, "backlog")) as MigrationOutputs;
+      assert.equal(blocked.state, "InProgress", "the cutover waits for the backlog");
+
+      await locker.query("ROLLBACK");
+      await worker;
+      const done = (await getMigration(at, "backlog")) as MigrationOutputs;
+      await assertMigrated(s, DATABASE, done, { historyPrimaryKey: true });
+    });
+  });
+});
+
+/**
+ * Known changes on `public.counted`, one small transaction each (~10 s): 3 inserts, 2 updates
+ * and 1 delete per transaction. Returns the rows each kind touched.
+ */
+async function writeCounted(
+  source: PgServer,
+  transactions: number,
+): Promise<{ inserts: number; updates: number; deletes: number }> {
+  const client = await source.connect(DATABASE);
+  const counts = { inserts: 0, updates: 0, deletes: 0 };
+  try {
+    for (let k = 0; k < transactions; k++) {
+      await client.query("BEGIN");
+      const ins = await client.query(
+        `INSERT INTO public.counted (id, qty, note)
+         SELECT g, $2, 'row ' || g FROM generate_series($1::int * 3 + 1, $1::int * 3 + 3) AS g`,
+        [k, k],
+      );
+      const upd = await client.query(
+        "UPDATE public.counted SET qty = qty + 1, note = note || '+' WHERE id IN ($1, $2)",
+        [k * 3 + 1, k * 3 + 2],
+      );
+      const del = await client.query("DELETE FROM public.counted WHERE id = $1", [k * 3 + 3]);
+      await client.query("COMMIT");
+      counts.inserts += ins.rowCount ?? 0;
+      counts.updates += upd.rowCount ?? 0;
+      counts.deletes += del.rowCount ?? 0;
+      await sleep(80);
+    }
+  } finally {
+    await client.end();
+  }
+  return counts;
+}
