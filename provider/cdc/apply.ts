@@ -8,7 +8,7 @@ import type { Endpoint } from "../types";
 import { installBookkeeping, readAppliedLsn, recordAppliedLsn } from "./bookkeeping";
 import { STABLE_OUTPUT_SQL } from "./plugin";
 import type { CommitMessage, PgoutputMessage, RelationMessage } from "./pgoutput";
-import type { ApplyRelation, Change } from "./changes";
+import type { ApplyRelation, Change, Statement } from "./changes";
 import { planStatements } from "./plan";
 import { targetColumns } from "./target-columns";
 
@@ -47,6 +47,8 @@ const zeroCounts = (): ChangeCounts => ({ inserts: 0, updates: 0, deletes: 0, tr
 
 export class Applier {
   private readonly relations = new Map<number, ApplyRelation>();
+  /** What each relation was announced as: names, key flags, types with modifiers. */
+  private readonly announced = new Map<number, string>();
   private nextRelationId = 1;
   private pending: Change[] = [];
   private pendingBytes = 0;
@@ -61,8 +63,8 @@ export class Applier {
   private constructor(
     private readonly client: Client,
     private readonly slotName: string,
-    /** Source transactions with commit LSN at or below this were applied before a restart. */
-    private readonly skipUpTo: bigint | undefined,
+    /** Stored applied commit LSN as this session last read or wrote it; at or below: skip. */
+    private storedLsn: string | undefined,
     private readonly onCommitted: (batch: BatchResult) => void,
   ) {}
 
@@ -82,8 +84,7 @@ export class Applier {
       });
       await installBookkeeping(client);
       const storedLsn = await readAppliedLsn(client, slotName);
-      const skipUpTo = storedLsn === undefined ? undefined : parseLsn(storedLsn);
-      return { applier: new Applier(client, slotName, skipUpTo, onCommitted), storedLsn };
+      return { applier: new Applier(client, slotName, storedLsn, onCommitted), storedLsn };
     } catch (err) {
       await client.end().catch(() => undefined);
       throw err;
@@ -111,7 +112,9 @@ export class Applier {
         return;
       case "begin":
         this.inSourceTxn = true;
-        this.skipping = this.skipUpTo !== undefined && parseLsn(message.commitLsn) <= this.skipUpTo;
+        // Applied before a restart: the stored position covers it.
+        this.skipping =
+          this.storedLsn !== undefined && parseLsn(message.commitLsn) <= parseLsn(this.storedLsn);
         if (this.batchChanges === 0 && this.lastCommit === undefined)
           this.batchStartedAt = Date.now();
         return;
@@ -154,21 +157,15 @@ export class Applier {
 
   // The source re-announces a relation after any cache invalidation (ANALYZE, an index):
   // keep the known one, with its target columns and prepared statements, unless it changed.
+  // A changed type or modifier counts: casts to a stale char(3) would cut values short.
   private toRelation(message: RelationMessage): ApplyRelation {
     const columns = message.columns.map((c) => c.name);
     const keyColumns = message.columns.flatMap((c, i) => (c.isKey ? [i] : []));
     const full = message.replicaIdentity === "f";
     const known = this.relations.get(message.relationOid);
-    if (
-      known &&
-      known.schema === message.schema &&
-      known.name === message.name &&
-      known.full === full &&
-      known.columns.join("\0") === columns.join("\0") &&
-      known.keyColumns.join() === keyColumns.join()
-    ) {
-      return known;
-    }
+    const announced = JSON.stringify([message.schema, message.name, full, message.columns]);
+    if (known && this.announced.get(message.relationOid) === announced) return known;
+    this.announced.set(message.relationOid, announced);
     const id = this.nextRelationId++;
     return { id, schema: message.schema, name: message.name, columns, keyColumns, full };
   }
@@ -247,20 +244,27 @@ export class Applier {
     }
     const statements = planStatements(changes);
     if (statements.length > 0 && !this.targetTxnOpen) {
-      await this.client.query("BEGIN");
+      // Deferrable constraints are checked at the target commit, as the source checked them at
+      // its commit: changes of one source statement arrive as several target statements.
+      await this.client.query("BEGIN; SET CONSTRAINTS ALL DEFERRED");
       this.targetTxnOpen = true;
     }
-    for (const s of statements) {
-      try {
-        await this.client.query(
-          s.name
-            ? { name: s.name, text: s.text, values: s.values }
-            : { text: s.text, values: s.values },
-        );
-      } catch (err) {
-        throw applyError(err, s.relation);
-      }
+    for (const s of statements) await this.execute(s);
+  }
+
+  private async execute(s: Statement): Promise<void> {
+    let touched: number | null;
+    try {
+      const result = await this.client.query(
+        s.name
+          ? { name: s.name, text: s.text, values: s.values }
+          : { text: s.text, values: s.values },
+      );
+      touched = result.rowCount;
+    } catch (err) {
+      throw applyError(err, s.relation);
     }
+    if (s.ifNoRows && touched === 0) for (const next of s.ifNoRows) await this.execute(next);
   }
 
   private async commitBatch(): Promise<void> {
@@ -269,8 +273,16 @@ export class Applier {
     await this.flushPending();
     const wroteTarget = this.targetTxnOpen;
     if (wroteTarget) {
-      await recordAppliedLsn(this.client, this.slotName, last.commitLsn);
+      if (!(await recordAppliedLsn(this.client, this.slotName, last.commitLsn, this.storedLsn))) {
+        // Retried like a lost connection: the next session reads the position and skips.
+        throw new MigrationError(
+          "replicate",
+          `another apply session moved the position of ${this.slotName} on the target; resuming from there`,
+          { code: SQLSTATE.objectInUse },
+        );
+      }
       await this.client.query("COMMIT");
+      this.storedLsn = last.commitLsn;
       this.targetTxnOpen = false;
     }
     const counts = this.batchCounts;

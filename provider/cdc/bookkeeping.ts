@@ -20,9 +20,13 @@ const INSTALL_SQL = `
     applied_at timestamptz NOT NULL
   )`;
 
+// Compare and set: the row must still hold the position this session read or wrote last. A
+// session whose connection broke may still be committing on the server; its row lock makes us
+// wait, and a position it moved means our batch repeats its work.
 const UPSERT_SQL = `
-  INSERT INTO ${PROGRESS} (slot_name, applied_lsn, applied_at) VALUES ($1, $2::pg_lsn, now())
-  ON CONFLICT (slot_name) DO UPDATE SET applied_lsn = EXCLUDED.applied_lsn, applied_at = EXCLUDED.applied_at`;
+  INSERT INTO ${PROGRESS} AS p (slot_name, applied_lsn, applied_at) VALUES ($1, $2::pg_lsn, now())
+  ON CONFLICT (slot_name) DO UPDATE SET applied_lsn = EXCLUDED.applied_lsn, applied_at = EXCLUDED.applied_at
+  WHERE p.applied_lsn IS NOT DISTINCT FROM $3::pg_lsn`;
 
 /** Creates the bookkeeping schema and table if missing. */
 export async function installBookkeeping(target: Client): Promise<void> {
@@ -53,17 +57,22 @@ export async function readAppliedLsn(
   }
 }
 
-/** Records `commitLsn` for `slotName`; call inside the target transaction that applied it. */
+/**
+ * Records `commitLsn` for `slotName` inside the target transaction that applied it, provided
+ * the stored position is still `previousLsn`. False when another session moved it meanwhile.
+ */
 export async function recordAppliedLsn(
   target: Client,
   slotName: string,
   commitLsn: string,
-): Promise<void> {
-  await target.query({
+  previousLsn: string | undefined,
+): Promise<boolean> {
+  const result = await target.query({
     name: "pgmigrate_progress",
     text: UPSERT_SQL,
-    values: [slotName, commitLsn],
+    values: [slotName, commitLsn, previousLsn ?? null],
   });
+  return result.rowCount === 1;
 }
 
 /** Stored applied commit LSN for slot in the target database, if any. */

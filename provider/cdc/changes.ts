@@ -4,13 +4,16 @@ import type { ColumnValue } from "./pgoutput";
 
 /** What the target says about one column of a replicated table. */
 export interface TargetColumn {
-  /** format_type(atttypid, NULL): a type name usable in a cast. */
+  /**
+   * format_type(atttypid, atttypmod): the column's exact type for casts. Without the modifier
+   * `character` and `bit` would mean length 1 and silently cut values (and keys) short.
+   */
   readonly typeName: string;
   /** The type has a default btree operator class, so `=` is its equality. */
   readonly hasEquality: boolean;
   /** GENERATED ALWAYS AS IDENTITY: only INSERT ... OVERRIDING SYSTEM VALUE may set it. */
   readonly identityAlways: boolean;
-  /** Covered by a unique or exclusion index (or the table has one on an expression). */
+  /** Covered by a unique or exclusion index (or the table has a partial or expression one). */
   readonly inUniqueIndex: boolean;
 }
 
@@ -61,4 +64,6 @@ export interface Statement {
   readonly values: (string | null)[];
   /** For error messages. */
   readonly relation: ApplyRelation;
+  /** Run instead when this statement touched no row (a guard found a different value). */
+  readonly ifNoRows?: readonly Statement[];
 }

@@ -13,6 +13,8 @@ export interface RelationColumn {
   /** Part of the replica identity (every column when the identity is FULL). */
   readonly isKey: boolean;
   readonly typeOid: number;
+  /** atttypmod: length of char(n), precision of numeric(p,s); -1 when none. */
+  readonly typeMod: number;
 }
 
 /** 'd' default (primary key), 'n' nothing, 'f' full, 'i' index. */
@@ -185,8 +187,8 @@ export function decodePgoutput(buf: Buffer): PgoutputMessage {
         const flags = r.byte();
         const columnName = r.cstring();
         const typeOid = r.uint32();
-        r.int32(); // type modifier
-        columns.push({ name: columnName, isKey: (flags & 1) === 1, typeOid });
+        const typeMod = r.int32();
+        columns.push({ name: columnName, isKey: (flags & 1) === 1, typeOid, typeMod });
       }
       return { tag: "relation", relationOid, schema, name, replicaIdentity, columns };
     }

@@ -6,7 +6,8 @@ import type { ColumnValue } from "./pgoutput";
 import {
   deleteStatement,
   fullDeleteStatement,
-  fullUpdateStatement,
+  fullUpdateStatements,
+  identityUpdateStatement,
   insertStatement,
   isSent,
   keyedUpdate,
@@ -73,11 +74,8 @@ export function planStatements(changes: readonly Change[]): Statement[] {
       run.rows.push(change.values);
     } else if (change.relation.full) {
       close();
-      const s =
-        change.kind === "update"
-          ? fullUpdateStatement(change)
-          : fullDeleteStatement(change.relation, change.old);
-      if (s) out.push(s);
+      if (change.kind === "update") out.push(...fullUpdateStatements(change));
+      else out.push(fullDeleteStatement(change.relation, change.old));
     } else if (change.kind === "delete") {
       const relation = change.relation;
       const key = relation.keyColumns.map((i) => change.old[i]);
@@ -97,6 +95,12 @@ export function planStatements(changes: readonly Change[]): Statement[] {
       run.rows.push(key);
     } else {
       const update = keyedUpdate(change);
+      if (update.identity.length > 0) {
+        close();
+        const shapeId = shapeIdOf(change.relation, [...update.set, -1, ...update.identity]);
+        out.push(identityUpdateStatement(change.relation, shapeId, update));
+        continue;
+      }
       if (update.set.length === 0) continue; // nothing but unchanged values: a no-op
       // A key change, or a new value for a unique column, must not meet other rows in one
       // statement: uniqueness is checked row by row, and the source's order avoided conflicts.

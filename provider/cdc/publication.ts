@@ -40,15 +40,20 @@ const LEAVES_SQL = `
   WHERE c.relkind = 'r'
   ORDER BY 1, 2`;
 
-// Tables whose UPDATE/DELETE cannot be replicated: default identity without primary key, or
-// identity NOTHING.
+// Tables whose UPDATE/DELETE cannot be replicated: identity NOTHING, default identity without
+// a primary key (a DEFERRABLE one does not count: it cannot identify rows), or an identity
+// index that was dropped.
 const NO_IDENTITY_SQL = `
   SELECT n.nspname AS schema, c.relname AS name
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE c.oid = ANY($1::regclass[])
     AND (c.relreplident = 'n'
          OR (c.relreplident = 'd'
-             AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))`;
+             AND NOT EXISTS (SELECT 1 FROM pg_index i
+                             WHERE i.indrelid = c.oid AND i.indisprimary AND i.indimmediate))
+         OR (c.relreplident = 'i'
+             AND NOT EXISTS (SELECT 1 FROM pg_index i
+                             WHERE i.indrelid = c.oid AND i.indisreplident)))`;
 
 async function publishedTables(client: Client, tables?: readonly TableRef[]): Promise<TableRef[]> {
   if (!tables) return (await client.query<TableRef>(USER_TABLES_SQL)).rows;

@@ -49,8 +49,10 @@ function placeholders(from: number, count: number, casts?: readonly string[]): s
 /** How an update that finds its row by key is applied. */
 export interface KeyedUpdate {
   readonly key: Value[];
-  /** Column indexes to SET (unchanged TOAST values left out). */
+  /** Column indexes to SET (unchanged TOAST values and identity ALWAYS columns left out). */
   readonly set: number[];
+  /** Identity ALWAYS columns with a new value that may differ (UPDATE ... SET c = DEFAULT). */
+  readonly identity: number[];
   readonly keyChanged: boolean;
   readonly values: readonly ColumnValue[];
 }
@@ -80,12 +82,64 @@ export function keyedUpdate(change: UpdateChange): KeyedUpdate {
   const keyChanged = oldKey !== undefined && newKey.some((v, j) => isSent(v) && v !== oldKey[j]);
   const target = targetOf(relation);
   const isKey = new Set(keys);
-  const set = values
+  const sent = values
     .map((_, i) => i)
-    .filter((i) => isSent(values[i]) && (keyChanged || !isKey.has(i)))
-    // Identity ALWAYS columns refuse explicit values in UPDATE; they do not change anyway.
-    .filter((i) => isKey.has(i) || !target[i].identityAlways);
-  return { key: key as Value[], set, keyChanged, values };
+    .filter((i) => isSent(values[i]) && (keyChanged || !isKey.has(i)));
+  const set = sent.filter((i) => !target[i].identityAlways);
+  const identity = sent.filter((i) => target[i].identityAlways);
+  return { key: key as Value[], set, identity, keyChanged, values };
+}
+
+/**
+ * Identity ALWAYS columns refuse explicit values in UPDATE, yet `SET c = DEFAULT` on the source
+ * gives them a new one: the statement runs with the columns made BY DEFAULT for its duration
+ * (inside the apply transaction, so a failure leaves them ALWAYS).
+ */
+function overridingIdentity(
+  relation: ApplyRelation,
+  columns: readonly number[],
+  statement: Statement,
+): Statement[] {
+  const alter = (mode: string): Statement => ({
+    text:
+      `ALTER TABLE ${tableOf(relation)} ` +
+      columns.map((i) => `ALTER COLUMN ${col(relation, i)} SET GENERATED ${mode}`).join(", "),
+    values: [],
+    relation,
+  });
+  return [alter("BY DEFAULT"), statement, alter("ALWAYS")];
+}
+
+/**
+ * A keyed update of a table with identity ALWAYS columns. The source does not say whether their
+ * value changed: the update runs guarded by the new values, and only when that finds no row
+ * (the value changed, or the row is missing) again with the columns overridden.
+ */
+export function identityUpdateStatement(
+  relation: ApplyRelation,
+  shapeId: string,
+  update: KeyedUpdate,
+): Statement {
+  const { set, identity, values } = update;
+  const keys = relation.keyColumns;
+  const sets = set.map((i, j) => `${col(relation, i)} = $${j + 1}`);
+  // Keys and identity columns are never NULL.
+  const where = [...keys, ...identity].map(
+    (i, j) => `${col(relation, i)} = $${set.length + j + 1}`,
+  );
+  // Nothing else to set: a SELECT reports whether the row already holds the values.
+  const text =
+    sets.length > 0
+      ? `UPDATE ${tableOf(relation)} SET ${sets.join(", ")} WHERE ${where.join(" AND ")}`
+      : `SELECT FROM ${tableOf(relation)} WHERE ${where.join(" AND ")}`;
+  const guardValues = [
+    ...set.map((i) => values[i] as Value),
+    ...update.key,
+    ...identity.map((i) => values[i] as Value),
+  ];
+  const guard = statement(relation, `g${shapeId}`, 1, 1, text, guardValues);
+  const all = updateStatement(relation, `${shapeId}i`, [{ ...update, set: [...set, ...identity] }]);
+  return { ...guard, ifNoRows: overridingIdentity(relation, identity, all) };
 }
 
 export function insertStatement(
@@ -93,6 +147,11 @@ export function insertStatement(
   rows: readonly (readonly ColumnValue[])[],
 ): Statement {
   const n = relation.columns.length;
+  if (n === 0) {
+    // A table without columns still has rows: VALUES () is not SQL.
+    const text = `INSERT INTO ${tableOf(relation)} SELECT FROM generate_series(1, ${rows.length})`;
+    return { text, values: [], relation };
+  }
   const tuples = rows.map((_, r) => placeholders(r * n + 1, n));
   const text =
     `INSERT INTO ${tableOf(relation)} (${relation.columns.map((c) => quoteIdent(c)).join(", ")}) ` +
@@ -149,9 +208,11 @@ export function deleteStatement(relation: ApplyRelation, rows: readonly Value[][
 }
 
 /**
- * Identity FULL: the row is the first one equal to the old values in every sent column. Types
- * without `=` (json, point, xml) compare as text; NULLs as IS NULL. ctid picks exactly one row
- * when identical duplicates exist.
+ * Identity FULL: the row is the first one holding the old values in every sent column; NULLs
+ * match IS NULL. ctid picks exactly one row when identical duplicates exist. Each old value is
+ * read as the column's type and both sides printed by the target: the source's text may come
+ * from another TimeZone (timestamptz inside arrays, ranges, composites), and `=` alone cannot
+ * tell 1.0 from 1.00 or 0 from -0. Types without `=` (json, point, xml) compare as text only.
  */
 function rowMatch(
   relation: ApplyRelation,
@@ -166,31 +227,33 @@ function rowMatch(
     if (v === null) conditions.push(`${col(relation, i)} IS NULL`);
     else {
       values.push(v);
-      const p = `$${firstParam + values.length - 1}`;
-      conditions.push(
-        target[i].hasEquality
-          ? `${col(relation, i)} = ${p}`
-          : `${col(relation, i)}::text = ${p}::text`,
-      );
+      const p = `$${firstParam + values.length - 1}::${target[i].typeName}`;
+      const same = `${col(relation, i)}::text = (${p})::text`;
+      // `=` first: an index on the column can find the candidates.
+      conditions.push(target[i].hasEquality ? `${col(relation, i)} = ${p} AND ${same}` : same);
     }
   });
   const where = conditions.length > 0 ? conditions.join(" AND ") : "true";
   return { sql: `ctid = (SELECT ctid FROM ${tableOf(relation)} WHERE ${where} LIMIT 1)`, values };
 }
 
-export function fullUpdateStatement(change: UpdateChange): Statement | undefined {
+export function fullUpdateStatements(change: UpdateChange): Statement[] {
   const { relation, old, values } = change;
-  if (!old) return undefined;
+  if (!old) return [];
   const target = targetOf(relation);
-  // Only what differs: fewer index updates, and identity ALWAYS columns stay untouched.
-  const set = values
-    .map((_, i) => i)
-    .filter((i) => isSent(values[i]) && values[i] !== old[i] && !target[i].identityAlways);
-  if (set.length === 0) return undefined;
+  // Only what differs: fewer index updates, and identity ALWAYS columns only when they changed.
+  const set = values.map((_, i) => i).filter((i) => isSent(values[i]) && values[i] !== old[i]);
+  if (set.length === 0) return [];
   const sets = set.map((i, j) => `${col(relation, i)} = $${j + 1}`);
   const match = rowMatch(relation, old, set.length + 1);
   const text = `UPDATE ${tableOf(relation)} SET ${sets.join(", ")} WHERE ${match.sql}`;
-  return { text, values: [...set.map((i) => values[i] as Value), ...match.values], relation };
+  const update = {
+    text,
+    values: [...set.map((i) => values[i] as Value), ...match.values],
+    relation,
+  };
+  const identity = set.filter((i) => target[i].identityAlways);
+  return identity.length > 0 ? overridingIdentity(relation, identity, update) : [update];
 }
 
 export function fullDeleteStatement(

@@ -7,7 +7,7 @@ import type { ApplyRelation, TargetColumn } from "./changes";
 
 const TARGET_COLUMNS_SQL = `
   SELECT a.attname AS name,
-         format_type(a.atttypid, NULL) AS type_name,
+         format_type(a.atttypid, a.atttypmod) AS type_name,
          a.attidentity = 'a' AS identity_always,
          EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
                  WHERE am.amname = 'btree' AND oc.opcdefault
@@ -15,7 +15,8 @@ const TARGET_COLUMNS_SQL = `
            AS has_equality,
          EXISTS (SELECT 1 FROM pg_index i
                  WHERE i.indrelid = a.attrelid AND (i.indisunique OR i.indisexclusion)
-                   AND (a.attnum = ANY (i.indkey::int2[]) OR i.indexprs IS NOT NULL)) AS in_unique_index
+                   AND (a.attnum = ANY (i.indkey::int2[]) OR i.indexprs IS NOT NULL
+                        OR i.indpred IS NOT NULL)) AS in_unique_index
   FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
   WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped`;
 
