@@ -20,7 +20,7 @@ SELECT n.nspname AS schema, c.relname AS name
                     WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
    AND (c.relreplident = 'n'
         OR (c.relreplident = 'd'
-            AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
+            AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary AND i.indimmediate))
         OR (c.relreplident = 'i'
             AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)))
  ORDER BY 1, 2`;
