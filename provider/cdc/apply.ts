@@ -2,13 +2,14 @@
 // transaction, and records the last applied commit LSN in that same transaction.
 import type { Client } from "pg";
 import { connect } from "../pg/connect";
-import { MigrationError, SQLSTATE, isTransient, pgFields } from "../pg/errors";
+import { MigrationError, SQLSTATE, pgFields } from "../pg/errors";
 import { parseLsn } from "../pg/lsn";
 import type { Endpoint } from "../types";
 import { installBookkeeping, readAppliedLsn, recordAppliedLsn } from "./bookkeeping";
 import { STABLE_OUTPUT_SQL } from "./plugin";
 import type { CommitMessage, PgoutputMessage, RelationMessage } from "./pgoutput";
-import type { ApplyRelation, Change, Statement } from "./changes";
+import type { ApplyRelation, Change } from "./changes";
+import { applyError, executeStatements } from "./execute";
 import { planStatements } from "./plan";
 import { targetColumns } from "./target-columns";
 
@@ -30,17 +31,25 @@ export interface BatchResult {
   readonly counts: ChangeCounts;
 }
 
-/** Changes sent to the target inside the open transaction at a time: bounds memory. */
+/**
+ * Changes sent to the target inside the open transaction at a time: bounds memory (one chunk
+ * buffered while the one before it is in flight).
+ */
 const CHUNK_CHANGES = 1000;
 const CHUNK_BYTES = 8 * 1024 * 1024;
-/** A target transaction commits once it holds this many changes or is this old. */
-const BATCH_CHANGES = 1000;
+/**
+ * A target transaction commits once it holds this many changes or is this old. Several chunks
+ * per transaction: decoding the next chunk overlaps executing the last; a commit waits for both.
+ */
+const BATCH_CHANGES = 5000;
 const BATCH_AGE_MS = 200;
 
-// Session settings: inputs parse as the walsender printed them; no timeouts end a long
-// batch; replica role keeps target triggers and FK actions from firing a second time.
+// Session settings: inputs parse as the walsender printed them; values inlined as literals read
+// backslashes as the E'' strings say; no timeouts end a long batch; replica role keeps target
+// triggers and FK actions from firing a second time.
 const SESSION_SQL =
-  `${STABLE_OUTPUT_SQL}; SET statement_timeout = 0; SET lock_timeout = 0; ` +
+  `${STABLE_OUTPUT_SQL}; SET standard_conforming_strings = on; ` +
+  "SET statement_timeout = 0; SET lock_timeout = 0; " +
   "SET idle_in_transaction_session_timeout = 0";
 
 const zeroCounts = (): ChangeCounts => ({ inserts: 0, updates: 0, deletes: 0, truncates: 0 });
@@ -59,6 +68,8 @@ export class Applier {
   private lastCommit?: CommitMessage;
   private inSourceTxn = false;
   private skipping = false;
+  /** Statements sent and not yet confirmed: the next changes are decoded meanwhile. */
+  private inflight?: Promise<void>;
 
   private constructor(
     private readonly client: Client,
@@ -236,6 +247,7 @@ export class Applier {
     for (const change of changes) {
       for (const relation of change.kind === "truncate" ? change.relations : [change.relation]) {
         if (!relation.target) {
+          await this.settle();
           relation.target = await targetColumns(this.client, relation).catch((err: unknown) => {
             throw applyError(err, relation);
           });
@@ -243,34 +255,31 @@ export class Applier {
       }
     }
     const statements = planStatements(changes);
-    if (statements.length > 0 && !this.targetTxnOpen) {
+    if (statements.length === 0) return;
+    await this.settle();
+    if (!this.targetTxnOpen) {
       // Deferrable constraints are checked at the target commit, as the source checked them at
       // its commit: changes of one source statement arrive as several target statements.
       await this.client.query("BEGIN; SET CONSTRAINTS ALL DEFERRED");
       this.targetTxnOpen = true;
     }
-    for (const s of statements) await this.execute(s);
+    const running = executeStatements(this.client, statements);
+    running.catch(() => undefined); // reported by the next settle(), or lost with the session
+    this.inflight = running;
   }
 
-  private async execute(s: Statement): Promise<void> {
-    let touched: number | null;
-    try {
-      const result = await this.client.query(
-        s.name
-          ? { name: s.name, text: s.text, values: s.values }
-          : { text: s.text, values: s.values },
-      );
-      touched = result.rowCount;
-    } catch (err) {
-      throw applyError(err, s.relation);
-    }
-    if (s.ifNoRows && touched === 0) for (const next of s.ifNoRows) await this.execute(next);
+  /** Waits for the statements in flight: their failure is this call's failure. */
+  private async settle(): Promise<void> {
+    const inflight = this.inflight;
+    this.inflight = undefined;
+    await inflight;
   }
 
   private async commitBatch(): Promise<void> {
     const last = this.lastCommit;
     if (!last) return;
     await this.flushPending();
+    await this.settle();
     const wroteTarget = this.targetTxnOpen;
     if (wroteTarget) {
       if (!(await recordAppliedLsn(this.client, this.slotName, last.commitLsn, this.storedLsn))) {
@@ -297,16 +306,4 @@ export class Applier {
       counts,
     });
   }
-}
-
-/** Connection losses pass through untouched (the stream retries them); the rest name the table. */
-function applyError(err: unknown, relation: ApplyRelation): unknown {
-  if (isTransient(err) || err instanceof MigrationError) return err;
-  const fields = pgFields(err);
-  const message = err instanceof Error ? err.message : String(err);
-  return new MigrationError(
-    "replicate",
-    `applying changes to ${relation.schema}.${relation.name} failed: ${message}`,
-    { cause: err, pg: fields.table ? {} : { schema: relation.schema, table: relation.name } },
-  );
 }

@@ -13,6 +13,7 @@ import {
   type ReplicationOptions,
   type ReplicationStream,
 } from "../../provider/cdc";
+import { MigrationError } from "../../provider/pg/errors";
 import { quoteLiteral } from "../../provider/pg/ident";
 import { publicationName, slotName } from "../../provider/pg/names";
 import type { Endpoint, TableRef } from "../../provider/types";
@@ -654,5 +655,53 @@ describe("change data capture edge cases (PostgreSQL 15 → 15)", function () {
     await catchUp(source, pair, s2);
     assert.equal(s2.stats().inserts, 1, "only the new transaction was applied");
     await assertSame(source, target, pair.db);
+  });
+
+  it("sends many statements per round trip, quoting values, and names the table that fails", async () => {
+    const schema = (bType: string): string =>
+      `CREATE SCHEMA m;
+       CREATE TABLE m.a (id int PRIMARY KEY, "v$1" text, "it's" bytea);
+       CREATE TABLE m.b (id int PRIMARY KEY, v ${bType}, ch char(3));`;
+    // On the target m.b.v is an integer: only text that happens to be a number goes in.
+    pair = await preparePair(source, target, schema("text"), { targetSchema: schema("int") });
+    const s = await stream(source, target, pair);
+    const run = (sql: string): Promise<unknown> => source.query(sql, [], pair!.db);
+    // Alternating tables: one statement per change, all in one query string. Values hold
+    // quotes, backslashes and text that looks like parameters; a NULL; bytea in escape output.
+    await run(`BEGIN;
+      INSERT INTO m.a VALUES (1, 'it''s \\ $1 $2 "x"', '\\x5c27');
+      INSERT INTO m.b VALUES (1, '10', 'ab');
+      INSERT INTO m.a VALUES (2, E'back\\\\slash\\nnew line', NULL);
+      INSERT INTO m.b VALUES (2, NULL, NULL);
+      UPDATE m.a SET "v$1" = '$$ dollar $$' WHERE id = 1;
+      UPDATE m.b SET v = '-3', ch = 'x' WHERE id = 1;
+      DELETE FROM m.a WHERE id = 2;
+      UPDATE m.b SET ch = 'yz' WHERE id = 2;
+      COMMIT`);
+    await catchUp(source, pair, s);
+    await assertSame(source, target, pair.db);
+    const before = await storedAppliedLsn(endpoint(target), pair.db, pair.slot);
+    // The chunk fails in its second statement's table, after a statement of another table;
+    // more changes of the same transaction arrive while that chunk is on its way.
+    await run(`BEGIN;
+      INSERT INTO m.a VALUES (3, 'three', NULL);
+      INSERT INTO m.b VALUES (3, 'not a number', 'c');
+      INSERT INTO m.a VALUES (4, 'four', NULL);
+      INSERT INTO m.a SELECT g, 'more', NULL FROM generate_series(10, 3000) AS g;
+      COMMIT`);
+    await assert.rejects(s.done, (err: unknown) => {
+      assert.ok(err instanceof MigrationError, String(err));
+      assert.equal(err.code, "22P02");
+      assert.deepEqual([err.pg.schema, err.pg.table], ["m", "b"]);
+      assert.match(err.message, /applying changes to m\.b failed/);
+      return true;
+    });
+    assert.equal(await storedAppliedLsn(endpoint(target), pair.db, pair.slot), before);
+    const rows = await target.query<{ id: number }>("SELECT id FROM m.a ORDER BY id", [], pair.db);
+    assert.deepEqual(
+      rows.map((r) => r.id),
+      [1],
+      "nothing of the failed batch stays",
+    );
   });
 });
