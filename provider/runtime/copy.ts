@@ -10,6 +10,7 @@ import { MigrationError } from "../pg/errors";
 import { publicationName, slotName } from "../pg/names";
 import { tablesWithoutReplicaIdentity } from "../validate";
 import { checkpoint, dbStep, type MigrationContext } from "./context";
+import { suspendTargetTriggers } from "./triggers";
 
 /** Copies `row`'s database (or resumes it) until it is copied (offline) or streaming (online). */
 export async function copyDatabase(
@@ -119,6 +120,7 @@ async function startStreaming(
   consistentPoint: string,
 ): Promise<void> {
   checkpoint(ctx);
+  await quietTargetTriggers(ctx, row.name);
   await ctx.streams.start(row.name, consistentPoint, row);
   await dbStep(
     ctx,
@@ -126,6 +128,21 @@ async function startStreaming(
     "streaming",
     "WaitingForCutoverTrigger",
     "Replicating changes; waiting for the cutover",
+  );
+}
+
+// Before every stream start (resumes included): no target trigger may fire during apply.
+async function quietTargetTriggers(ctx: MigrationContext, database: string): Promise<void> {
+  const { replicaRole, disabled } = await suspendTargetTriggers(ctx.spec, database);
+  if (disabled.length === 0) return;
+  const names = disabled.map((t) => `${t.trigger} on ${t.schema}.${t.table}`).join(", ");
+  const reason = replicaRole
+    ? "they fire even under session_replication_role = replica"
+    : `the target user "${ctx.spec.target.username}" may not set session_replication_role`;
+  await ctx.journal.event(
+    "warning",
+    `disabled ${disabled.length} trigger(s) on the target while changes are applied (${reason}); they are restored at cutover: ${names}`,
+    database,
   );
 }
 

@@ -1,6 +1,7 @@
 // Cutover of an online migration: per database, record the source's current WAL position
-// (cutoverLsn), apply the backlog up to it however large, stop the stream, copy sequence values,
-// verify, then drop the slot, the publication and our bookkeeping on the target.
+// (cutoverLsn), apply the backlog up to it however large, stop the stream, restore the triggers
+// disabled for apply, copy sequence values, verify, then drop the slot, the publication and our
+// bookkeeping on the target.
 import { currentWalLsn, dropSlotAndPublication, dropTargetBookkeeping } from "../cdc";
 import { syncSequences } from "../clone";
 import { setCutoverLsn } from "../control/progress";
@@ -13,6 +14,7 @@ import {
   transition,
   type MigrationContext,
 } from "./context";
+import { restoreTargetTriggers } from "./triggers";
 import { concludeVerification, verifyOne } from "./verification";
 
 /** Runs the cutover to the end: Succeeded/Completed, or throws (the caller fails or cancels). */
@@ -34,6 +36,11 @@ export async function cutover(ctx: MigrationContext): Promise<void> {
     );
     await ctx.streams.waitForLsn(database, cutoverLsn, dbSignal);
     await ctx.streams.stop(database);
+    // Nothing is applied any more: the target's triggers work as on the source from now on.
+    const restored = await restoreTargetTriggers(spec.target, database);
+    if (restored > 0) {
+      await ctx.journal.event("info", `restored ${restored} trigger(s) on the target`, database);
+    }
     checkpoint(ctx);
     const sequences = await syncSequences(spec, database);
     await ctx.journal.event("info", `copied ${sequences} sequence value(s)`, database);

@@ -1,13 +1,15 @@
 // Cancel and failure: stop the streams and drop every slot and publication this migration made
-// on the source (a forgotten slot retains WAL until the source's disk fills); a cancel also drops
-// the target databases this migration created and our bookkeeping in the others.
+// on the source (a forgotten slot retains WAL until the source's disk fills), and put back the
+// target triggers disabled for apply; a cancel also drops the target databases this migration
+// created and our bookkeeping in the others.
 import { dropSlotAndPublication, dropTargetBookkeeping } from "../cdc";
 import { dropTargetDatabase } from "../clone";
 import { getMigrationRow } from "../control/migrations";
 import { setDatabaseStep } from "../control/progress";
-import { publicationName, slotName } from "../pg/names";
+import { publicationName, slotName, TARGET_BOOKKEEPING_SCHEMA } from "../pg/names";
 import { dbRows, transition, type MigrationContext } from "./context";
 import { errorText } from "./journal";
+import { restoreTargetTriggers } from "./triggers";
 
 const CLEANUP_ATTEMPTS = 4;
 
@@ -46,6 +48,25 @@ async function dropSourceObjects(ctx: MigrationContext): Promise<string[]> {
   return problems;
 }
 
+/** Restores the triggers disabled for apply in `database`; returns the problem, if any. */
+async function restoreTriggers(
+  ctx: MigrationContext,
+  database: string,
+  phase: "cancel" | "replicate",
+): Promise<string | undefined> {
+  const err = await attempt(async () => {
+    const restored = await restoreTargetTriggers(ctx.spec.target, database, phase);
+    if (restored > 0) {
+      await ctx.journal.event("info", `restored ${restored} trigger(s) on the target`, database);
+    }
+  });
+  if (!err) return undefined;
+  return (
+    `could not restore the triggers disabled in database "${database}" on the target (their states are in ` +
+    `${TARGET_BOOKKEEPING_SCHEMA}.suspended_triggers): ${errorText(err, [ctx.spec.source.password, ctx.spec.target.password])}`
+  );
+}
+
 /** Cancels: streams stopped, source cleaned, created target databases dropped → Canceled. */
 export async function cancelMigration(ctx: MigrationContext): Promise<void> {
   const { spec } = ctx;
@@ -54,12 +75,20 @@ export async function cancelMigration(ctx: MigrationContext): Promise<void> {
   const problems = await dropSourceObjects(ctx);
   const row = await getMigrationRow(ctx.db, spec.migrationName);
   const created = new Set(row?.createdDatabases ?? []);
+  // Triggers are disabled only once a copy has completed, just before its stream starts.
+  const copied = new Set((await dbRows(ctx)).filter((r) => r.copyCompleted).map((r) => r.name));
   for (const database of spec.databases) {
-    const err = created.has(database)
-      ? await attempt(() => dropTargetDatabase(spec, database))
-      : await attempt(() => dropTargetBookkeeping(spec.target, database));
-    if (err && created.has(database)) {
-      problems.push(`could not drop target database "${database}": ${errorText(err, [])}`);
+    if (created.has(database)) {
+      const err = await attempt(() => dropTargetDatabase(spec, database));
+      if (err) problems.push(`could not drop target database "${database}": ${errorText(err, [])}`);
+    } else {
+      // A database we did not create stays: its triggers go back to how they were, and only
+      // then are the records of their states dropped with our bookkeeping.
+      const problem = copied.has(database)
+        ? await restoreTriggers(ctx, database, "cancel")
+        : undefined;
+      if (problem) problems.push(problem);
+      else await attempt(() => dropTargetBookkeeping(spec.target, database));
     }
     await setDatabaseStep(
       ctx.db,
@@ -83,7 +112,15 @@ export async function failMigration(ctx: MigrationContext, error: unknown): Prom
   const message = ctx.journal.redact(errorText(error, []));
   await ctx.streams.stopAll();
   const problems = await dropSourceObjects(ctx);
-  for (const row of await dbRows(ctx)) {
+  const rows = await dbRows(ctx);
+  // Failed is final: whatever the target holds, its triggers work as on the source again.
+  const restored = await Promise.all(
+    rows
+      .filter((r) => r.copyCompleted && r.step !== "completed")
+      .map((r) => restoreTriggers(ctx, r.name, "replicate")),
+  );
+  for (const problem of restored) if (problem) problems.push(problem);
+  for (const row of rows) {
     if (row.step === "completed") continue;
     await setDatabaseStep(ctx.db, spec.migrationName, row.name, row.step, "Failed", message);
   }

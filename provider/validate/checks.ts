@@ -22,6 +22,8 @@ export const CHECK = {
   collations: "Collations",
   encoding: "Encoding",
   replicaIdentity: "ReplicaIdentity",
+  publicationPrivilege: "PublicationPrivilege",
+  targetTriggers: "TargetTriggers",
   unsupportedObjects: "UnsupportedObjects",
 } as const;
 

@@ -1,5 +1,6 @@
 // Database-level checks on the source: extensions, collations and locale the target must offer,
-// replica identities (online), and objects the migration does not carry over.
+// replica identities, publication privileges and triggers (online), and objects the migration
+// does not carry over.
 import type { Client } from "pg";
 import type { CheckResult, MigrationSpec } from "../types";
 import { CHECK, displayName, failed, guarded, listSome, succeeded, warning } from "./checks";
@@ -10,8 +11,10 @@ import type {
   UsedCollation,
 } from "./compat";
 import { collationProblems, databaseLocaleProblems, extensionProblems } from "./compat";
+import { publicationPrivilegeCheck } from "./publication-privilege";
 import { findTablesWithoutReplicaIdentity } from "./replica-identity";
 import type { TargetCatalog } from "./target";
+import { targetTriggersCheck } from "./triggers";
 
 const USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'`;
 
@@ -201,6 +204,10 @@ export async function sourceDatabaseChecks(
   if (spec.mode === "Online") {
     checks.push(
       ...(await guarded(CHECK.replicaIdentity, () => replicaIdentityCheck(client, spec))),
+      ...(await guarded(CHECK.publicationPrivilege, () => publicationPrivilegeCheck(client))),
+      ...(await guarded(CHECK.targetTriggers, () =>
+        targetTriggersCheck(client, spec, catalog.replicaRole),
+      )),
     );
   }
   checks.push(...(await guarded(CHECK.unsupportedObjects, () => unsupportedObjectsCheck(client))));

@@ -25,6 +25,13 @@ import { readTargetCatalog, type TargetCatalog, targetDatabaseCheck } from "./ta
 import { findDumpTools, newestDumpTools } from "./tools";
 
 export { tablesWithoutReplicaIdentity } from "./replica-identity";
+export {
+  listUserTriggers,
+  replicaRoleAllowed,
+  statesFiringDuringApply,
+  type TriggerState,
+  type UserTrigger,
+} from "./triggers";
 export { findDumpTools } from "./tools";
 
 /** Databases tried for server-level sessions after the migrated ones (which may be missing). */

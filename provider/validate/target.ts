@@ -8,6 +8,7 @@ import type { TargetLocales } from "./compat";
 import { normalizeLocale, systemCollationKey } from "./compat";
 import { release, tryConnect } from "./connectivity";
 import { majorOf } from "./server";
+import { replicaRoleAllowed } from "./triggers";
 
 /** The control schema lives in the control database; it is not user data. */
 const CONTROL_SCHEMA = "pgmigrate";
@@ -18,6 +19,8 @@ export interface TargetCatalog {
   readonly extensionAllowList?: readonly string[];
   readonly locales: TargetLocales;
   readonly databases: ReadonlySet<string>;
+  /** The target user may SET session_replication_role (so triggers stay quiet during apply). */
+  readonly replicaRole: boolean;
 }
 
 export async function readTargetCatalog(
@@ -67,7 +70,9 @@ export async function readTargetCatalog(
     libcLocales.add(normalizeLocale(row.datcollate));
     libcLocales.add(normalizeLocale(row.datctype));
   }
+  const replicaRole = await replicaRoleAllowed(client);
   return {
+    replicaRole,
     extensionDefaults,
     extensionAllowList,
     locales: { major: majorOf(versionNum), systemCollations, libcLocales, providers },

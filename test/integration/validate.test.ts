@@ -148,6 +148,8 @@ describe("premigration validation", () => {
         "Collations",
         "Encoding",
         "ReplicaIdentity",
+        "PublicationPrivilege",
+        "TargetTriggers",
         "UnsupportedObjects",
       ],
     );
