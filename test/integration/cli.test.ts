@@ -170,6 +170,10 @@ describe("pgmigrate command line", function () {
     await Promise.all([source?.stop(), target?.stop()]);
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
     for (const file of logFiles) fs.rmSync(file, { force: true });
+    // Workers created without a log directory log to <tmpdir>/pgmigrate: leave it only if used.
+    for (const logDir of new Set([...logFiles].map((f) => path.dirname(f)))) {
+      if (fs.existsSync(logDir) && fs.readdirSync(logDir).length === 0) fs.rmdirSync(logDir);
+    }
   });
 
   async function rememberLogs(): Promise<void> {
