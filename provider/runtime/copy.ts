@@ -6,14 +6,76 @@ import { createSlotWithSnapshot, dropSlotAndPublication, ensurePublication } fro
 import { cloneDatabase, prepareTargetDatabase } from "../clone";
 import { addCreatedDatabase } from "../control/migrations";
 import { markCopyCompleted, resetDatabase, setSlot, type DatabaseRow } from "../control/progress";
-import { MigrationError } from "../pg/errors";
+import { isTransient, MigrationError } from "../pg/errors";
 import { publicationName, slotName } from "../pg/names";
 import { tablesWithoutReplicaIdentity } from "../validate";
-import { checkpoint, dbStep, type MigrationContext } from "./context";
+import { checkpoint, dbRows, dbStep, type MigrationContext } from "./context";
+import { errorText } from "./journal";
 import { suspendTargetTriggers } from "./triggers";
 
-/** Copies `row`'s database (or resumes it) until it is copied (offline) or streaming (online). */
+/** Attempts in all when a copy loses a connection (a server restarted mid-copy). */
+export const COPY_ATTEMPTS = 4;
+const COPY_RETRY_DELAYS_MS = [2_000, 5_000, 10_000];
+
+/**
+ * Copies `row`'s database (or resumes it) until it is copied (offline) or streaming (online).
+ * A lost connection (restarted source or target) kills the copy's snapshot: the copy starts
+ * over from a new slot on an emptied target, up to COPY_ATTEMPTS times in all.
+ */
 export async function copyDatabase(
+  ctx: MigrationContext,
+  row: DatabaseRow,
+  signal: AbortSignal,
+): Promise<void> {
+  let current = row;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      if (attempt > 1) current = await currentRow(ctx, row.name);
+      await copyOnce(ctx, current, signal);
+      return;
+    } catch (err) {
+      if (signal.aborted || attempt >= COPY_ATTEMPTS || !lostConnection(err)) throw err;
+      const delayMs = COPY_RETRY_DELAYS_MS[Math.min(attempt, COPY_RETRY_DELAYS_MS.length) - 1];
+      await ctx.journal.event(
+        "warning",
+        `the copy lost a connection (${errorText(err, [])}); attempt ${attempt + 1} of ${COPY_ATTEMPTS} in ${delayMs / 1000} s`,
+        row.name,
+      );
+      await sleep(delayMs, signal);
+      checkpoint(ctx);
+    }
+  }
+}
+
+async function currentRow(ctx: MigrationContext, database: string): Promise<DatabaseRow> {
+  const found = (await dbRows(ctx)).find((r) => r.name === database);
+  if (!found) throw new Error(`no progress row for database "${database}"`);
+  return found;
+}
+
+// Transient anywhere in the cause chain: clone and cdc wrap the driver's error.
+function lostConnection(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && typeof e === "object" && e !== null; depth++) {
+    if (isTransient(e)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+async function copyOnce(
   ctx: MigrationContext,
   row: DatabaseRow,
   signal: AbortSignal,

@@ -17,7 +17,10 @@ export async function startContainer(options: StartOptions): Promise<PgServer> {
     .start();
   const server: PgServer = {
     host: container.getHost(),
-    port: container.getPort(),
+    // A restart may map a new host port: read it each time.
+    get port() {
+      return container.getPort();
+    },
     user: container.getUsername(),
     password: container.getPassword(),
     version,
@@ -45,6 +48,16 @@ export async function startContainer(options: StartOptions): Promise<PgServer> {
       } finally {
         await client.end();
       }
+    },
+    restart: async (restartOptions: { downMs?: number } = {}) => {
+      if (!restartOptions.downMs) {
+        await container.restart({ timeout: 10_000 });
+        return;
+      }
+      // Stopped this long, then started again (the host port may change: see `port`).
+      await container.exec(["pg_ctl", "stop", "-m", "fast", "-w"], { user: "postgres" });
+      await new Promise((resolve) => setTimeout(resolve, restartOptions.downMs));
+      await container.restart({ timeout: 10_000 });
     },
     stop: async () => {
       await container.stop();

@@ -1,6 +1,6 @@
 // PostgreSQL servers for tests: one call gives a running, empty server and a way to destroy it.
 // Backend `local` (default) runs initdb/pg_ctl; `testcontainers` needs a reachable Docker engine.
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
@@ -28,6 +28,12 @@ export interface PgServer {
     params?: unknown[],
     database?: string,
   ): Promise<R[]>;
+  /**
+   * Restarts the whole server on the same data and port (fast shutdown: sessions are
+   * terminated, walsenders included); resolves once it accepts connections again. `downMs`
+   * keeps it stopped that long before starting it again (an outage longer than a restart).
+   */
+  restart(options?: { downMs?: number }): Promise<void>;
   /** Stops the server and removes its files. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -201,6 +207,27 @@ class LocalServer implements PgServer {
     }
   }
 
+  private runAsync(bin: string, args: string[]): Promise<void> {
+    const owner = postgresOwner();
+    return new Promise((resolve, reject) => {
+      execFile(
+        path.join(this.binDir, bin),
+        args,
+        {
+          encoding: "utf8",
+          cwd: this.dir,
+          env: { ...process.env, LC_ALL: "C.UTF-8", LANG: "C.UTF-8" },
+          ...(owner ?? {}),
+        },
+        (err, stdout, stderr) => {
+          if (err)
+            reject(new Error(`${bin} failed (${err.code ?? err.signal}): ${stderr || stdout}`));
+          else resolve();
+        },
+      );
+    });
+  }
+
   async start(): Promise<void> {
     const owner = postgresOwner();
     if (owner) fs.chownSync(this.dir, owner.uid, owner.gid);
@@ -281,6 +308,30 @@ class LocalServer implements PgServer {
     } finally {
       await client.end();
     }
+  }
+
+  // Asynchronous on purpose: a shutdown waits for the walsenders' clients to confirm, and a
+  // client in this very process (an in-process worker) must keep running meanwhile.
+  async restart(options: { downMs?: number } = {}): Promise<void> {
+    if (this.stopped || !this.started) throw new Error("restart() of a server that is not running");
+    const startArgs = [
+      "-w",
+      "-t",
+      "60",
+      "-D",
+      this.dataDir,
+      "-l",
+      path.join(this.dir, "server.log"),
+      "-o",
+      `-p ${this.port} -k ${this.dir}`,
+    ];
+    if (!options.downMs) {
+      await this.runAsync("pg_ctl", ["restart", "-m", "fast", ...startArgs]);
+      return;
+    }
+    await this.runAsync("pg_ctl", ["stop", "-m", "fast", "-w", "-D", this.dataDir]);
+    await new Promise((resolve) => setTimeout(resolve, options.downMs));
+    await this.runAsync("pg_ctl", ["start", ...startArgs]);
   }
 
   async stop(): Promise<void> {
