@@ -14,7 +14,7 @@ import { publicSpec } from "./pg/redact";
 import { insertDatabases } from "./control/progress";
 import { installControlSchema } from "./control/schema";
 import { getMigration, readControl } from "./engine-reads";
-import { MigrationError, pgFields, SQLSTATE } from "./pg/errors";
+import { isTransient, MigrationError, pgFields, SQLSTATE } from "./pg/errors";
 import { migrationNameProblem } from "./pg/names";
 import { superviseWorker, type WorkerCheck } from "./runtime/supervise";
 import type { MigrationOutputs, MigrationSpec, MigrationState } from "./types";
@@ -190,6 +190,9 @@ export async function requestAction(
 
 /** How often waitForMigration repeats the "no worker is running" warning. */
 const WAIT_WARNING_EVERY_MS = 60_000;
+const CONTROL_RETRY_MS = 2_000;
+/** How long waiting survives an unreachable control store before reporting the error. */
+const CONTROL_OUTAGE_MS = 5 * 60_000;
 
 /**
  * Polls (every ~1 s) until `until(outputs)` is true; calls onProgress with each new outputs;
@@ -212,8 +215,21 @@ export async function waitForMigration(
   const deadline = Date.now() + (options.timeoutMs ?? Number.POSITIVE_INFINITY);
   let last = "";
   let warnedAt = Number.NEGATIVE_INFINITY;
+  let unreachableSince: number | undefined;
   for (;;) {
-    const outputs = await getMigration(at, name);
+    let outputs: MigrationOutputs | undefined;
+    try {
+      outputs = await getMigration(at, name);
+    } catch (err) {
+      // The target (home of the control store) restarting is no reason to give up waiting.
+      unreachableSince ??= Date.now();
+      const outage = Date.now() - unreachableSince;
+      if (!isTransient(err) || Date.now() >= deadline || outage >= CONTROL_OUTAGE_MS) throw err;
+      options.onWarning?.(`control store unreachable (${(err as Error).message}); retrying`);
+      await new Promise((resolve) => setTimeout(resolve, CONTROL_RETRY_MS));
+      continue;
+    }
+    unreachableSince = undefined;
     if (!outputs) {
       throw new MigrationError("control", `no migration named "${name}" on this server`, {
         code: "PGM_NOT_FOUND",

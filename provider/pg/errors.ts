@@ -118,9 +118,20 @@ export function pgFields(err: unknown): PgErrorFields {
   };
 }
 
-/** True for connection losses and server restarts that a retry on a new connection can survive. */
+/**
+ * True for connection losses and server restarts that a retry on a new connection can survive,
+ * anywhere in the cause chain (clone, cdc and the control store wrap the driver's error).
+ */
 export function isTransient(err: unknown): boolean {
-  if (typeof err !== "object" || err === null) return false;
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && typeof e === "object" && e !== null; depth++) {
+    if (isTransientOne(e)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+function isTransientOne(err: object): boolean {
   const code = (err as { code?: unknown }).code;
   if (
     typeof code === "string" &&
@@ -131,7 +142,7 @@ export function isTransient(err: unknown): boolean {
   const message = (err as { message?: unknown }).message;
   return (
     typeof message === "string" &&
-    /Connection terminated|terminating connection|server closed the connection|Client has encountered a connection error/i.test(
+    /Connection terminated|terminating connection|server closed the connection|Client has encountered a connection error|the database system is (starting up|shutting down|in recovery mode)/i.test(
       message,
     )
   );

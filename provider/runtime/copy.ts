@@ -34,7 +34,7 @@ export async function copyDatabase(
       await copyOnce(ctx, current, signal);
       return;
     } catch (err) {
-      if (signal.aborted || attempt >= COPY_ATTEMPTS || !lostConnection(err)) throw err;
+      if (signal.aborted || attempt >= COPY_ATTEMPTS || !isTransient(err)) throw err;
       const delayMs = COPY_RETRY_DELAYS_MS[Math.min(attempt, COPY_RETRY_DELAYS_MS.length) - 1];
       await ctx.journal.event(
         "warning",
@@ -51,16 +51,6 @@ async function currentRow(ctx: MigrationContext, database: string): Promise<Data
   const found = (await dbRows(ctx)).find((r) => r.name === database);
   if (!found) throw new Error(`no progress row for database "${database}"`);
   return found;
-}
-
-// Transient anywhere in the cause chain: clone and cdc wrap the driver's error.
-function lostConnection(err: unknown): boolean {
-  let e: unknown = err;
-  for (let depth = 0; depth < 5 && typeof e === "object" && e !== null; depth++) {
-    if (isTransient(e)) return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -265,10 +265,14 @@ describe("whole-server restarts during an online migration", function () {
       // The source keeps writing while the target is down.
       const started = Date.now();
       // Down for longer than a heartbeat and a stats period of the worker.
+      // A wait already polling when the control store goes away keeps waiting through the outage.
+      const beforeRestart = writer.committed;
+      const throughOutage = wait((o) => details(o).cdcInsertCounter >= beforeRestart + 50);
       await target.restart({ downMs: 8_000 });
       const atRestart = writer.committed;
       await until(async () => (writer.committed >= atRestart + 100 ? true : undefined), "writes");
       await wait((o) => details(o).cdcInsertCounter >= atRestart + 100);
+      await throughOutage;
       await writer.pause();
       await caughtUp(s);
       timed("target restart → stream caught up", started);
