@@ -4,21 +4,18 @@
 import assert from "node:assert/strict";
 import { LogicalReplicationService } from "pg-logical-replication";
 import {
-  createSlotWithSnapshot,
   currentWalLsn,
   dropSlotAndPublication,
-  ensurePublication,
-  startReplication,
   storedAppliedLsn,
-  type ReplicationOptions,
   type ReplicationStream,
 } from "../../provider/cdc";
 import { MigrationError } from "../../provider/pg/errors";
 import { quoteLiteral } from "../../provider/pg/ident";
-import { publicationName, slotName } from "../../provider/pg/names";
-import type { Endpoint, TableRef } from "../../provider/types";
+import type { TableRef } from "../../provider/types";
 import { STABLE_SESSION_SQL } from "../support/checksum";
+import { catchUp as catchUpWithin, publishPair, stream, type Pair } from "../support/cdc";
 import { startPostgres, type PgServer } from "../support/postgres";
+import { endpointOf } from "../support/spec";
 
 const MIGRATION = "cdc-edge";
 /** A target role that owns the tables but is no superuser: no session_replication_role. */
@@ -34,24 +31,6 @@ const ODD_SOURCE_SETTINGS = {
   bytea_output: "'escape'",
   lc_monetary: "'C.UTF-8'",
 };
-
-function endpoint(server: PgServer): Endpoint {
-  return {
-    host: server.host,
-    port: server.port,
-    username: server.user,
-    password: server.password,
-    sslMode: "disable",
-  };
-}
-
-interface Pair {
-  readonly db: string;
-  readonly slot: string;
-  readonly publication: string;
-  readonly consistentPoint: string;
-  readonly streams: ReplicationStream[];
-}
 
 let dbCounter = 0;
 
@@ -76,38 +55,11 @@ async function preparePair(
     [],
     db,
   );
-  const publication = publicationName(MIGRATION);
-  const slot = slotName(MIGRATION, db);
-  await ensurePublication(endpoint(source), db, publication, {
-    tables: options.tables,
-    fixReplicaIdentity: "full",
-  });
-  const handle = await createSlotWithSnapshot(endpoint(source), db, slot);
-  await handle.release();
-  return { db, slot, publication, consistentPoint: handle.consistentPoint, streams: [] };
-}
-
-async function stream(
-  source: PgServer,
-  target: PgServer,
-  pair: Pair,
-  extra: Partial<ReplicationOptions> = {},
-): Promise<ReplicationStream> {
-  const s = await startReplication({
-    source: endpoint(source),
-    target: endpoint(target),
-    database: pair.db,
-    slotName: pair.slot,
-    publication: pair.publication,
-    startLsn: pair.consistentPoint,
-    ...extra,
-  });
-  pair.streams.push(s);
-  return s;
+  return publishPair(source, MIGRATION, db, options.tables);
 }
 
 async function catchUp(source: PgServer, pair: Pair, s: ReplicationStream): Promise<void> {
-  await s.waitForLsn(await currentWalLsn(endpoint(source), pair.db), { timeoutMs: 30_000 });
+  await catchUpWithin(source, pair, s, 30_000);
 }
 
 /** Every row of every user table, as text under fixed output settings, sorted. */
@@ -155,7 +107,7 @@ async function assertSame(
 
 async function cleanUp(source: PgServer, pair: Pair): Promise<void> {
   for (const s of pair.streams) await s.stop();
-  await dropSlotAndPublication(endpoint(source), pair.db, pair.slot, pair.publication);
+  await dropSlotAndPublication(endpointOf(source), pair.db, pair.slot, pair.publication);
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -222,7 +174,7 @@ describe("change data capture edge cases (PostgreSQL 15 → 15)", function () {
       { targetOwner },
     );
     const s = await stream(source, target, pair, {
-      target: targetOwner ? { ...endpoint(target), username: targetOwner } : endpoint(target),
+      target: targetOwner ? { ...endpointOf(target), username: targetOwner } : endpointOf(target),
     });
     const run = (sql: string): Promise<unknown> => source.query(sql, [], pair!.db);
     // Insert, update, delete of one key; delete and re-insert; key chains and a swap.
@@ -494,13 +446,13 @@ describe("change data capture edge cases (PostgreSQL 15 → 15)", function () {
     const run = (sql: string): Promise<unknown> => source.query(sql, [], pair!.db);
     await run("UPDATE x.acct SET note = 'published' WHERE id = 1");
     await catchUp(source, pair, s);
-    const storedBefore = await storedAppliedLsn(endpoint(target), pair.db, pair.slot);
+    const storedBefore = await storedAppliedLsn(endpointOf(target), pair.db, pair.slot);
     assert.ok(storedBefore, "the published transaction was applied");
     // Only an unpublished table: the acknowledged position moves on, the target is untouched.
     await run("INSERT INTO x.local (v) SELECT 'l' || g FROM generate_series(1, 100) AS g");
-    const afterLocal = await currentWalLsn(endpoint(source), pair.db);
+    const afterLocal = await currentWalLsn(endpointOf(source), pair.db);
     await catchUp(source, pair, s);
-    assert.equal(await storedAppliedLsn(endpoint(target), pair.db, pair.slot), storedBefore);
+    assert.equal(await storedAppliedLsn(endpointOf(target), pair.db, pair.slot), storedBefore);
     const deadline = Date.now() + 10_000;
     for (;;) {
       const [slot] = await source.query<{ behind: string }>(
@@ -569,7 +521,7 @@ describe("change data capture edge cases (PostgreSQL 15 → 15)", function () {
         [pair.slot],
       );
       await source.query("INSERT INTO z.events VALUES (2, 'second')", [], pair.db);
-      const position = await currentWalLsn(endpoint(source), pair.db);
+      const position = await currentWalLsn(endpointOf(source), pair.db);
       const deadline = Date.now() + 10_000;
       while (
         (
@@ -622,7 +574,7 @@ describe("change data capture edge cases (PostgreSQL 15 → 15)", function () {
         "SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1",
         [pair.slot],
       );
-      const stored = await storedAppliedLsn(endpoint(target), pair.db, pair.slot);
+      const stored = await storedAppliedLsn(endpointOf(target), pair.db, pair.slot);
       assert.ok(stored, "the target committed the transactions");
       assert.ok(
         (
@@ -680,7 +632,7 @@ describe("change data capture edge cases (PostgreSQL 15 → 15)", function () {
       COMMIT`);
     await catchUp(source, pair, s);
     await assertSame(source, target, pair.db);
-    const before = await storedAppliedLsn(endpoint(target), pair.db, pair.slot);
+    const before = await storedAppliedLsn(endpointOf(target), pair.db, pair.slot);
     // The chunk fails in its second statement's table, after a statement of another table;
     // more changes of the same transaction arrive while that chunk is on its way.
     await run(`BEGIN;
@@ -696,7 +648,7 @@ describe("change data capture edge cases (PostgreSQL 15 → 15)", function () {
       assert.match(err.message, /applying changes to m\.b failed/);
       return true;
     });
-    assert.equal(await storedAppliedLsn(endpoint(target), pair.db, pair.slot), before);
+    assert.equal(await storedAppliedLsn(endpointOf(target), pair.db, pair.slot), before);
     const rows = await target.query<{ id: number }>("SELECT id FROM m.a ORDER BY id", [], pair.db);
     assert.deepEqual(
       rows.map((r) => r.id),

@@ -3,19 +3,16 @@
 import assert from "node:assert/strict";
 import {
   createSlotWithSnapshot,
-  currentWalLsn,
   dropSlotAndPublication,
   ensurePublication,
-  startReplication,
   storedAppliedLsn,
-  type ReplicationOptions,
   type ReplicationStream,
 } from "../../provider/cdc";
 import { MigrationError } from "../../provider/pg/errors";
-import { publicationName, slotName } from "../../provider/pg/names";
-import type { Endpoint } from "../../provider/types";
 import { STABLE_SESSION_SQL } from "../support/checksum";
+import { catchUp as catchUpWithin, publishPair, stream, type Pair } from "../support/cdc";
 import { startPostgres, type PgServer } from "../support/postgres";
+import { endpointOf } from "../support/spec";
 
 const MIGRATION = "cdc-test";
 
@@ -70,24 +67,6 @@ const TABLES = [
   "app.big",
 ];
 
-function endpoint(server: PgServer): Endpoint {
-  return {
-    host: server.host,
-    port: server.port,
-    username: server.user,
-    password: server.password,
-    sslMode: "disable",
-  };
-}
-
-interface Pair {
-  readonly db: string;
-  readonly slot: string;
-  readonly publication: string;
-  readonly consistentPoint: string;
-  readonly streams: ReplicationStream[];
-}
-
 let dbCounter = 0;
 
 /** Same schema and rows on both sides, then publication and slot: the state of a finished copy. */
@@ -103,36 +82,11 @@ async function preparePair(source: PgServer, target: PgServer, bigRows = 100): P
       await client.end();
     }
   }
-  const publication = publicationName(MIGRATION);
-  const slot = slotName(MIGRATION, db);
-  // The publication must exist before the slot: decoding looks it up as of each change.
-  await ensurePublication(endpoint(source), db, publication, { fixReplicaIdentity: "full" });
-  const handle = await createSlotWithSnapshot(endpoint(source), db, slot);
-  await handle.release();
-  return { db, slot, publication, consistentPoint: handle.consistentPoint, streams: [] };
-}
-
-async function stream(
-  source: PgServer,
-  target: PgServer,
-  pair: Pair,
-  extra: Partial<ReplicationOptions> = {},
-): Promise<ReplicationStream> {
-  const s = await startReplication({
-    source: endpoint(source),
-    target: endpoint(target),
-    database: pair.db,
-    slotName: pair.slot,
-    publication: pair.publication,
-    startLsn: pair.consistentPoint,
-    ...extra,
-  });
-  pair.streams.push(s);
-  return s;
+  return publishPair(source, MIGRATION, db);
 }
 
 async function catchUp(source: PgServer, pair: Pair, s: ReplicationStream): Promise<void> {
-  await s.waitForLsn(await currentWalLsn(endpoint(source), pair.db), { timeoutMs: 120_000 });
+  await catchUpWithin(source, pair, s, 120_000);
 }
 
 async function rowsOf(server: PgServer, db: string, table: string): Promise<string[]> {
@@ -163,9 +117,9 @@ async function assertSameRows(
 /** Tears a pair down and proves nothing of ours is left on the source. */
 async function cleanUp(source: PgServer, pair: Pair): Promise<void> {
   for (const s of pair.streams) await s.stop();
-  await dropSlotAndPublication(endpoint(source), pair.db, pair.slot, pair.publication);
+  await dropSlotAndPublication(endpointOf(source), pair.db, pair.slot, pair.publication);
   // Idempotent: a second drop finds nothing and does not complain.
-  await dropSlotAndPublication(endpoint(source), pair.db, pair.slot, pair.publication);
+  await dropSlotAndPublication(endpointOf(source), pair.db, pair.slot, pair.publication);
   const slots = await source.query(
     "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgmigrate\\_%'",
   );
@@ -280,7 +234,7 @@ describe("change data capture (PostgreSQL 15 → 15)", function () {
         )
       ).map((r) => r.t);
     // Partitioned tables are published as their leaves; running it again changes nothing.
-    await ensurePublication(endpoint(source), pair.db, pair.publication);
+    await ensurePublication(endpointOf(source), pair.db, pair.publication);
     assert.deepEqual(await published(pair.publication), [
       "Other Schema.Wide Row",
       "app.big",
@@ -293,7 +247,7 @@ describe("change data capture (PostgreSQL 15 → 15)", function () {
       "app.no_pk",
       "app.parent",
     ]);
-    await ensurePublication(endpoint(source), pair.db, "pgmigrate_subset", {
+    await ensurePublication(endpointOf(source), pair.db, "pgmigrate_subset", {
       tables: [
         { schema: "app", name: "measure" },
         { schema: "app", name: "kinds" },
@@ -305,7 +259,7 @@ describe("change data capture (PostgreSQL 15 → 15)", function () {
       "app.measure_2024",
     ]);
     await dropSlotAndPublication(
-      endpoint(source),
+      endpointOf(source),
       pair.db,
       "pgmigrate_no_slot",
       "pgmigrate_subset",
@@ -355,7 +309,7 @@ describe("change data capture (PostgreSQL 15 → 15)", function () {
     assert.deepEqual(body, { len: 128_000, counter: 1 });
     const stats = s.stats();
     assert.equal(stats.truncates, 1);
-    assert.equal(await storedAppliedLsn(endpoint(target), pair.db, pair.slot), stats.appliedLsn);
+    assert.equal(await storedAppliedLsn(endpointOf(target), pair.db, pair.slot), stats.appliedLsn);
   });
 
   it("counts every change, and latency falls to 0 when the source is idle", async () => {
@@ -430,14 +384,14 @@ describe("change data capture (PostgreSQL 15 → 15)", function () {
     // A second slot from the same point keeps the WAL the first one has acknowledged: it plays
     // the part of a slot whose acknowledgement was lost in a crash after the target commit.
     const replay = `${pair.slot}_replay`;
-    const handle = await createSlotWithSnapshot(endpoint(source), pair.db, replay);
+    const handle = await createSlotWithSnapshot(endpointOf(source), pair.db, replay);
     await handle.release();
     try {
       const first = await stream(source, target, pair);
       await writeTransactions(source, pair.db, 0, 40);
       await catchUp(source, pair, first);
       await first.stop();
-      const stored = await storedAppliedLsn(endpoint(target), pair.db, pair.slot);
+      const stored = await storedAppliedLsn(endpointOf(target), pair.db, pair.slot);
       await target.query(
         "INSERT INTO pgmigrate_apply.progress SELECT $2, applied_lsn, applied_at FROM pgmigrate_apply.progress WHERE slot_name = $1",
         [pair.slot, replay],
@@ -448,11 +402,11 @@ describe("change data capture (PostgreSQL 15 → 15)", function () {
       await catchUp(source, pair, again);
       // Only the 10 new transactions were applied; the 40 old ones (inserts!) were skipped.
       assert.deepEqual([again.stats().inserts, again.stats().deletes], [20, 10]);
-      assert.notEqual(await storedAppliedLsn(endpoint(target), pair.db, replay), stored);
+      assert.notEqual(await storedAppliedLsn(endpointOf(target), pair.db, replay), stored);
       await again.stop();
       await assertSameRows(source, target, pair.db);
     } finally {
-      await dropSlotAndPublication(endpoint(source), pair.db, replay, pair.publication);
+      await dropSlotAndPublication(endpointOf(source), pair.db, replay, pair.publication);
     }
   });
 
@@ -522,7 +476,7 @@ describe("change data capture (PostgreSQL 15 → 15)", function () {
       return true;
     });
     // Nothing of the failed batch was acknowledged: the stored position is still the start.
-    assert.equal(await storedAppliedLsn(endpoint(target), pair.db, pair.slot), undefined);
+    assert.equal(await storedAppliedLsn(endpointOf(target), pair.db, pair.slot), undefined);
     await assert.rejects(s.waitForLsn("FFFFFFFF/0"), MigrationError);
     await assert.rejects(
       stream(source, target, { ...pair, slot: "pgmigrate_no_such_slot" }),

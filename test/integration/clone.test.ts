@@ -16,11 +16,12 @@ import { MigrationError } from "../../provider/pg/errors";
 import { verifyDatabase } from "../../provider/verify";
 import { filterToc, dbnameConninfo, makeDumpDir } from "../../provider/clone/schema";
 import { splitSettingList } from "../../provider/clone/properties";
-import { resolveSpec, type MigrationInput } from "../../provider/inputs";
+import type { MigrationInput } from "../../provider/inputs";
 import type { MigrationSpec, ProgressSink, TableLoadState, TableRef } from "../../provider/types";
 import { compareDatabases, sequenceStates } from "../support/checksum";
 import { FIXTURE_TABLES, loadFixture } from "../support/fixture";
 import { startPostgres, type PgServer } from "../support/postgres";
+import { specOf } from "../support/spec";
 
 /** A spec for migrating `databases` from `source` to `target` (superusers, no TLS). */
 function specFor(
@@ -29,19 +30,7 @@ function specFor(
   databases: string[],
   extra: Partial<MigrationInput> = {},
 ): MigrationSpec {
-  const endpoint = (s: PgServer) => ({
-    host: s.host,
-    port: s.port,
-    username: s.user,
-    password: s.password,
-    sslMode: "disable",
-  });
-  const resolved = resolveSpec(
-    { source: endpoint(source), target: endpoint(target), databases, ...extra },
-    "clone-test",
-  );
-  if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
-  return resolved.spec;
+  return specOf(source, target, { databases, ...extra }, "clone-test");
 }
 
 interface Recorded {

@@ -23,10 +23,10 @@ import { withControl } from "../../provider/control/db";
 import { setState } from "../../provider/control/migrations";
 import { claimLease } from "../../provider/control/lease";
 import { queueTables, setTableState } from "../../provider/control/progress";
-import { resolveSpec } from "../../provider/inputs";
 import { MigrationError } from "../../provider/pg/errors";
 import type { MigrationSpec } from "../../provider/types";
 import { startPostgres, type PgServer } from "../support/postgres";
+import { specOf } from "../support/spec";
 
 const CONTROL_TABLES = ["migrations", "databases", "tables", "events", "schema_version"];
 
@@ -35,22 +35,7 @@ function specFor(
   target: PgServer,
   overrides: Record<string, unknown> = {},
 ): MigrationSpec {
-  const endpoint = (s: PgServer) => ({
-    host: s.host,
-    port: s.port,
-    username: s.user,
-    password: s.password,
-    sslMode: "disable",
-  });
-  const resolved = resolveSpec({
-    source: endpoint(source),
-    target: endpoint(target),
-    databases: ["shop"],
-    migrationName: "m",
-    ...overrides,
-  });
-  if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
-  return resolved.spec;
+  return specOf(source, target, { databases: ["shop"], migrationName: "m", ...overrides });
 }
 
 async function rejectsWith(promise: Promise<unknown>, code: string, text: RegExp): Promise<void> {

@@ -3,9 +3,6 @@
 // SIGKILLed, a cutover arrives with a backlog. Every run ends with identical data, correct
 // sequences and nothing of ours left on either server.
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import {
   createMigration,
   ensureWorker,
@@ -14,7 +11,6 @@ import {
   isSettled,
   requestAction,
   waitForMigration,
-  type RuntimeOptions,
 } from "../../provider/engine";
 import { processAlive } from "../../provider/runtime/spawn";
 import type { DbDetails, MigrationOutputs } from "../../provider/types";
@@ -24,6 +20,7 @@ import {
   controlOf,
   count,
   leaseHolderPid,
+  localRun,
   onlineSpec,
   prepareSource,
   Scenario,
@@ -78,9 +75,7 @@ async function migrateUnderLoad(
     "pgbench to write",
   );
   const historyAtStart = await count(source, DATABASE, HISTORY_ROWS);
-  await createMigration(spec, { kind: "external" });
-  const worker = s.runWorker(spec);
-  const settled = await waitForMigration(at, name, isSettled, { timeoutMs: 120_000 });
+  const { worker, settled } = await s.startInProcess(spec);
   assert.equal(settled.error, null);
   assert.equal(settled.state, "WaitingForUserAction");
   assert.equal(settled.substate, "WaitingForCutoverTrigger");
@@ -160,9 +155,7 @@ describe("online migration end to end under load", function () {
       );
       const spec = specFor(source, target, "faults");
       const at = controlOf(spec);
-      await createMigration(spec, { kind: "external" });
-      const worker = s.runWorker(spec);
-      const settled = await waitForMigration(at, "faults", isSettled, { timeoutMs: 120_000 });
+      const { worker, settled } = await s.startInProcess(spec);
       assert.equal(settled.error, null);
       assert.equal(settled.state, "WaitingForUserAction");
       assert.equal(details(settled).appliedChanges, 0, "nothing written since the snapshot");
@@ -226,23 +219,18 @@ describe("online migration end to end under load", function () {
     const s = new Scenario();
     let logDir: string;
     before(async () => {
-      logDir = fs.mkdtempSync(path.join(os.tmpdir(), "pgmigrate-e2e-"));
+      logDir = s.makeLogDir("pgmigrate-e2e-");
       await s.start();
     });
-    after(async () => {
-      await s.stop();
-      fs.rmSync(logDir, { recursive: true, force: true });
-    });
+    after(() => s.stop());
 
     it("resumes in a new worker and cuts over without duplicates", async () => {
       const { source, target } = s;
       // No primary key on pgbench_history: a duplicate row would show in its count.
       await prepareSource(source, DATABASE, { rows: 1000, scale: 1, historyPrimaryKey: false });
       const spec = specFor(source, target, "killed", { fixReplicaIdentity: "full" });
-      const runtime: RuntimeOptions = { kind: "local", logDir };
+      const { runtime, wait } = localRun(spec, logDir);
       const at = controlOf(spec);
-      const wait = (done: (o: MigrationOutputs) => boolean) =>
-        waitForMigration(at, "killed", done, { timeoutMs: 120_000, spec, runtime });
 
       const writers = startWriters(source, DATABASE);
       s.cleanups.push(() => writers.stop());
@@ -294,9 +282,7 @@ describe("online migration end to end under load", function () {
       await prepareSource(source, DATABASE, { rows: 500, scale: 1, historyPrimaryKey: true });
       const spec = specFor(source, target, "backlog");
       const at = controlOf(spec);
-      await createMigration(spec, { kind: "external" });
-      const worker = s.runWorker(spec);
-      const settled = await waitForMigration(at, "backlog", isSettled, { timeoutMs: 120_000 });
+      const { worker, settled } = await s.startInProcess(spec);
       assert.equal(settled.error, null);
 
       const writers = startWriters(source, DATABASE);

@@ -3,7 +3,6 @@
 // Every run must end Succeeded with identical data and no slot or publication left.
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import type { Client } from "pg";
 import {
@@ -13,7 +12,6 @@ import {
   isSettled,
   requestAction,
   waitForMigration,
-  type RuntimeOptions,
 } from "../../provider/engine";
 import type { DbDetails, MigrationOutputs } from "../../provider/types";
 import { compareDatabases } from "../support/checksum";
@@ -22,6 +20,7 @@ import {
   controlOf,
   count,
   leaseHolderPid,
+  localRun,
   onlineSpec,
   ourSourceObjects,
   Scenario,
@@ -203,9 +202,7 @@ describe("whole-server restarts during an online migration", function () {
       const at = controlOf(spec);
       const writer = new TickWriter(source);
       s.cleanups.push(() => writer.stop());
-      await createMigration(spec, { kind: "external" });
-      const worker = s.runWorker(spec);
-      const settled = await waitForMigration(at, "src-restart", isSettled, { timeoutMs: 120_000 });
+      const { worker, settled } = await s.startInProcess(spec);
       assert.equal(settled.error, null);
       assert.equal(settled.state, "WaitingForUserAction");
       await waitForMigration(at, "src-restart", (o) => details(o).cdcInsertCounter >= 50, {
@@ -235,22 +232,17 @@ describe("whole-server restarts during an online migration", function () {
     const s = new Scenario();
     let logDir = "";
     before(async () => {
-      logDir = fs.mkdtempSync(path.join(os.tmpdir(), "pgmigrate-restart-"));
+      logDir = s.makeLogDir("pgmigrate-restart-");
       await s.start();
     });
-    after(async () => {
-      await s.stop();
-      fs.rmSync(logDir, { recursive: true, force: true });
-    });
+    after(() => s.stop());
 
     it("keeps or replaces its worker and cuts over with identical data", async () => {
       const { source, target } = s;
       await prepare(source);
       const spec = onlineSpec(source, target, "tgt-restart", [DATABASE]);
-      const runtime: RuntimeOptions = { kind: "local", logDir };
+      const { runtime, wait } = localRun(spec, logDir);
       const at = controlOf(spec);
-      const wait = (done: (o: MigrationOutputs) => boolean) =>
-        waitForMigration(at, "tgt-restart", done, { timeoutMs: 120_000, spec, runtime });
       const writer = new TickWriter(source);
       s.cleanups.push(() => writer.stop());
 

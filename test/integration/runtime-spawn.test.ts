@@ -15,12 +15,12 @@ import {
   waitForMigration,
   type RuntimeOptions,
 } from "../../provider/engine";
-import { resolveSpec } from "../../provider/inputs";
 import { processAlive } from "../../provider/runtime/spawn";
 import { parseOwnerId } from "../../provider/runtime/lease";
 import type { MigrationOutputs, MigrationSpec } from "../../provider/types";
 import { compareDatabases } from "../support/checksum";
 import { startPostgres, type PgServer } from "../support/postgres";
+import { specOf } from "../support/spec";
 
 const DATABASE = "spawned_db";
 const RESTART_DATABASE = "restart_db";
@@ -31,23 +31,12 @@ function specFor(
   name = "spawned",
   database = DATABASE,
 ): MigrationSpec {
-  const endpoint = (s: PgServer) => ({
-    host: s.host,
-    port: s.port,
-    username: s.user,
-    password: s.password,
-    sslMode: "disable",
-  });
-  const resolved = resolveSpec({
+  return specOf(source, target, {
     migrationName: name,
-    source: endpoint(source),
-    target: endpoint(target),
     databases: [database],
     mode: "Online",
     option: "Migrate",
   });
-  if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
-  return resolved.spec;
 }
 
 async function leaseHolderPid(target: PgServer, name = "spawned"): Promise<number | undefined> {

@@ -9,11 +9,11 @@ import {
   waitForMigration,
   isSettled,
 } from "../../provider/engine";
-import { resolveSpec } from "../../provider/inputs";
 import { runWorker } from "../../provider/runtime/worker";
 import type { MigrationOutputs, MigrationSpec } from "../../provider/types";
 import { compareDatabases } from "../support/checksum";
 import { startPostgres, type PgServer } from "../support/postgres";
+import { specOf } from "../support/spec";
 
 const SCHEMA = `
   CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, note text);
@@ -45,20 +45,7 @@ function specFor(
   target: PgServer,
   overrides: Record<string, unknown>,
 ): MigrationSpec {
-  const endpoint = (s: PgServer) => ({
-    host: s.host,
-    port: s.port,
-    username: s.user,
-    password: s.password,
-    sslMode: "disable",
-  });
-  const resolved = resolveSpec({
-    source: endpoint(source),
-    target: endpoint(target),
-    ...overrides,
-  });
-  if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
-  return resolved.spec;
+  return specOf(source, target, overrides);
 }
 
 describe("runtime worker", function () {

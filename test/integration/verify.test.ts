@@ -2,11 +2,11 @@
 // is found and named, and a table the source is still writing is skipped, not called a mismatch.
 import assert from "node:assert/strict";
 import { cloneDatabase, prepareTargetDatabase } from "../../provider/clone";
-import { resolveSpec } from "../../provider/inputs";
 import type { MigrationSpec, ProgressSink } from "../../provider/types";
 import { summarizeVerification, verifyDatabase } from "../../provider/verify";
 import { FIXTURE_TABLES, loadFixture } from "../support/fixture";
 import { startPostgres, type PgServer } from "../support/postgres";
+import { specOf } from "../support/spec";
 
 const quiet: ProgressSink = {
   event: async () => undefined,
@@ -15,19 +15,7 @@ const quiet: ProgressSink = {
 };
 
 function specFor(source: PgServer, target: PgServer, database: string): MigrationSpec {
-  const endpoint = (s: PgServer) => ({
-    host: s.host,
-    port: s.port,
-    username: s.user,
-    password: s.password,
-    sslMode: "disable",
-  });
-  const resolved = resolveSpec(
-    { source: endpoint(source), target: endpoint(target), databases: [database] },
-    "verify-test",
-  );
-  if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
-  return resolved.spec;
+  return specOf(source, target, { databases: [database] }, "verify-test");
 }
 
 async function migrate(

@@ -2,8 +2,16 @@
 // down on every path), writers on the source, faults to inject, and the checks every finished
 // migration must pass (identical data, sequences, verification, nothing of ours left behind).
 import assert from "node:assert/strict";
-import type { ControlLocation } from "../../provider/engine";
-import { resolveSpec } from "../../provider/inputs";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import {
+  createMigration,
+  isSettled,
+  waitForMigration,
+  type ControlLocation,
+  type RuntimeOptions,
+} from "../../provider/engine";
 import { OBJECT_PREFIX, TARGET_BOOKKEEPING_SCHEMA } from "../../provider/pg/names";
 import { parseOwnerId } from "../../provider/runtime/lease";
 import { processAlive } from "../../provider/runtime/spawn";
@@ -13,6 +21,7 @@ import { compareDatabases, sequenceStates, type SequenceState } from "./checksum
 import { loadFixture, writeWorkload, type WorkloadCounts } from "./fixture";
 import { initPgbench, startPgbench, type PgbenchResult } from "./pgbench";
 import { startPostgres, type PgServer } from "./postgres";
+import { specOf } from "./spec";
 
 /** An Online migration of `databases` with checksum verification; `overrides` are raw inputs. */
 export function onlineSpec(
@@ -22,24 +31,13 @@ export function onlineSpec(
   databases: string[],
   overrides: Record<string, unknown> = {},
 ): MigrationSpec {
-  const endpoint = (s: PgServer) => ({
-    host: s.host,
-    port: s.port,
-    username: s.user,
-    password: s.password,
-    sslMode: "disable",
-  });
-  const resolved = resolveSpec({
+  return specOf(source, target, {
     migrationName,
-    source: endpoint(source),
-    target: endpoint(target),
     databases,
     mode: "Online",
     verify: "checksum",
     ...overrides,
   });
-  if (!resolved.ok) throw new Error(JSON.stringify(resolved.problems));
-  return resolved.spec;
 }
 
 export function controlOf(spec: MigrationSpec): ControlLocation {
@@ -80,6 +78,8 @@ export class Scenario {
   readonly spawnedPids = new Set<number>();
   /** Run first at stop() (writers, locks); their errors are ignored. */
   readonly cleanups: (() => Promise<unknown>)[] = [];
+  /** Worker log folders: removed last at stop(), once no worker can write to them. */
+  private readonly logDirs: string[] = [];
 
   async start(sourceVersion?: number, targetVersion?: number): Promise<void> {
     [this.source, this.target] = await Promise.all([
@@ -104,6 +104,25 @@ export class Scenario {
     return run;
   }
 
+  /** Creates `spec`'s migration, runs its worker in this process and waits until it settles. */
+  async startInProcess(
+    spec: MigrationSpec,
+  ): Promise<{ worker: Promise<void>; settled: MigrationOutputs }> {
+    await createMigration(spec, { kind: "external" });
+    const worker = this.runWorker(spec);
+    const settled = await waitForMigration(controlOf(spec), spec.migrationName, isSettled, {
+      timeoutMs: 120_000,
+    });
+    return { worker, settled };
+  }
+
+  /** A new folder for spawned workers' logs, removed at stop(). */
+  makeLogDir(prefix: string): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    this.logDirs.push(dir);
+    return dir;
+  }
+
   async stop(): Promise<void> {
     for (const cleanup of this.cleanups.splice(0)) await cleanup().catch(() => undefined);
     if (this.worker) {
@@ -112,7 +131,29 @@ export class Scenario {
     }
     for (const pid of this.spawnedPids) if (processAlive(pid)) process.kill(pid, "SIGKILL");
     await Promise.all([this.source?.stop(), this.target?.stop()]);
+    for (const dir of this.logDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Local (spawned) runtime for `spec` logging to `logDir`, and a wait on its migration that keeps
+ * a worker running (ensureWorker) while it polls.
+ */
+export function localRun(
+  spec: MigrationSpec,
+  logDir: string,
+): {
+  runtime: RuntimeOptions;
+  wait: (done: (o: MigrationOutputs) => boolean) => Promise<MigrationOutputs>;
+} {
+  const runtime: RuntimeOptions = { kind: "local", logDir };
+  const wait = (done: (o: MigrationOutputs) => boolean) =>
+    waitForMigration(controlOf(spec), spec.migrationName, done, {
+      timeoutMs: 120_000,
+      spec,
+      runtime,
+    });
+  return { runtime, wait };
 }
 
 /** The fixture (`rows`) and pgbench's tables (`scale`) in a new source database. */
