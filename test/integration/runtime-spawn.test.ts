@@ -20,6 +20,7 @@ import { parseOwnerId } from "../../provider/runtime/lease";
 import type { MigrationOutputs, MigrationSpec } from "../../provider/types";
 import { compareDatabases } from "../support/checksum";
 import { startPostgres, type PgServer } from "../support/postgres";
+import { until } from "../support/online";
 import { specOf } from "../support/spec";
 
 const DATABASE = "spawned_db";
@@ -49,20 +50,6 @@ async function leaseHolderPid(target: PgServer, name = "spawned"): Promise<numbe
 
 function commandLine(pid: number): string {
   return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
-}
-
-async function until<T>(
-  probe: () => Promise<T | undefined>,
-  what: string,
-  ms = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-  }
 }
 
 describe("runtime spawner", function () {
