@@ -56,7 +56,8 @@ export async function watchCommand(
   const onSigint = (): void => {
     stopped = true;
   };
-  process.once("SIGINT", onSigint);
+  // `on`, not `once`: a second Ctrl-C while closing must not kill the process with 130.
+  process.on("SIGINT", onSigint);
   if (tty) process.stdout.write("\x1b[?25l"); // hide the cursor while redrawing
   let lastPlain = "";
   let lastPlainAt = 0;
@@ -90,7 +91,6 @@ export async function watchCommand(
       if (stopped) break;
     }
   } finally {
-    process.removeListener("SIGINT", onSigint);
     if (tty) process.stdout.write("\x1b[?25h");
   }
   return stopped || !outputs ? 0 : exitCodeForState(outputs.state);

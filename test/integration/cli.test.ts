@@ -541,7 +541,9 @@ describe("pgmigrate command line", function () {
 
   it("watch redraws in place on a terminal and stops on Ctrl-C", async () => {
     // `script` gives the CLI a pseudo-terminal; Ctrl-C typed into it reaches pgmigrate as SIGINT.
-    const command = `${process.execPath} ${MAIN} watch --server '${server}' --migration-name ${online}`;
+    // `exec`: the shell `script` starts (dash on CI does not exec a lone command) must not stay in
+    // between, or it dies of the same SIGINT and `script -e` reports 130 whatever pgmigrate does.
+    const command = `exec ${process.execPath} ${MAIN} watch --server '${server}' --migration-name ${online}`;
     const child = spawn("script", ["-qfec", command, "/dev/null"], {
       env: { ...process.env, ...env, COLUMNS: "120", LINES: "40" },
       stdio: ["pipe", "pipe", "pipe"],
