@@ -71,5 +71,25 @@ export function createMigrationProvider(
  */
 export function loadImplementation(): ProviderImplementation {
   const lifecycle = require("./provider-lifecycle") as typeof import("./provider-lifecycle");
-  return lifecycle.providerImplementation();
+  const progress = require("./provider-progress") as typeof import("./provider-progress");
+  const log = progress.hostDiagnostics();
+  const impl = lifecycle.providerImplementation(log);
+  // Every method returns only once its diagnostics reached the engine.
+  const flushed =
+    <A extends unknown[], R>(method: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      try {
+        return await method(...args);
+      } finally {
+        await log.flush();
+      }
+    };
+  return {
+    check: flushed(impl.check),
+    diff: flushed(impl.diff),
+    create: flushed(impl.create),
+    read: flushed(impl.read),
+    update: flushed(impl.update),
+    delete: flushed(impl.delete),
+  };
 }

@@ -1,5 +1,6 @@
 // What the provider prints while it waits: one line per visible change, which the Pulumi CLI
 // shows as diagnostics (a dynamic provider's stdout is passed through as info messages).
+import path from "node:path";
 import type { MigrationOutputs, ValidationReport } from "./types";
 
 /** Where provider diagnostics go. */
@@ -16,6 +17,75 @@ export const diagnostics: ProviderLog = {
   info: (message) => process.stdout.write(`${message}\n`),
   warn: (message) => process.stdout.write(`warning: ${message}\n`),
 };
+
+/** A ProviderLog whose messages have all been delivered once `flush()` resolves. */
+export interface FlushingLog extends ProviderLog {
+  flush(): Promise<void>;
+}
+
+/** The engine address Pulumi's dynamic-provider host was started with (its first argument). */
+function hostEngineAddress(): string | undefined {
+  const [, script, address] = process.argv;
+  if (!script || !/dynamic-provider/.test(script)) return undefined;
+  return address && /^[\w.:[\]-]+:\d+$/.test(address) ? address : undefined;
+}
+
+interface EngineClient {
+  log(request: unknown, done: (err: Error | null) => void): void;
+}
+
+/**
+ * Diagnostics inside Pulumi's dynamic-provider host, through the engine's Log RPC: stdout lines
+ * of a plugin reach the CLI only when it is still reading them, so a line printed by a quick
+ * `diff` during `pulumi preview` is lost; a Log call acknowledged before the method returns is
+ * not. Outside the host (or if the RPC fails) messages go to stdout.
+ */
+export function hostDiagnostics(): FlushingLog {
+  const address = hostEngineAddress();
+  if (!address) return { ...diagnostics, flush: async () => undefined };
+  let client: EngineClient | undefined;
+  let proto: { LogRequest: new () => Record<string, (v: unknown) => void> } | undefined;
+  let severities: { INFO: number; WARNING: number } | undefined;
+  let last: Promise<void> = Promise.resolve();
+  const connect = (): EngineClient => {
+    if (client) return client;
+    // Pulumi's own generated client and gRPC library, as the SDK's pulumi.log uses them.
+    const pulumiDir = path.dirname(require.resolve("@pulumi/pulumi/package.json"));
+    const grpc = require(require.resolve("@grpc/grpc-js", { paths: [pulumiDir] }));
+    const rpc = require(path.join(pulumiDir, "proto/engine_grpc_pb.js"));
+    const pb = require(path.join(pulumiDir, "proto/engine_pb.js"));
+    proto = pb;
+    severities = pb.LogSeverity;
+    client = new rpc.EngineClient(address, grpc.credentials.createInsecure()) as EngineClient;
+    return client;
+  };
+  const send = (severity: "INFO" | "WARNING", message: string): void => {
+    last = last.then(
+      () =>
+        new Promise<void>((resolve) => {
+          try {
+            const engine = connect();
+            const request = new (proto as NonNullable<typeof proto>).LogRequest();
+            request.setSeverity((severities as NonNullable<typeof severities>)[severity]);
+            request.setMessage(message);
+            request.setUrn("");
+            engine.log(request, (err) => {
+              if (err) diagnostics[severity === "INFO" ? "info" : "warn"](message);
+              resolve();
+            });
+          } catch {
+            diagnostics[severity === "INFO" ? "info" : "warn"](message);
+            resolve();
+          }
+        }),
+    );
+  };
+  return {
+    info: (message) => send("INFO", message),
+    warn: (message) => send("WARNING", message),
+    flush: () => last,
+  };
+}
 
 /** A log that drops everything (tests that only look at data). */
 export const silent: ProviderLog = { info: () => undefined, warn: () => undefined };

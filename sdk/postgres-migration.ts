@@ -117,6 +117,8 @@ export class PostgresMigration extends pulumi.dynamic.Resource {
         source: withSecretPassword(args.source),
         target: withSecretPassword(args.target),
         migrationName: args.migrationName ?? name,
+        // Always in the inputs, so that setting it reads `~ cutover: false => true` in a preview.
+        cutover: args.cutover ?? false,
         ...outputs,
       },
       opts,

@@ -122,10 +122,22 @@ export function cliDriver(ctx: DemoContext): MigrationDriver {
   };
 }
 
-/** True when a `pulumi` executable is on PATH. */
+/** Where `npm run pulumi-cli` (scripts/pulumi-cli.sh) builds the Pulumi CLI. */
+const BUILT_PULUMI = path.join(REPO, ".cache/pulumi-cli/bin");
+
+/** PATH with the built Pulumi CLI first, when there is one. */
+function pathWithPulumi(): string {
+  const current = process.env.PATH ?? "";
+  return fs.existsSync(path.join(BUILT_PULUMI, "pulumi")) ? `${BUILT_PULUMI}:${current}` : current;
+}
+
+/** True when a `pulumi` executable is on PATH or built in .cache/pulumi-cli. */
 export function pulumiAvailable(): boolean {
   try {
-    execFileSync("pulumi", ["version"], { stdio: "ignore" });
+    execFileSync("pulumi", ["version"], {
+      stdio: "ignore",
+      env: { ...process.env, PATH: pathWithPulumi() },
+    });
     return true;
   } catch {
     return false;
@@ -140,6 +152,7 @@ export function pulumiDriver(ctx: DemoContext): MigrationDriver {
     PULUMI_HOME: path.join(ctx.workDir, "pulumi-home"),
     PULUMI_CONFIG_PASSPHRASE: "pgmigrate-demo",
     PULUMI_SKIP_UPDATE_CHECK: "true",
+    PATH: pathWithPulumi(),
   };
   const on = ["--stack", stack, "--config-file", configFile, "--non-interactive"];
   const pulumi = (args: readonly string[], stdin?: string): Promise<string> =>

@@ -1,0 +1,251 @@
+// End to end through a real Pulumi CLI: a user's project installs this package from its npm
+// tarball and runs `pulumi preview / up / refresh / destroy` against two local servers.
+// The CLI comes from scripts/pulumi-cli.sh (or PATH); without one the suite is skipped, unless
+// PGMIGRATE_E2E_REQUIRED=1 (CI) makes that a failure.
+import assert from "node:assert/strict";
+import { compareDatabases } from "../support/checksum";
+import { loadFixture, writeWorkload } from "../support/fixture";
+import { count, ourSourceObjects, until } from "../support/online";
+import { startPostgres, type PgServer } from "../support/postgres";
+import {
+  changedInputs,
+  PulumiProject,
+  pulumiCliDir,
+  workerPids,
+  type Stack,
+} from "../support/pulumi";
+import type { MigrationOutputs } from "../../provider/types";
+
+const DB = "orders";
+
+describe("pulumi CLI end to end", function () {
+  this.timeout(300_000);
+  let project: PulumiProject;
+  let source: PgServer;
+  let target: PgServer;
+  const names: string[] = [];
+
+  before(async function () {
+    const cliDir = pulumiCliDir();
+    if (!cliDir) {
+      if (process.env.PGMIGRATE_E2E_REQUIRED === "1") {
+        throw new Error("no Pulumi CLI: run scripts/pulumi-cli.sh (PGMIGRATE_E2E_REQUIRED=1)");
+      }
+      console.log("    (no Pulumi CLI: run scripts/pulumi-cli.sh to build one; skipping)");
+      this.skip();
+    }
+    [source, target] = await Promise.all([startPostgres(), startPostgres()]);
+    await loadFixture(source, DB, { rows: 300 });
+    project = PulumiProject.create(cliDir);
+  });
+
+  after(async () => {
+    for (const name of names) {
+      for (const pid of workerPids(name)) process.kill(pid, "SIGKILL");
+    }
+    project?.remove();
+    await Promise.all([source?.stop(), target?.stop()]);
+  });
+
+  /** A stack (and migration) name unique to this run. */
+  function uniqueName(prefix: string): string {
+    const name = `${prefix}-${Date.now().toString(36)}`;
+    names.push(name);
+    return name;
+  }
+
+  async function migrationRow(name: string): Promise<string | undefined> {
+    const rows = await target.query<{ state: string }>(
+      "SELECT state FROM pgmigrate.migrations WHERE name = $1",
+      [name],
+    );
+    return rows[0]?.state;
+  }
+
+  async function assertNoSecretLeaked(stack: Stack, ...texts: string[]): Promise<void> {
+    const state = await stack.exportState();
+    for (const text of [state, ...texts]) {
+      for (const secret of project.secrets) assert.ok(!text.includes(secret), "a password leaked");
+    }
+  }
+
+  describe("online: up, refresh, preview of the cutover, up, destroy", () => {
+    let stack: Stack;
+    let name: string;
+
+    it("rejects bad input in preview, on the exact property", async () => {
+      name = uniqueName("online");
+      stack = await project.initStack(name, source, target, {
+        resourceName: name,
+        databases: [DB],
+        mode: "Online",
+        migrationName: "Not_A_Valid_Name",
+      });
+      const preview = await stack.run(["preview"]);
+      assert.notEqual(preview.code, 0, "preview must fail");
+      const text = preview.stdout + preview.stderr;
+      assert.match(text, /migrationName/);
+      assert.match(text, /lowercase letters, digits and hyphens/);
+      await stack.ok(["config", "rm", "migrationName"]);
+    });
+
+    it("pulumi up copies and stops at WaitingForUserAction with latency in the outputs", async () => {
+      const up = await stack.up();
+      assert.equal(up.code, 0, up.stdout + up.stderr);
+      assert.match(up.stdout, /WaitingForUserAction\/WaitingForCutoverTrigger/);
+      const out = await stack.outputs();
+      assert.equal(out.migrationName, name);
+      assert.equal(out.state, "WaitingForUserAction");
+      assert.equal(out.substate, "WaitingForCutoverTrigger");
+      assert.equal(out.migrationMode, "Online");
+      const details = (out.dbDetails as MigrationOutputs["dbDetails"])[DB];
+      assert.equal(details.fullLoadErroredTables, 0);
+      assert.ok(details.fullLoadCompletedTables > 0);
+      assert.equal(await migrationRow(name), "WaitingForUserAction");
+      assert.equal(workerPids(name).length, 1, "one detached worker keeps replicating");
+      await assertNoSecretLeaked(stack, up.stdout, up.stderr, JSON.stringify(out));
+    });
+
+    it("pulumi refresh shows the replicated changes and the latency", async () => {
+      const counts = await writeWorkload(source, DB, { transactions: 40 });
+      assert.ok(counts.inserts > 0 && counts.updates > 0 && counts.deletes > 0);
+      // The worker applies in the background; refresh reads the control store.
+      let last: Record<string, unknown> = {};
+      const out = await until(
+        async () => {
+          const refreshed = await stack.run(["refresh", "--yes", "--skip-preview", "--diff"]);
+          assert.equal(refreshed.code, 0, refreshed.stdout + refreshed.stderr);
+          last = await stack.resourceOutputs();
+          const d = (last.dbDetails as MigrationOutputs["dbDetails"])[DB];
+          const applied = d.cdcInsertCounter >= counts.inserts && d.cdcDeleteCounter > 0;
+          return applied && last.latencySeconds !== null ? last : undefined;
+        },
+        "refresh to show the applied changes",
+        90_000,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; wrote ${JSON.stringify(counts)}; ${JSON.stringify(last)}`);
+      });
+      assert.equal(out.state, "WaitingForUserAction");
+      assert.equal(typeof out.latencySeconds, "number");
+      assert.ok((out.latencySeconds as number) < 60, `latency ${String(out.latencySeconds)}`);
+    });
+
+    it("a change of databases previews as a replacement", async () => {
+      await stack.set("databases", [DB, "postgres"]);
+      const replace = await stack.previewSteps();
+      assert.equal(replace.length, 1);
+      assert.equal(replace[0].op, "replace");
+      assert.deepEqual(replace[0].replaceReasons, ["databases"]);
+      await stack.set("databases", [DB]);
+      const unchanged = await stack.previewSteps();
+      assert.deepEqual(
+        unchanged.filter((s) => s.op !== "same"),
+        [],
+      );
+    });
+
+    it("preview of cutover: true shows only that change, and the live latency", async () => {
+      await stack.set("cutover", true);
+      const steps = await stack.previewSteps();
+      assert.equal(steps.length, 1);
+      assert.equal(steps[0].op, "update");
+      assert.deepEqual(changedInputs(steps[0]), ["cutover"]);
+      const text = await stack.ok(["preview", "--diff"]);
+      assert.match(text, /~ cutover\s*: false => true/);
+      // The plain preview shows the provider's diagnostics: the live latency and a verdict.
+      const plain = await stack.ok(["preview"]);
+      assert.match(
+        plain,
+        /cutover requested; now WaitingForUserAction\/WaitingForCutoverTrigger, latency \d/,
+      );
+      assert.match(plain, /the target has caught up|wait until latency is ~0/);
+      // Preview changed nothing.
+      assert.equal(await migrationRow(name), "WaitingForUserAction");
+    });
+
+    it("pulumi up with cutover: true drains, succeeds and leaves identical data", async () => {
+      await writeWorkload(source, DB, { transactions: 20 });
+      const up = await stack.up();
+      assert.equal(up.code, 0, up.stdout + up.stderr);
+      const out = await stack.outputs();
+      assert.equal(out.state, "Succeeded");
+      assert.equal(out.substate, "Completed");
+      const verification = out.verification as MigrationOutputs["verification"];
+      assert.equal(verification?.status, "Succeeded");
+      assert.ok(verification?.tables.every((t) => t.match));
+      const comparison = await compareDatabases(source, DB, target, DB);
+      assert.deepEqual(comparison.differences, []);
+      assert.deepEqual(await ourSourceObjects(source, DB), []);
+      await until(
+        async () => (workerPids(name).length === 0 ? true : undefined),
+        "the worker to exit",
+      );
+      await assertNoSecretLeaked(stack, up.stdout, up.stderr);
+    });
+
+    it("pulumi destroy of a Succeeded migration forgets it and keeps the data", async () => {
+      const rows = await count(target, DB, "SELECT count(*) AS n FROM public.customers");
+      const destroyed = await stack.run(["destroy", "--yes", "--skip-preview"]);
+      assert.equal(destroyed.code, 0, destroyed.stdout + destroyed.stderr);
+      assert.equal(await migrationRow(name), undefined);
+      assert.equal(await count(target, DB, "SELECT count(*) AS n FROM public.customers"), rows);
+      await stack.ok(["stack", "rm", "--yes"]);
+    });
+  });
+
+  describe("destroy before the cutover", () => {
+    it("cancels, drops the target database and leaves nothing on the source", async () => {
+      const name = uniqueName("cancel");
+      const stack = await project.initStack(name, source, target, {
+        resourceName: name,
+        databases: [DB],
+        mode: "Online",
+        overwriteDbsInTarget: true,
+      });
+      await target.query(`DROP DATABASE IF EXISTS ${DB}`);
+      const up = await stack.up();
+      assert.equal(up.code, 0, up.stdout + up.stderr);
+      assert.equal((await stack.outputs()).state, "WaitingForUserAction");
+      assert.ok((await ourSourceObjects(source, DB)).length > 0, "slot and publication exist");
+      const destroyed = await stack.run(["destroy", "--yes", "--skip-preview"]);
+      assert.equal(destroyed.code, 0, destroyed.stdout + destroyed.stderr);
+      assert.match(destroyed.stdout, /removed \(Canceled\)/);
+      assert.deepEqual(await ourSourceObjects(source, DB), []);
+      const dbs = await target.query("SELECT 1 FROM pg_database WHERE datname = $1", [DB]);
+      assert.equal(dbs.length, 0, "the target database this migration created is dropped");
+      assert.equal(await migrationRow(name), undefined);
+      await until(async () => (workerPids(name).length === 0 ? true : undefined), "no worker");
+      await stack.ok(["stack", "rm", "--yes"]);
+    });
+  });
+
+  describe("offline", () => {
+    it("pulumi up copies once and ends Succeeded; a failing one fails the update", async () => {
+      const name = uniqueName("offline");
+      const stack = await project.initStack(name, source, target, {
+        resourceName: name,
+        databases: [DB],
+        overwriteDbsInTarget: true,
+        verify: "checksum",
+      });
+      const up = await stack.up();
+      assert.equal(up.code, 0, up.stdout + up.stderr);
+      const out = await stack.outputs();
+      assert.equal(out.state, "Succeeded");
+      assert.equal(out.migrationMode, "Offline");
+      assert.deepEqual((await compareDatabases(source, DB, target, DB)).differences, []);
+      assert.equal(workerPids(name).length, 0);
+
+      // A database missing on the source: validation fails, the update fails and says why.
+      await stack.set("databases", ["no_such_db"]);
+      const failed = await stack.up();
+      assert.notEqual(failed.code, 0);
+      assert.match(failed.stdout + failed.stderr, /ValidationFailed/);
+      assert.match(failed.stdout + failed.stderr, /no_such_db/);
+      assert.deepEqual(await ourSourceObjects(source, DB), []);
+      const destroyed = await stack.run(["destroy", "--yes", "--skip-preview"]);
+      assert.equal(destroyed.code, 0, destroyed.stdout + destroyed.stderr);
+      await stack.ok(["stack", "rm", "--yes"]);
+    });
+  });
+});
