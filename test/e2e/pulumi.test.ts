@@ -3,6 +3,7 @@
 // The CLI comes from scripts/pulumi-cli.sh (or PATH); without one the suite is skipped, unless
 // PGMIGRATE_E2E_REQUIRED=1 (CI) makes that a failure.
 import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
 import { compareDatabases } from "../support/checksum";
 import { loadFixture, writeWorkload } from "../support/fixture";
 import { count, ourSourceObjects, until } from "../support/online";
@@ -103,6 +104,14 @@ describe("pulumi CLI end to end", function () {
       assert.ok(details.fullLoadCompletedTables > 0);
       assert.equal(await migrationRow(name), "WaitingForUserAction");
       assert.equal(workerPids(name).length, 1, "one detached worker keeps replicating");
+      // The package's command line works where the package is installed (npx pgmigrate).
+      const shown = await project.bin(
+        "pgmigrate",
+        ["show", "--server", target.url("postgres"), "--migration-name", name, "--json"],
+        { PGPASSWORD: target.password },
+      );
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.equal((JSON.parse(shown.stdout) as MigrationOutputs).state, "WaitingForUserAction");
       await assertNoSecretLeaked(stack, up.stdout, up.stderr, JSON.stringify(out));
     });
 
@@ -189,6 +198,71 @@ describe("pulumi CLI end to end", function () {
       assert.equal(destroyed.code, 0, destroyed.stdout + destroyed.stderr);
       assert.equal(await migrationRow(name), undefined);
       assert.equal(await count(target, DB, "SELECT count(*) AS n FROM public.customers"), rows);
+      await stack.ok(["stack", "rm", "--yes"]);
+    });
+  });
+
+  describe("an interrupted pulumi up", () => {
+    it("re-run, attaches to the running migration instead of starting over", async () => {
+      const name = uniqueName("attach");
+      const stack = await project.initStack(name, source, target, {
+        resourceName: name,
+        databases: [DB],
+        mode: "Online",
+        overwriteDbsInTarget: true,
+      });
+      // A lock on the source holds the copy (pg_dump waits for it) while pulumi is killed.
+      const locker = await source.connect(DB);
+      let first: ChildProcess | undefined;
+      let exited: Promise<unknown> = Promise.resolve();
+      const killFirst = async (): Promise<void> => {
+        if (first?.exitCode === null && first.signalCode === null) {
+          process.kill(-(first.pid as number), "SIGKILL"); // pulumi and its plugins
+        }
+        await exited;
+      };
+      try {
+        await locker.query("BEGIN; LOCK TABLE public.customers IN ACCESS EXCLUSIVE MODE");
+        first = stack.startUp();
+        exited = new Promise((resolve) => first?.on("close", resolve));
+        const startedOn = await until(async () => {
+          const rows = await target
+            .query<{ substate: string; started_on: Date }>(
+              "SELECT substate, started_on FROM pgmigrate.migrations WHERE name = $1",
+              [name],
+            )
+            .catch(() => []); // the control store may not exist yet
+          return rows[0]?.substate === "MigratingData" ? rows[0].started_on : undefined;
+        }, "the copy to start");
+        await killFirst(); // mid-create
+        assert.equal(workerPids(name).length, 1, "the detached worker outlives pulumi");
+        await locker.query("COMMIT");
+
+        // What a user does after a killed pulumi: release its lock on the stack, run up again.
+        await stack.ok(["cancel", "--yes"]);
+        const again = await stack.up();
+        assert.equal(again.code, 0, again.stdout + again.stderr);
+        assert.match(again.stdout, /attached to the migration already running/);
+        const out = await stack.outputs();
+        assert.equal(out.state, "WaitingForUserAction");
+        const [row] = await target.query<{ started_on: Date }>(
+          "SELECT started_on FROM pgmigrate.migrations WHERE name = $1",
+          [name],
+        );
+        assert.equal(row.started_on.getTime(), startedOn.getTime(), "the same migration");
+        const slots = await source.query(
+          "SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'pgmigrate%'",
+        );
+        assert.equal(slots.length, 1, "one slot: the copy was not started twice");
+      } finally {
+        await killFirst();
+        await locker.end().catch(() => undefined);
+        // Rolls the migration back whatever happened above, so later tests start clean.
+        await stack.run(["cancel", "--yes"]);
+        const destroyed = await stack.run(["destroy", "--yes", "--skip-preview"]);
+        if (destroyed.code !== 0) console.error(destroyed.stdout + destroyed.stderr);
+      }
+      assert.deepEqual(await ourSourceObjects(source, DB), []);
       await stack.ok(["stack", "rm", "--yes"]);
     });
   });

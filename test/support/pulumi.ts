@@ -1,7 +1,7 @@
 // A real Pulumi CLI driving a user's project: the CLI built by scripts/pulumi-cli.sh (or one on
 // PATH), a temporary project that installs this package from its `npm pack` tarball, as a
 // user's project would, a local file backend, and stacks whose config holds the servers.
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -133,6 +133,36 @@ export class PulumiProject {
     return project;
   }
 
+  /** Starts the CLI in its own process group (so a test can kill it with its plugins). */
+  start(args: readonly string[]): ChildProcess {
+    const child = spawn("pulumi", ["--non-interactive", ...args], {
+      cwd: this.dir,
+      env: this.env,
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    child.stdout?.resume();
+    child.stderr?.resume();
+    return child;
+  }
+
+  /** Runs a command installed in the project's node_modules/.bin (e.g. pgmigrate). */
+  bin(command: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(path.join(this.dir, "node_modules/.bin", command), args, {
+        cwd: this.dir,
+        env: { ...process.env, ...env },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+      child.on("error", reject);
+      child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    });
+  }
+
   /** Runs the CLI in the project; never throws on a non-zero exit. */
   run(args: readonly string[], options: { stdin?: string } = {}): Promise<RunResult> {
     return new Promise((resolve, reject) => {
@@ -197,7 +227,7 @@ export class PulumiProject {
 
   /** Removes the project, its backend and the CLI's home. */
   remove(): void {
-    fs.rmSync(this.root, { recursive: true, force: true });
+    fs.rmSync(this.root, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
   }
 }
 
@@ -235,6 +265,11 @@ export class Stack {
 
   ok(args: readonly string[]): Promise<string> {
     return this.project.ok(this.on(args));
+  }
+
+  /** `pulumi up` in the background, in its own process group. */
+  startUp(): ChildProcess {
+    return this.project.start(this.on(["up", "--yes", "--skip-preview"]));
   }
 
   up(): Promise<RunResult> {
