@@ -10,6 +10,7 @@ import { count, ourSourceObjects, until } from "../support/online";
 import { startPostgres, type PgServer } from "../support/postgres";
 import {
   changedInputs,
+  killTree,
   PulumiProject,
   pulumiCliDir,
   workerPids,
@@ -217,7 +218,7 @@ describe("pulumi CLI end to end", function () {
       let exited: Promise<unknown> = Promise.resolve();
       const killFirst = async (): Promise<void> => {
         if (first?.exitCode === null && first.signalCode === null) {
-          process.kill(-(first.pid as number), "SIGKILL"); // pulumi and its plugins
+          killTree(first.pid as number, workerPids(name)); // pulumi and its plugins
         }
         await exited;
       };

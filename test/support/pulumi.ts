@@ -338,6 +338,34 @@ export function changedInputs(step: PreviewStep): string[] {
   return [...keys].filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k])).sort();
 }
 
+/**
+ * SIGKILLs `pid` and every process below it, as a crash would end a `pulumi up` — except the
+ * pids in `spare` (a detached worker, which must outlive it). Pulumi starts its plugins in
+ * process groups of their own, so killing pulumi's group alone would leave them running.
+ */
+export function killTree(pid: number, spare: readonly number[] = []): void {
+  const ps = execFileSync("ps", ["-eo", "pid=,ppid="], { encoding: "utf8" });
+  const children = new Map<number, number[]>();
+  for (const line of ps.trim().split("\n")) {
+    const [child, parent] = line.trim().split(/\s+/).map(Number);
+    children.set(parent, [...(children.get(parent) ?? []), child]);
+  }
+  const tree: number[] = [];
+  const visit = (p: number): void => {
+    if (spare.includes(p)) return;
+    tree.push(p);
+    for (const c of children.get(p) ?? []) visit(c);
+  };
+  visit(pid);
+  for (const p of tree) {
+    try {
+      process.kill(p, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
 /** Pids of local workers serving migration `name` (`pgmigrate runtime --migration-name N`). */
 export function workerPids(name: string): number[] {
   const ps = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });
