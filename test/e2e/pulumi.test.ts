@@ -268,6 +268,76 @@ describe("pulumi CLI end to end", function () {
     });
   });
 
+  describe("password rotation", () => {
+    it("pulumi up with new passwords restarts the worker, which carries on replicating", async () => {
+      const name = uniqueName("rotate");
+      const login = { username: "migrator", password: `old-${name}-pw` };
+      for (const server of [source, target]) {
+        await server.query(`CREATE ROLE migrator LOGIN SUPERUSER PASSWORD '${login.password}'`);
+      }
+      const stack = await project.initStack(
+        name,
+        source,
+        target,
+        { resourceName: name, databases: [DB], mode: "Online", overwriteDbsInTarget: true },
+        login,
+      );
+      try {
+        const up = await stack.up();
+        assert.equal(up.code, 0, up.stdout + up.stderr);
+        const [before] = workerPids(name);
+        assert.ok(before, "a worker runs");
+
+        const rotated = `new-${name}-pw`;
+        for (const server of [source, target]) {
+          await server.query(`ALTER ROLE migrator PASSWORD '${rotated}'`);
+        }
+        await stack.setSecret("sourcePassword", rotated);
+        await stack.setSecret("targetPassword", rotated);
+        const steps = await stack.previewSteps();
+        assert.deepEqual(
+          steps.map((s) => s.op),
+          ["update"],
+          "a rotation is an in-place update",
+        );
+        const update = await stack.up();
+        assert.equal(update.code, 0, update.stdout + update.stderr);
+        const after = await until(async () => {
+          const pids = workerPids(name);
+          return pids.length === 1 && pids[0] !== before ? pids[0] : undefined;
+        }, "a new worker");
+        assert.notEqual(after, before);
+
+        // The new worker replicates with the new passwords, through to the cutover.
+        const counts = await writeWorkload(source, DB, { transactions: 10 });
+        assert.ok(counts.transactions === 10);
+        await stack.set("cutover", true);
+        const cut = await stack.up();
+        assert.equal(cut.code, 0, cut.stdout + cut.stderr);
+        assert.equal((await stack.outputs()).state, "Succeeded");
+        assert.deepEqual((await compareDatabases(source, DB, target, DB)).differences, []);
+        await assertNoSecretLeaked(stack, update.stdout, update.stderr, cut.stdout, cut.stderr);
+      } finally {
+        const destroyed = await stack.run(["destroy", "--yes", "--skip-preview"]);
+        if (destroyed.code !== 0) console.error(destroyed.stdout + destroyed.stderr);
+        await until(async () => (workerPids(name).length === 0 ? true : undefined), "no worker");
+        for (const server of [source, target]) {
+          // What migrator created (the target database, the control schema) stays, owned by postgres.
+          const dbs = await server.query<{ datname: string }>(
+            "SELECT datname FROM pg_database WHERE datname IN ('postgres', $1)",
+            [DB],
+          );
+          for (const { datname } of dbs) {
+            await server.query("REASSIGN OWNED BY migrator TO postgres", [], datname);
+          }
+          await server.query("DROP ROLE migrator");
+        }
+      }
+      assert.deepEqual(await ourSourceObjects(source, DB), []);
+      await stack.ok(["stack", "rm", "--yes"]);
+    });
+  });
+
   describe("destroy before the cutover", () => {
     it("cancels, drops the target database and leaves nothing on the source", async () => {
       const name = uniqueName("cancel");

@@ -201,27 +201,21 @@ export class PulumiProject {
     source: PgServer,
     target: PgServer,
     config: Record<string, unknown>,
+    login?: { username: string; password: string },
   ): Promise<Stack> {
     await this.ok(["stack", "init", stack]);
     const s = new Stack(this, stack);
     const endpoint = (server: PgServer) => ({
       host: server.host,
       port: server.port,
-      username: server.user,
+      username: login?.username ?? server.user,
       sslMode: "disable",
     });
     await s.set("source", endpoint(source));
     await s.set("target", endpoint(target));
     for (const [key, value] of Object.entries(config)) await s.set(key, value);
-    for (const [key, server] of [
-      ["sourcePassword", source],
-      ["targetPassword", target],
-    ] as const) {
-      this.secrets.push(server.password);
-      await this.ok(["config", "set", "--secret", key, "--stack", stack], {
-        stdin: server.password,
-      });
-    }
+    await s.setSecret("sourcePassword", login?.password ?? source.password);
+    await s.setSecret("targetPassword", login?.password ?? target.password);
     return s;
   }
 
@@ -251,6 +245,12 @@ export class Stack {
     } else {
       await this.setLeaf(key, value, false);
     }
+  }
+
+  /** Sets a secret config value, through stdin (never on a command line). */
+  async setSecret(key: string, value: string): Promise<void> {
+    this.project.secrets.push(value);
+    await this.project.ok(this.on(["config", "set", "--secret", key]), { stdin: value });
   }
 
   private async setLeaf(key: string, value: unknown, isPath: boolean): Promise<void> {
