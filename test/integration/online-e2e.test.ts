@@ -140,6 +140,31 @@ describe("online migration end to end under load", function () {
     });
   });
 
+  // The newest majors as targets (17 renamed daticulocale; 18 made generated columns virtual by
+  // default), and 14 as a source.
+  describe("PostgreSQL 14 → 18, writes during copy and streaming", () => {
+    const s = new Scenario();
+    before(() => s.start(14, 18));
+    after(() => s.stop());
+
+    it("ends with identical data, correct sequences and nothing left behind", async () => {
+      await migrateUnderLoad(s, "load-14-18", { historyPrimaryKey: true });
+    });
+  });
+
+  describe("PostgreSQL 15 → 17, writes during copy and streaming (fixReplicaIdentity full)", () => {
+    const s = new Scenario();
+    before(() => s.start(15, 17));
+    after(() => s.stop());
+
+    it("ends with identical data, correct sequences and nothing left behind", async () => {
+      await migrateUnderLoad(s, "load-15-17", {
+        historyPrimaryKey: false,
+        withoutPrimaryKeyTable: true,
+      });
+    });
+  });
+
   describe("connections killed while streaming", () => {
     const s = new Scenario();
     before(() => s.start());
