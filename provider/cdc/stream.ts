@@ -45,11 +45,19 @@ export interface ReplicationOptions {
   startLsn: string;
   /** Called at most every ~second with fresh stats (the worker writes them to the control store). */
   onStats?: (stats: ApplyStats) => void;
-  /** Retries with backoff for transient connection loss on either side; default 10 attempts. */
+  /**
+   * Reconnects with backoff after transient connection loss on either side for up to
+   * `retryWindowMs` of continuous failure (default 30 minutes: a source rebooted or failed
+   * over by its provider comes back within that; the slot keeps the WAL meanwhile), or at
+   * most `maxRetries` times in a row when given.
+   */
   maxRetries?: number;
+  retryWindowMs?: number;
+  /** Called before each reconnection attempt (the worker shows it as an event). */
+  onRetry?: (attempt: number, delayMs: number, err: unknown) => void;
 }
 
-const DEFAULT_MAX_RETRIES = 10;
+const DEFAULT_RETRY_WINDOW_MS = 30 * 60_000;
 const STATS_INTERVAL_MS = 1_000;
 const KEEPALIVE_REQUEST_MS = 500;
 // A WAL page starts with a header (24 bytes, 40 at a segment start) that holds no records: an
@@ -207,8 +215,10 @@ class Replication implements ReplicationStream {
 
   private async run(): Promise<void> {
     const source = await endpointForReplication(this.options.source, this.options.database);
-    const maxRetries = this.options.maxRetries ?? DEFAULT_MAX_RETRIES;
+    const maxRetries = this.options.maxRetries ?? Number.POSITIVE_INFINITY;
+    const windowMs = this.options.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS;
     let attempt = 0;
+    let failingSince = 0;
     while (!this.stopping) {
       const session = new ReplicationSession(
         { ...this.options, source, confirmed: this.confirmed },
@@ -220,11 +230,21 @@ class Replication implements ReplicationStream {
         return;
       } catch (err) {
         if (this.stopping) return;
-        if (session.madeProgress) attempt = 0;
-        if (!retryable(err) || attempt >= maxRetries)
+        if (session.madeProgress || attempt === 0) {
+          attempt = 0;
+          failingSince = Date.now();
+        }
+        const outOfTime = Date.now() - failingSince >= windowMs;
+        if (!retryable(err) || attempt >= maxRetries || outOfTime) {
           throw replicateError(err, this.options, attempt);
+        }
         attempt++;
         this.carriedOldest = session.oldestUnappliedCommitTime() ?? this.carriedOldest;
+        try {
+          this.options.onRetry?.(attempt, backoffMs(attempt), err);
+        } catch {
+          // A failing observer must not stop replication.
+        }
       } finally {
         this.session = undefined;
         await session.close();

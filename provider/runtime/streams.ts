@@ -63,6 +63,15 @@ export class StreamSet {
       slotName: slotName(this.spec.migrationName, database),
       publication: publicationName(this.spec.migrationName),
       startLsn,
+      // An outage is waited out (the slot keeps the WAL); the user sees that it is.
+      onRetry: (attempt, delayMs, err) => {
+        const reason = err instanceof Error ? err.message : String(err);
+        void this.journal.event(
+          "warning",
+          `replication interrupted (${reason}); reconnecting in ${Math.round(delayMs / 1000)} s, attempt ${attempt}`,
+          database,
+        );
+      },
     });
     this.streams.set(database, stream);
     this.base.set(database, previous);

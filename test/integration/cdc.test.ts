@@ -379,6 +379,37 @@ describe("change data capture (PostgreSQL 15 → 15)", function () {
     await assertSameRows(source, target, pair.db);
   });
 
+  it("waits out a source outage, reporting each reconnection, and gives up only after its window", async () => {
+    pair = await preparePair(source, target);
+    const attempts: number[] = [];
+    const s1 = await stream(source, target, pair, { onRetry: (attempt) => attempts.push(attempt) });
+    await writeTransactions(source, pair.db, 0, 20);
+    await catchUp(source, pair, s1);
+    // Down through several backoff steps (0.5 + 1 + 2 + 4 s): more than a quick restart.
+    await source.restart({ downMs: 8_000 });
+    await writeTransactions(source, pair.db, 20, 20);
+    await catchUp(source, pair, s1);
+    assert.ok(attempts.length >= 3, `reconnection attempts reported: ${attempts.join(",")}`);
+    await assertSameRows(source, target, pair.db);
+    assert.deepEqual(
+      [s1.stats().inserts, s1.stats().updates, s1.stats().deletes],
+      [80, 40, 40], // each transaction: 2 inserts, an update, a delete
+      "no change lost or applied twice",
+    );
+    await s1.stop();
+
+    // With a short window the same kind of outage fails the stream, saying why.
+    const s2 = await stream(source, target, pair, { retryWindowMs: 1_500 });
+    await source.restart({ downMs: 6_000 });
+    await assert.rejects(
+      s2.done,
+      (err: unknown) =>
+        err instanceof MigrationError &&
+        err.phase === "replicate" &&
+        /gave up after \d+ reconnection attempts/.test(err.message),
+    );
+  });
+
   it("skips transactions the target already has when the source sends them again", async () => {
     pair = await preparePair(source, target);
     // A second slot from the same point keeps the WAL the first one has acknowledged: it plays
