@@ -56,6 +56,21 @@ describe("pulumi CLI end to end", function () {
     return name;
   }
 
+  /** A new stack with an Online migration of DB (into a fresh target database). */
+  async function onlineStack(
+    prefix: string,
+    login?: { username: string; password: string },
+  ): Promise<{ name: string; stack: Stack }> {
+    const name = uniqueName(prefix);
+    const config = {
+      resourceName: name,
+      databases: [DB],
+      mode: "Online",
+      overwriteDbsInTarget: true,
+    };
+    return { name, stack: await project.initStack(name, source, target, config, login) };
+  }
+
   async function migrationRow(name: string): Promise<string | undefined> {
     const rows = await target.query<{ state: string }>(
       "SELECT state FROM pgmigrate.migrations WHERE name = $1",
@@ -205,13 +220,7 @@ describe("pulumi CLI end to end", function () {
 
   describe("an interrupted pulumi up", () => {
     it("re-run, attaches to the running migration instead of starting over", async () => {
-      const name = uniqueName("attach");
-      const stack = await project.initStack(name, source, target, {
-        resourceName: name,
-        databases: [DB],
-        mode: "Online",
-        overwriteDbsInTarget: true,
-      });
+      const { name, stack } = await onlineStack("attach");
       // A lock on the source holds the copy (pg_dump waits for it) while pulumi is killed.
       const locker = await source.connect(DB);
       let first: ChildProcess | undefined;
@@ -270,18 +279,11 @@ describe("pulumi CLI end to end", function () {
 
   describe("password rotation", () => {
     it("pulumi up with new passwords restarts the worker, which carries on replicating", async () => {
-      const name = uniqueName("rotate");
-      const login = { username: "migrator", password: `old-${name}-pw` };
+      const login = { username: "migrator", password: `old-${Date.now().toString(36)}-pw` };
       for (const server of [source, target]) {
         await server.query(`CREATE ROLE migrator LOGIN SUPERUSER PASSWORD '${login.password}'`);
       }
-      const stack = await project.initStack(
-        name,
-        source,
-        target,
-        { resourceName: name, databases: [DB], mode: "Online", overwriteDbsInTarget: true },
-        login,
-      );
+      const { name, stack } = await onlineStack("rotate", login);
       try {
         const up = await stack.up();
         assert.equal(up.code, 0, up.stdout + up.stderr);
@@ -340,13 +342,7 @@ describe("pulumi CLI end to end", function () {
 
   describe("destroy before the cutover", () => {
     it("cancels, drops the target database and leaves nothing on the source", async () => {
-      const name = uniqueName("cancel");
-      const stack = await project.initStack(name, source, target, {
-        resourceName: name,
-        databases: [DB],
-        mode: "Online",
-        overwriteDbsInTarget: true,
-      });
+      const { name, stack } = await onlineStack("cancel");
       await target.query(`DROP DATABASE IF EXISTS ${DB}`);
       const up = await stack.up();
       assert.equal(up.code, 0, up.stdout + up.stderr);

@@ -34,6 +34,28 @@ export interface RunResult {
   readonly stderr: string;
 }
 
+/** Runs `command` to its end, collecting its output; never throws on a non-zero exit. */
+function runProcess(
+  command: string,
+  args: readonly string[],
+  options: { cwd: string; env: NodeJS.ProcessEnv; stdin?: string },
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(options.stdin ?? "");
+  });
+}
+
 /** The program every test stack runs: one PostgresMigration declared in stack config. */
 const PROGRAM = `
 const pulumi = require("@pulumi/pulumi");
@@ -148,36 +170,18 @@ export class PulumiProject {
 
   /** Runs a command installed in the project's node_modules/.bin (e.g. pgmigrate). */
   bin(command: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(path.join(this.dir, "node_modules/.bin", command), args, {
-        cwd: this.dir,
-        env: { ...process.env, ...env },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-      child.on("error", reject);
-      child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    return runProcess(path.join(this.dir, "node_modules/.bin", command), args, {
+      cwd: this.dir,
+      env: { ...process.env, ...env },
     });
   }
 
   /** Runs the CLI in the project; never throws on a non-zero exit. */
   run(args: readonly string[], options: { stdin?: string } = {}): Promise<RunResult> {
-    return new Promise((resolve, reject) => {
-      const child = spawn("pulumi", ["--non-interactive", ...args], {
-        cwd: this.dir,
-        env: this.env,
-        stdio: ["pipe", "pipe", "pipe"],
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-      child.on("error", reject);
-      child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      child.stdin.end(options.stdin ?? "");
+    return runProcess("pulumi", ["--non-interactive", ...args], {
+      cwd: this.dir,
+      env: this.env,
+      stdin: options.stdin,
     });
   }
 
