@@ -11,6 +11,7 @@ import {
   diagnostics,
   failureReport,
   latency,
+  progressLine,
   progressPrinter,
   type ProviderLog,
 } from "./provider-progress";
@@ -174,6 +175,8 @@ export function providerImplementation(log: ProviderLog = diagnostics): Provider
         const name = spec.migrationName;
         const live = await engine.getMigration(engine.controlLocation(spec), name);
         if (!live) return {}; // gone: Pulumi drops it from the state
+        // `pulumi refresh` shows this line: stack outputs change only at `up`.
+        log.info(`pgmigrate ${name}: ${progressLine(live)}`);
         if (!engine.isEnded(live.state) && state.runtime.kind === "local") {
           if (await engine.ensureWorker(spec, state.runtime)) {
             log.info(`pgmigrate ${name}: its worker was not running; started a new one`);

@@ -138,8 +138,13 @@ describe("pulumi CLI end to end", function () {
       let last: Record<string, unknown> = {};
       const out = await until(
         async () => {
-          const refreshed = await stack.run(["refresh", "--yes", "--skip-preview", "--diff"]);
+          const refreshed = await stack.run(["refresh", "--yes", "--skip-preview"]);
           assert.equal(refreshed.code, 0, refreshed.stdout + refreshed.stderr);
+          // The refresh itself tells the live status (the stack outputs change only at up).
+          assert.match(
+            refreshed.stdout,
+            /WaitingForUserAction\/WaitingForCutoverTrigger, tables \d+\/\d+ done, [\d,]+ changes applied, latency/,
+          );
           last = await stack.resourceOutputs();
           const d = (last.dbDetails as MigrationOutputs["dbDetails"])[DB];
           const applied = d.cdcInsertCounter >= counts.inserts && d.cdcDeleteCounter > 0;
