@@ -29,9 +29,13 @@ rm -f "$out"/.built-*
 root=$PWD
 start=$(date +%s)
 echo "pulumi-cli: building the Pulumi CLI $version (first time: ~300 MB of modules, a few minutes)"
-(cd "$src/cli" && go build -trimpath \
-  -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
-  -o "$root/$out/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
+build_cli() {
+  (cd "$src/cli" && go build -trimpath \
+    -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
+    -o "$root/$out/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
+}
+# A module download can fail on a flaky network: one more try before giving up.
+build_cli || { echo "pulumi-cli: retrying the build once" >&2; sleep 5; build_cli; }
 echo "pulumi-cli: building the Node.js language host"
 (cd "$src/langhost" && go build -trimpath -o "$root/$out/pulumi-language-nodejs" .)
 install -m 0755 "$src/pulumi-resource-pulumi-nodejs" "$out/pulumi-resource-pulumi-nodejs"

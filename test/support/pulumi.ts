@@ -18,7 +18,10 @@ const PULUMI_SDK_VERSION: string = JSON.parse(
 export function pulumiCliDir(): string | undefined {
   const candidates = [process.env.PULUMI_CLI_DIR, BUILT_CLI];
   for (const dir of candidates) {
-    if (dir && fs.existsSync(path.join(dir, "pulumi"))) return dir;
+    const complete = ["pulumi", "pulumi-language-nodejs"].every((f) =>
+      fs.existsSync(path.join(dir ?? "", f)),
+    );
+    if (dir && complete) return dir;
   }
   try {
     const found = execFileSync("sh", ["-c", "command -v pulumi"], { encoding: "utf8" }).trim();
