@@ -25,6 +25,7 @@ import { specOf } from "../support/spec";
 
 const DATABASE = "spawned_db";
 const RESTART_DATABASE = "restart_db";
+const CUTOVER_DATABASE = "cutover_db";
 
 function specFor(
   source: PgServer,
@@ -61,7 +62,7 @@ describe("runtime spawner", function () {
   before(async () => {
     [source, target] = await Promise.all([startPostgres(), startPostgres()]);
     logDir = fs.mkdtempSync(path.join(os.tmpdir(), "pgmigrate-spawn-test-"));
-    for (const database of [DATABASE, RESTART_DATABASE]) {
+    for (const database of [DATABASE, RESTART_DATABASE, CUTOVER_DATABASE]) {
       await source.query(`CREATE DATABASE ${database}`);
       await source.query(
         `CREATE TABLE items (id serial PRIMARY KEY, label text NOT NULL, qty int NOT NULL);
@@ -226,5 +227,74 @@ describe("runtime spawner", function () {
       [],
     );
     assert.deepEqual(await source.query("SELECT slot_name FROM pg_replication_slots"), []);
+  });
+
+  it("finishes a cutover whose worker was SIGKILLed in the middle of it", async () => {
+    const name = "cut-kill";
+    const spec = specFor(source, target, name, CUTOVER_DATABASE);
+    const runtime: RuntimeOptions = { kind: "local", logDir };
+    const at = { target: spec.target, controlDatabase: spec.controlDatabase };
+    const wait = (done: (o: MigrationOutputs) => boolean) =>
+      waitForMigration(at, name, done, { timeoutMs: 120_000, spec, runtime });
+    await createMigration(spec, runtime);
+    assert.equal((await wait(isSettled)).state, "WaitingForUserAction");
+    const firstPid = await until(() => leaseHolderPid(target, name), "the worker's lease");
+    pids.add(firstPid);
+
+    // A lock on the target holds the apply, so the cutover is still draining when it is killed.
+    const locker = await target.connect(CUTOVER_DATABASE);
+    try {
+      await locker.query("BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE");
+      await source.query(
+        `UPDATE items SET qty = qty * 2 WHERE id % 3 = 0;
+         INSERT INTO items (label, qty) SELECT 'cutover ' || i, i FROM generate_series(1, 30) i;
+         DELETE FROM items WHERE id BETWEEN 10 AND 19;`,
+        [],
+        CUTOVER_DATABASE,
+      );
+      await requestAction(at, name, "cutover");
+      await waitForMigration(at, name, (o) => o.substate === "CompletingMigration", {
+        timeoutMs: 60_000,
+      });
+      await until(async () => {
+        const [row] = await target.query<{ n: string }>(
+          "SELECT count(*) AS n FROM pgmigrate.databases WHERE migration = $1 AND cutover_lsn IS NOT NULL",
+          [name],
+        );
+        return Number(row.n) > 0 ? true : undefined;
+      }, "the cutover position to be recorded");
+      process.kill(firstPid, "SIGKILL");
+      await until(async () => (processAlive(firstPid) ? undefined : true), "the worker to die");
+      assert.equal((await getMigration(at, name))?.substate, "CompletingMigration");
+    } finally {
+      await locker.query("COMMIT").catch(() => undefined);
+      await locker.end();
+    }
+
+    // The successor resumes the cutover: the stream from the stored position, then the rest.
+    assert.equal(await ensureWorker(spec, runtime), true);
+    const done = await wait((o) => isEnded(o.state));
+    const secondPid = await leaseHolderPid(target, name);
+    if (secondPid) pids.add(secondPid);
+    assert.equal(done.error, null);
+    assert.equal(done.state, "Succeeded");
+    assert.equal(done.verification?.status, "Succeeded");
+    assert.deepEqual(
+      (await compareDatabases(source, CUTOVER_DATABASE, target, CUTOVER_DATABASE)).differences,
+      [],
+    );
+    // Each change applied once: 166 updates (ids divisible by 3), 30 inserts, 10 deletes.
+    const details = done.dbDetails[CUTOVER_DATABASE];
+    assert.deepEqual(
+      [details.cdcUpdateCounter, details.cdcInsertCounter, details.cdcDeleteCounter],
+      [166, 30, 10],
+    );
+    assert.deepEqual(await source.query("SELECT slot_name FROM pg_replication_slots"), []);
+    const bookkeeping = await target.query(
+      "SELECT 1 FROM pg_namespace WHERE nspname = 'pgmigrate_apply'",
+      [],
+      CUTOVER_DATABASE,
+    );
+    assert.deepEqual(bookkeeping, [], "our bookkeeping is gone from the target");
   });
 });
