@@ -13,14 +13,17 @@ import { checkpoint, dbRows, dbStep, type MigrationContext } from "./context";
 import { errorText } from "./journal";
 import { suspendTargetTriggers } from "./triggers";
 
-/** Attempts in all when a copy loses a connection (a server restarted mid-copy). */
-export const COPY_ATTEMPTS = 4;
-const COPY_RETRY_DELAYS_MS = [2_000, 5_000, 10_000];
+/**
+ * How long a copy that keeps losing its connection (a server restarting, failing over) is tried
+ * again: each attempt starts over from a new slot, so waiting costs nothing but time.
+ */
+export const COPY_RETRY_WINDOW_MS = 10 * 60_000;
+const COPY_RETRY_DELAYS_MS = [2_000, 5_000, 10_000, 15_000, 30_000];
 
 /**
  * Copies `row`'s database (or resumes it) until it is copied (offline) or streaming (online).
  * A lost connection (restarted source or target) kills the copy's snapshot: the copy starts
- * over from a new slot on an emptied target, up to COPY_ATTEMPTS times in all.
+ * over from a new slot on an emptied target, for up to COPY_RETRY_WINDOW_MS of failures.
  */
 export async function copyDatabase(
   ctx: MigrationContext,
@@ -28,17 +31,19 @@ export async function copyDatabase(
   signal: AbortSignal,
 ): Promise<void> {
   let current = row;
+  const failingSince = Date.now();
   for (let attempt = 1; ; attempt++) {
     try {
       if (attempt > 1) current = await currentRow(ctx, row.name);
       await copyOnce(ctx, current, signal);
       return;
     } catch (err) {
-      if (signal.aborted || attempt >= COPY_ATTEMPTS || !isTransient(err)) throw err;
+      const outOfTime = Date.now() - failingSince >= COPY_RETRY_WINDOW_MS;
+      if (signal.aborted || outOfTime || !isTransient(err)) throw err;
       const delayMs = COPY_RETRY_DELAYS_MS[Math.min(attempt, COPY_RETRY_DELAYS_MS.length) - 1];
       await ctx.journal.event(
         "warning",
-        `the copy lost a connection (${errorText(err, [])}); attempt ${attempt + 1} of ${COPY_ATTEMPTS} in ${delayMs / 1000} s`,
+        `the copy lost a connection (${errorText(err, [])}); starting it again in ${delayMs / 1000} s (attempt ${attempt + 1}; gives up after ${COPY_RETRY_WINDOW_MS / 60_000} minutes)`,
         row.name,
       );
       await sleep(delayMs, signal);
