@@ -9,6 +9,7 @@ import type { MigrationSpec } from "../types";
 import type { Journal } from "./journal";
 
 export const STATS_INTERVAL_MS = 3_000;
+const FIRST_MEASUREMENT_MS = 5_000;
 
 /**
  * The cumulative part of the stats, carried over from earlier workers. Not incomingChanges: it
@@ -75,6 +76,13 @@ export class StreamSet {
     });
     this.streams.set(database, stream);
     this.base.set(database, previous);
+    // The first latency comes with the source's first keepalive, within milliseconds: wait for
+    // it (briefly) and record it, so outputs carry a latency as soon as replication is announced.
+    const deadline = Date.now() + FIRST_MEASUREMENT_MS;
+    while (stream.stats().latencySeconds === null && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await this.writeStats();
     stream.done.catch((err: unknown) => {
       if (!this.stopping.has(database)) this.rejectFailure(err);
     });

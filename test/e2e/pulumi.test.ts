@@ -115,6 +115,7 @@ describe("pulumi CLI end to end", function () {
       assert.equal(out.state, "WaitingForUserAction");
       assert.equal(out.substate, "WaitingForCutoverTrigger");
       assert.equal(out.migrationMode, "Online");
+      assert.equal(typeof out.latencySeconds, "number", "a latency from the first moment");
       const details = (out.dbDetails as MigrationOutputs["dbDetails"])[DB];
       assert.equal(details.fullLoadErroredTables, 0);
       assert.ok(details.fullLoadCompletedTables > 0);
