@@ -81,7 +81,9 @@ describe("pulumi CLI end to end", function () {
 
   async function assertNoSecretLeaked(stack: Stack, ...texts: string[]): Promise<void> {
     const state = await stack.exportState();
-    for (const text of [state, ...texts]) {
+    const logs = project.workerLogs();
+    assert.ok(logs.length > 0, "the workers logged into the project's log folder");
+    for (const text of [state, ...logs, ...texts]) {
       for (const secret of project.secrets) assert.ok(!text.includes(secret), "a password leaked");
     }
   }

@@ -220,10 +220,19 @@ export class PulumiProject {
     });
     await s.set("source", endpoint(source));
     await s.set("target", endpoint(target));
+    // Worker logs inside the project's temp dir, removed with it (not the default /tmp/pgmigrate).
+    await s.set("runtime", { logDir: path.join(this.root, "logs") });
     for (const [key, value] of Object.entries(config)) await s.set(key, value);
     await s.setSecret("sourcePassword", login?.password ?? source.password);
     await s.setSecret("targetPassword", login?.password ?? target.password);
     return s;
+  }
+
+  /** The texts of the workers' log files. */
+  workerLogs(): string[] {
+    const dir = path.join(this.root, "logs");
+    if (!fs.existsSync(dir)) return [];
+    return fs.readdirSync(dir).map((f) => fs.readFileSync(path.join(dir, f), "utf8"));
   }
 
   /** Removes the project, its backend and the CLI's home. */
