@@ -4,6 +4,7 @@ import { Client } from "pg";
 import { clientConfig } from "../pg/connect";
 import { MigrationError, SQLSTATE, isTransient, pgFields } from "../pg/errors";
 import { compareLsn, parseLsn } from "../pg/lsn";
+import { RetryWindow } from "../pg/retry";
 import type { Endpoint } from "../types";
 import type { BatchResult } from "./apply";
 import { ReplicationSession, StreamEndedError, type SessionEvents } from "./session";
@@ -216,9 +217,8 @@ class Replication implements ReplicationStream {
   private async run(): Promise<void> {
     const source = await endpointForReplication(this.options.source, this.options.database);
     const maxRetries = this.options.maxRetries ?? Number.POSITIVE_INFINITY;
-    const windowMs = this.options.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS;
+    const window = new RetryWindow(this.options.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS);
     let attempt = 0;
-    let failingSince = 0;
     while (!this.stopping) {
       const session = new ReplicationSession(
         { ...this.options, source, confirmed: this.confirmed },
@@ -230,12 +230,9 @@ class Replication implements ReplicationStream {
         return;
       } catch (err) {
         if (this.stopping) return;
-        if (session.madeProgress || attempt === 0) {
-          attempt = 0;
-          failingSince = Date.now();
-        }
-        const outOfTime = Date.now() - failingSince >= windowMs;
-        if (!retryable(err) || attempt >= maxRetries || outOfTime) {
+        if (session.madeProgress) attempt = 0;
+        const inWindow = window.failed(session.madeProgress);
+        if (!retryable(err) || attempt >= maxRetries || !inWindow) {
           throw replicateError(err, this.options, attempt);
         }
         attempt++;

@@ -8,6 +8,7 @@ import { addCreatedDatabase } from "../control/migrations";
 import { markCopyCompleted, resetDatabase, setSlot, type DatabaseRow } from "../control/progress";
 import { isTransient, MigrationError } from "../pg/errors";
 import { publicationName, slotName } from "../pg/names";
+import { RetryWindow } from "../pg/retry";
 import { tablesWithoutReplicaIdentity } from "../validate";
 import { checkpoint, dbRows, dbStep, type MigrationContext } from "./context";
 import { errorText } from "./journal";
@@ -19,6 +20,8 @@ import { suspendTargetTriggers } from "./triggers";
  */
 export const COPY_RETRY_WINDOW_MS = 10 * 60_000;
 const COPY_RETRY_DELAYS_MS = [2_000, 5_000, 10_000, 15_000, 30_000];
+/** An attempt that lasted this long was working, not failing. */
+const LONG_ATTEMPT_MS = 60_000;
 
 /**
  * Copies `row`'s database (or resumes it) until it is copied (offline) or streaming (online).
@@ -31,15 +34,17 @@ export async function copyDatabase(
   signal: AbortSignal,
 ): Promise<void> {
   let current = row;
-  const failingSince = Date.now();
+  const window = new RetryWindow(COPY_RETRY_WINDOW_MS);
   for (let attempt = 1; ; attempt++) {
+    const attemptStarted = Date.now();
     try {
       if (attempt > 1) current = await currentRow(ctx, row.name);
       await copyOnce(ctx, current, signal);
       return;
     } catch (err) {
-      const outOfTime = Date.now() - failingSince >= COPY_RETRY_WINDOW_MS;
-      if (signal.aborted || outOfTime || !isTransient(err)) throw err;
+      if (signal.aborted || !isTransient(err)) throw err;
+      // A long copy that lost its connection late had been working: a new window opens.
+      if (!window.failed(Date.now() - attemptStarted > LONG_ATTEMPT_MS)) throw err;
       const delayMs = COPY_RETRY_DELAYS_MS[Math.min(attempt, COPY_RETRY_DELAYS_MS.length) - 1];
       await ctx.journal.event(
         "warning",
