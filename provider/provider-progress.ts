@@ -1,5 +1,6 @@
 // What the provider prints while it waits: one line per visible change, which the Pulumi CLI
-// shows as diagnostics (a dynamic provider's stdout is passed through as info messages).
+// shows as diagnostics (sent through the engine's Log RPC inside Pulumi's dynamic-provider
+// host, see hostDiagnostics; plain stdout elsewhere).
 import path from "node:path";
 import type { MigrationOutputs, ValidationReport } from "./types";
 
@@ -10,8 +11,8 @@ export interface ProviderLog {
 }
 
 /**
- * stdout of the dynamic-provider host. `pulumi.log` would end up there too: the host has no
- * engine connection, so the SDK's logger falls back to console output.
+ * Plain stdout. `pulumi.log` would end up there too inside the dynamic-provider host: the SDK's
+ * logger there has no engine connection and falls back to console output.
  */
 export const diagnostics: ProviderLog = {
   info: (message) => process.stdout.write(`${message}\n`),
