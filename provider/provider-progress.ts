@@ -42,6 +42,13 @@ interface EngineClient {
  * not. Outside the host (or if the RPC fails) messages go to stdout.
  */
 export function hostDiagnostics(): FlushingLog {
+  // One engine connection per process, whatever the number of provider calls.
+  return (sharedHostLog ??= connectHostLog());
+}
+
+let sharedHostLog: FlushingLog | undefined;
+
+function connectHostLog(): FlushingLog {
   const address = hostEngineAddress();
   if (!address) return { ...diagnostics, flush: async () => undefined };
   let client: EngineClient | undefined;
