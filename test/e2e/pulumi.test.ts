@@ -214,6 +214,15 @@ describe("pulumi CLI end to end", function () {
         "the worker to exit",
       );
       await assertNoSecretLeaked(stack, up.stdout, up.stderr);
+      // Settled: refreshing changes nothing and the next preview has nothing to do.
+      const refreshed = await stack.run(["refresh", "--yes", "--skip-preview"]);
+      assert.equal(refreshed.code, 0, refreshed.stdout + refreshed.stderr);
+      assert.equal((await stack.resourceOutputs()).state, "Succeeded");
+      const steps = await stack.previewSteps();
+      assert.deepEqual(
+        steps.filter((s) => s.op !== "same"),
+        [],
+      );
     });
 
     it("pulumi destroy of a Succeeded migration forgets it and keeps the data", async () => {
