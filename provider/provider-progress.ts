@@ -31,8 +31,11 @@ function hostEngineAddress(): string | undefined {
   return address && /^[\w.:[\]-]+:\d+$/.test(address) ? address : undefined;
 }
 
-interface EngineClient {
-  log(request: unknown, done: (err: Error | null) => void): void;
+/** Pulumi's generated engine client and its LogRequest, loaded once. */
+interface EngineBinding {
+  client: { log(request: unknown, done: (err: Error | null) => void): void };
+  LogRequest: new () => Record<string, (v: unknown) => void>;
+  severity: { INFO: number; WARNING: number };
 }
 
 /**
@@ -51,38 +54,35 @@ let sharedHostLog: FlushingLog | undefined;
 function connectHostLog(): FlushingLog {
   const address = hostEngineAddress();
   if (!address) return { ...diagnostics, flush: async () => undefined };
-  let client: EngineClient | undefined;
-  let proto: { LogRequest: new () => Record<string, (v: unknown) => void> } | undefined;
-  let severities: { INFO: number; WARNING: number } | undefined;
-  let last: Promise<void> = Promise.resolve();
-  const connect = (): EngineClient => {
-    if (client) return client;
+  let binding: EngineBinding | undefined;
+  const bind = (): EngineBinding => {
+    if (binding) return binding;
     // Pulumi's own generated client and gRPC library, as the SDK's pulumi.log uses them.
     const pulumiDir = path.dirname(require.resolve("@pulumi/pulumi/package.json"));
     const grpc = require(require.resolve("@grpc/grpc-js", { paths: [pulumiDir] }));
     const rpc = require(path.join(pulumiDir, "proto/engine_grpc_pb.js"));
     const pb = require(path.join(pulumiDir, "proto/engine_pb.js"));
-    proto = pb;
-    severities = pb.LogSeverity;
-    client = new rpc.EngineClient(address, grpc.credentials.createInsecure()) as EngineClient;
-    return client;
+    const client = new rpc.EngineClient(address, grpc.credentials.createInsecure());
+    return (binding = { client, LogRequest: pb.LogRequest, severity: pb.LogSeverity });
   };
+  let last: Promise<void> = Promise.resolve();
   const send = (severity: "INFO" | "WARNING", message: string): void => {
+    const fallback = (): void => diagnostics[severity === "INFO" ? "info" : "warn"](message);
     last = last.then(
       () =>
         new Promise<void>((resolve) => {
           try {
-            const engine = connect();
-            const request = new (proto as NonNullable<typeof proto>).LogRequest();
-            request.setSeverity((severities as NonNullable<typeof severities>)[severity]);
+            const engine = bind();
+            const request = new engine.LogRequest();
+            request.setSeverity(engine.severity[severity]);
             request.setMessage(message);
             request.setUrn("");
-            engine.log(request, (err) => {
-              if (err) diagnostics[severity === "INFO" ? "info" : "warn"](message);
+            engine.client.log(request, (err) => {
+              if (err) fallback();
               resolve();
             });
           } catch {
-            diagnostics[severity === "INFO" ? "info" : "warn"](message);
+            fallback();
             resolve();
           }
         }),
