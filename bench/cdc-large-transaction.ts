@@ -8,7 +8,7 @@ import {
   ensurePublication,
   startReplication,
 } from "../provider/cdc";
-import type { Endpoint } from "../provider/types";
+import type { Endpoint } from "../provider/spec/types";
 import { startPostgres, stopAllPostgres, type PgServer } from "../test/support/postgres";
 
 const SLOT = "pgmigrate_bench_large_txn";

@@ -5,8 +5,8 @@ import os from "node:os";
 import path from "node:path";
 import { cloneDatabase, prepareTargetDatabase } from "../provider/clone";
 import { quoteIdent } from "../provider/pg/ident";
-import { resolveSpec } from "../provider/inputs";
-import type { MigrationSpec, ProgressSink } from "../provider/types";
+import { resolveSpec } from "../provider/spec/inputs";
+import type { MigrationSpec, ProgressSink } from "../provider/spec/types";
 import type { PgServer } from "../test/support/postgres";
 import {
   ProcessSampler,

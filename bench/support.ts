@@ -7,8 +7,8 @@ import path from "node:path";
 import type { Readable } from "node:stream";
 import { libpqEnv } from "../provider/pg/connect";
 import { redact } from "../provider/pg/redact";
-import type { Endpoint } from "../provider/types";
-import { findDumpTools } from "../provider/validate/tools";
+import type { Endpoint } from "../provider/spec/types";
+import { findDumpTools } from "../provider/pg/dump-tools";
 import type { PgServer } from "../test/support/postgres";
 
 /** Server settings for benchmark servers, on top of the harness defaults (fsync off, ...). */

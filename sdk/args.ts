@@ -1,7 +1,7 @@
 // The resource's arguments as users write them: every field a `pulumi.Input`, names and defaults
 // as in DESIGN.md "Resource inputs". Validation happens in the provider's `check`.
 import type * as pulumi from "@pulumi/pulumi";
-import type { MigrationMode, MigrationOption, SslMode, VerifyMode } from "../provider/types";
+import type { MigrationMode, MigrationOption, SslMode, VerifyMode } from "../provider/spec/types";
 
 /** How to reach and log in to a source or target server. */
 export interface EndpointArgs {

@@ -17,4 +17,4 @@ export type {
   ValidationReport,
   VerificationReport,
   VerifyMode,
-} from "../provider/types";
+} from "../provider/spec/types";

@@ -1,7 +1,7 @@
 // PostgresMigration: a PostgreSQL → PostgreSQL migration declared as a Pulumi resource. Only the
 // thin provider adapter is loaded here; the engine runs in Pulumi's dynamic-provider host.
 import * as pulumi from "@pulumi/pulumi";
-import { createMigrationProvider } from "../provider/index";
+import { createMigrationProvider } from "../provider/pulumi/index";
 import type {
   DbDetails,
   MigrationMode,
@@ -10,7 +10,7 @@ import type {
   MigrationSubstate,
   ValidationReport,
   VerificationReport,
-} from "../provider/types";
+} from "../provider/spec/types";
 import type { EndpointArgs, PostgresMigrationArgs } from "./args";
 
 /** The outputs the resource declares (DESIGN.md "Outputs"); the provider fills them. */

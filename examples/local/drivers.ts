@@ -4,13 +4,15 @@
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import type { MigrationOutputs } from "../../provider/types";
+import type { MigrationOutputs } from "../../provider/spec/types";
 import { SAMPLE_DATABASE } from "./sample";
 import type { LocalServer } from "./servers";
 
 /** The repository root (this file runs from dist/examples/local). */
 export const REPO = path.resolve(__dirname, "../../..");
 const PGMIGRATE = path.join(REPO, "dist/provider/cli/main.js");
+/** The stack-config-driven Pulumi program the demo deploys. */
+const PROGRAM_DIR = path.join(REPO, "examples/config-driven");
 
 export interface DemoContext {
   readonly source: LocalServer;
@@ -35,11 +37,11 @@ export interface MigrationDriver {
 function run(
   command: string,
   args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; stdin?: string; quiet?: boolean } = {},
+  options: { env?: NodeJS.ProcessEnv; stdin?: string; quiet?: boolean; cwd?: string } = {},
 ): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
-      cwd: REPO,
+      cwd: options.cwd ?? REPO,
       env: { ...process.env, ...options.env },
       stdio: ["pipe", "pipe", "inherit"],
     });
@@ -156,14 +158,16 @@ export function pulumiDriver(ctx: DemoContext): MigrationDriver {
   };
   const on = ["--stack", stack, "--config-file", configFile, "--non-interactive"];
   const pulumi = (args: readonly string[], stdin?: string): Promise<string> =>
-    run("pulumi", args, { env, stdin });
+    run("pulumi", args, { env, stdin, cwd: PROGRAM_DIR });
   const endpoint = (s: LocalServer) =>
     `    host: ${s.host}\n    port: ${s.port}\n    username: ${s.user}\n    sslMode: disable\n`;
   return {
-    label: "pulumi up of this repository's program (Pulumi.yaml, local file backend)",
+    label: "pulumi up of examples/config-driven (local file backend)",
     async start() {
-      if (!fs.existsSync(path.join(REPO, "dist/index.js"))) {
-        throw new Error("dist/index.js is missing: run `npm run build` first");
+      if (!fs.existsSync(path.join(REPO, "dist/examples/config-driven/index.js"))) {
+        throw new Error(
+          "dist/examples/config-driven/index.js is missing: run `npm run build` first",
+        );
       }
       fs.mkdirSync(path.join(ctx.workDir, "backend"), { recursive: true });
       const p = "postgres-migration";

@@ -4,7 +4,7 @@ import type { Client } from "pg";
 import { connect } from "../pg/connect";
 import { MigrationError, SQLSTATE, pgFields } from "../pg/errors";
 import { parseLsn } from "../pg/lsn";
-import type { Endpoint } from "../types";
+import type { Endpoint } from "../spec/types";
 import { installBookkeeping, readAppliedLsn, recordAppliedLsn } from "./bookkeeping";
 import { STABLE_OUTPUT_SQL } from "./plugin";
 import type { CommitMessage, PgoutputMessage, RelationMessage } from "./pgoutput";

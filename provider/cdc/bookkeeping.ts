@@ -5,7 +5,7 @@ import { withClient } from "../pg/connect";
 import { MigrationError, SQLSTATE, pgFields } from "../pg/errors";
 import { quoteIdent } from "../pg/ident";
 import { TARGET_BOOKKEEPING_SCHEMA } from "../pg/names";
-import type { Endpoint } from "../types";
+import type { Endpoint } from "../spec/types";
 
 const SCHEMA = quoteIdent(TARGET_BOOKKEEPING_SCHEMA);
 const PROGRESS = `${SCHEMA}.progress`;

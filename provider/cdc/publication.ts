@@ -5,7 +5,7 @@ import type { Client } from "pg";
 import { withClient } from "../pg/connect";
 import { MigrationError } from "../pg/errors";
 import { qualify, quoteIdent } from "../pg/ident";
-import type { Endpoint, TableRef } from "../types";
+import type { Endpoint, TableRef } from "../spec/types";
 
 export interface PublicationOptions {
   /** Tables to publish (partitioned ones expand to their leaves); default every user table. */

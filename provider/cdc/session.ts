@@ -6,7 +6,7 @@ import { LogicalReplicationService } from "pg-logical-replication";
 import { clientConfig, withClient } from "../pg/connect";
 import { MigrationError, SQLSTATE } from "../pg/errors";
 import { formatLsn, parseLsn } from "../pg/lsn";
-import type { Endpoint } from "../types";
+import type { Endpoint } from "../spec/types";
 import { Applier, type BatchResult } from "./apply";
 import { PgoutputTextPlugin } from "./plugin";
 import type { PgoutputMessage } from "./pgoutput";

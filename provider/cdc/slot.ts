@@ -4,7 +4,7 @@ import type { Client } from "pg";
 import { connect, withClient } from "../pg/connect";
 import { MigrationError, SQLSTATE, pgFields } from "../pg/errors";
 import { quoteIdent } from "../pg/ident";
-import type { Endpoint } from "../types";
+import type { Endpoint } from "../spec/types";
 
 export interface SlotHandle {
   readonly slotName: string;

@@ -5,7 +5,7 @@ import { clientConfig } from "../pg/connect";
 import { MigrationError, SQLSTATE, isTransient, pgFields } from "../pg/errors";
 import { compareLsn, parseLsn } from "../pg/lsn";
 import { RetryWindow } from "../pg/retry";
-import type { Endpoint } from "../types";
+import type { Endpoint } from "../spec/types";
 import type { BatchResult } from "./apply";
 import { ReplicationSession, StreamEndedError, type SessionEvents } from "./session";
 

@@ -10,10 +10,10 @@ import {
   requestAction,
   waitForMigration,
   type RuntimeOptions,
-} from "../engine";
-import { resolveSpec } from "../inputs";
+} from "../api/index";
+import { resolveSpec } from "../spec/inputs";
 import { redact } from "../pg/redact";
-import type { MigrationOutputs, MigrationSpec } from "../types";
+import type { MigrationOutputs, MigrationSpec } from "../spec/types";
 import {
   checkMigrationName,
   noSuchMigration,

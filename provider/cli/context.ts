@@ -1,6 +1,6 @@
 // What every command shares: the control location from --server, the passwords to redact,
 // and output helpers that keep stdout for results (`--json`) and stderr for everything else.
-import type { ControlLocation } from "../engine";
+import type { ControlLocation } from "../api/index";
 import { migrationNameProblem } from "../pg/names";
 import {
   parseServerUrl,

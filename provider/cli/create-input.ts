@@ -1,6 +1,6 @@
 // `pgmigrate create`: the properties file, the --server URL, the flags and the environment's
 // passwords merged into one input object for resolveSpec(). Disagreements are usage errors.
-import { MODES, OPTIONS } from "../inputs";
+import { MODES, OPTIONS } from "../spec/inputs";
 import { normalizeEnum } from "./input-builder";
 import { lookupPgpass } from "./pgpass";
 import type { ParsedProperties } from "./properties";

@@ -1,7 +1,7 @@
 // Text the CLI prints for people: the `list` grid, the `show` summary, `--wait` progress lines.
 // (`--json` prints the MigrationOutputs object instead and nothing else.)
-import type { MigrationListItem } from "../engine";
-import type { CheckResult, DbDetails, MigrationOutputs } from "../types";
+import type { MigrationListItem } from "../api/index";
+import type { CheckResult, DbDetails, MigrationOutputs } from "../spec/types";
 
 /** "45s", "3m 12s", "2h 05m", "3d 04h". */
 export function formatDuration(seconds: number | null | undefined): string {

@@ -1,7 +1,7 @@
 // `--properties FILE.json`: the reference service's migration properties (az postgres
 // flexible-server migration create) and our own input names, mapped to resolveSpec() inputs.
 import fs from "node:fs";
-import { MODES, OPTIONS, SERVER_TYPES, SSL_MODES } from "../inputs";
+import { MODES, OPTIONS, SERVER_TYPES, SSL_MODES } from "../spec/inputs";
 import { InputBuilder, isObject, lower, normalizeEnum, type Json, type Obj } from "./input-builder";
 import { referenceKey, unknownSecretKeys } from "./reference-keys";
 import { findJsonSyntaxError } from "./json-syntax";

@@ -1,6 +1,6 @@
 // The reference service's own property names (az postgres flexible-server migration create):
 // what each maps to, and the ones accepted without effect or refused with a reason.
-import { MODES, OPTIONS, SERVER_TYPES, SSL_MODES } from "../inputs";
+import { MODES, OPTIONS, SERVER_TYPES, SSL_MODES } from "../spec/inputs";
 import {
   InputBuilder,
   isObject,

@@ -2,8 +2,13 @@
 // runtime says: a local worker is restarted (with its log directory), an external one is only
 // reported. The control store keeps no passwords, so the source's must come from
 // PGMIGRATE_SOURCE_PASSWORD or the password file.
-import { ensureWorker, getStoredSpec, type ControlLocation, type RuntimeOptions } from "../engine";
-import type { Endpoint, MigrationSpec } from "../types";
+import {
+  ensureWorker,
+  getStoredSpec,
+  type ControlLocation,
+  type RuntimeOptions,
+} from "../api/index";
+import type { Endpoint, MigrationSpec } from "../spec/types";
 import { lookupPgpass } from "./pgpass";
 
 /** What the CLI could do about the worker. */

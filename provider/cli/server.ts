@@ -1,8 +1,8 @@
 // `--server`: the target server as a libpq URL (the path names the control database), and the
 // target password found the libpq way: URL, PGMIGRATE_TARGET_PASSWORD, PGPASSWORD, ~/.pgpass.
 import os from "node:os";
-import { SSL_MODES } from "../inputs";
-import type { Endpoint, SslMode } from "../types";
+import { SSL_MODES } from "../spec/inputs";
+import type { Endpoint, SslMode } from "../spec/types";
 import { lookupPgpass } from "./pgpass";
 import { UsageError } from "./usage";
 

@@ -2,7 +2,7 @@
 // Expected errors never print a stack trace, and every message goes through redact().
 import { MigrationError, SQLSTATE } from "../pg/errors";
 import { redact } from "../pg/redact";
-import type { MigrationState } from "../types";
+import type { MigrationState } from "../spec/types";
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;

@@ -1,6 +1,6 @@
 // What `pgmigrate watch` draws: per-table progress bars during the copy, and per database the
 // latency and change counters during replication. Pure functions of one snapshot.
-import type { MigrationOutputs } from "../types";
+import type { MigrationOutputs } from "../spec/types";
 import { formatDuration, formatLatency, formatProgressLine } from "./format";
 
 /** One table's copy progress (control store `tables` row). */

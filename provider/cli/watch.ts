@@ -1,8 +1,8 @@
 // `pgmigrate watch`: redraws in place on a terminal (ANSI cursor movement), plain lines when
 // stdout is a pipe; ends with the migration (exit 0/1) or on Ctrl-C (exit 0).
-import { getMigration, getTableProgress, isEnded } from "../engine";
+import { getMigration, getTableProgress, isEnded } from "../api/index";
 import { redact } from "../pg/redact";
-import type { MigrationOutputs } from "../types";
+import type { MigrationOutputs } from "../spec/types";
 import { checkMigrationName, noSuchMigration, warn, type CliContext } from "./context";
 import { reviveWorker } from "./respawn";
 import { exitCodeForState } from "./usage";

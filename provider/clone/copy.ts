@@ -6,9 +6,9 @@ import type { Client } from "pg";
 import { from as copyFrom, to as copyTo } from "pg-copy-streams";
 import { MigrationError } from "../pg/errors";
 import { qualify, quoteIdent } from "../pg/ident";
-import type { MigrationSpec, ProgressSink, TableRef } from "../types";
-import { runWorkers } from "./pool";
-import { beginAtSnapshot, hardClose, openSession } from "./session";
+import type { MigrationSpec, ProgressSink, TableRef } from "../spec/types";
+import { runWorkers } from "../pg/pool";
+import { beginAtSnapshot, hardClose, openSession } from "../pg/session";
 import type { TableToCopy } from "./tables";
 
 /** A copied table and what went through the pipe. */

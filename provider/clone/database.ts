@@ -4,7 +4,7 @@ import type { Client } from "pg";
 import { serverMajor, withClient } from "../pg/connect";
 import { MigrationError, SQLSTATE, pgFields } from "../pg/errors";
 import { quoteIdent, quoteLiteral } from "../pg/ident";
-import type { MigrationSpec } from "../types";
+import type { MigrationSpec } from "../spec/types";
 
 /** Where to connect to create or drop `database`: never the database itself. */
 export function maintenanceDatabase(spec: MigrationSpec, database: string): string {

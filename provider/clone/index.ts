@@ -5,14 +5,14 @@ import type { Client } from "pg";
 import { serverMajor, withClient } from "../pg/connect";
 import { MigrationError } from "../pg/errors";
 import { qualify } from "../pg/ident";
-import type { MigrationSpec, ProgressSink, TableRef } from "../types";
-import { findDumpTools, type DumpTools } from "../validate/tools";
+import type { MigrationSpec, ProgressSink, TableRef } from "../spec/types";
+import { findDumpTools, type DumpTools } from "../pg/dump-tools";
 import { CANCELED_CODE, copyTables } from "./copy";
 import { copyDatabaseProperties } from "./properties";
-import { runWorkers } from "./pool";
+import { runWorkers } from "../pg/pool";
 import { dumpSchema, makeDumpDir, restoreSection } from "./schema";
 import { syncSequences } from "./sequences";
-import { beginAtSnapshot, openSession } from "./session";
+import { beginAtSnapshot, openSession } from "../pg/session";
 import { exportSnapshot, type HeldSnapshot } from "./snapshot";
 import { listTablesToCopy, sourceNotes, type TableToCopy } from "./tables";
 

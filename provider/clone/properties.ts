@@ -3,7 +3,7 @@
 import type { Client } from "pg";
 import { withClient } from "../pg/connect";
 import { quoteIdent, quoteLiteral } from "../pg/ident";
-import type { MigrationSpec } from "../types";
+import type { MigrationSpec } from "../spec/types";
 
 /** Settings whose value is a list of quoted elements (PostgreSQL's GUC_LIST_QUOTE). */
 const LIST_SETTINGS = new Set([

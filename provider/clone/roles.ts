@@ -4,7 +4,7 @@ import type { Client } from "pg";
 import { withClient } from "../pg/connect";
 import { MigrationError, SQLSTATE, pgFields } from "../pg/errors";
 import { quoteIdent } from "../pg/ident";
-import type { MigrationSpec } from "../types";
+import type { MigrationSpec } from "../spec/types";
 
 interface SourceRole {
   readonly rolname: string;

@@ -8,8 +8,8 @@ import { libpqEnv } from "../pg/connect";
 import { MigrationError } from "../pg/errors";
 import { OBJECT_PREFIX } from "../pg/names";
 import { redact } from "../pg/redact";
-import type { Endpoint, MigrationSpec } from "../types";
-import type { DumpTools } from "../validate/tools";
+import type { Endpoint, MigrationSpec } from "../spec/types";
+import type { DumpTools } from "../pg/dump-tools";
 
 /** Schemas never copied: the control store and the apply bookkeeping live there. */
 export const EXCLUDED_SCHEMA_PATTERN = "pgmigrate*";

@@ -4,7 +4,7 @@ import type { Client } from "pg";
 import { withClient } from "../pg/connect";
 import { MigrationError } from "../pg/errors";
 import { qualify } from "../pg/ident";
-import type { MigrationSpec } from "../types";
+import type { MigrationSpec } from "../spec/types";
 
 interface SequenceValue {
   readonly schema: string;

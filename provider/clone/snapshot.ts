@@ -1,8 +1,8 @@
 // The one consistent snapshot of an offline clone: exported by a transaction that stays open
 // until pg_dump and every copy worker have imported it.
 import type { Client } from "pg";
-import type { Endpoint } from "../types";
-import { openSession } from "./session";
+import type { Endpoint } from "../spec/types";
+import { openSession } from "../pg/session";
 
 /** An exported snapshot and the transaction keeping it importable. */
 export interface HeldSnapshot {

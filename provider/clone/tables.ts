@@ -1,7 +1,7 @@
 // What an offline clone copies, read from the source at the clone's snapshot: ordinary tables
 // and leaf partitions (never a partitioned parent, which has no rows of its own), largest first.
 import type { Client } from "pg";
-import type { TableRef } from "../types";
+import type { TableRef } from "../spec/types";
 
 /** A table to copy and the columns COPY must name on both sides. */
 export interface TableToCopy extends TableRef {

@@ -2,7 +2,7 @@
 // long-running worker (it reconnects by itself when the target restarts).
 import { Pool, type QueryResultRow } from "pg";
 import { clientConfig, connect } from "../pg/connect";
-import type { Endpoint } from "../types";
+import type { Endpoint } from "../spec/types";
 
 /** Anything that runs a parameterised query: a Client, a Pool, a PoolClient. */
 export interface Queryable {

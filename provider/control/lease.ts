@@ -1,6 +1,6 @@
 // Runtime lease queries: a worker owns a migration while its heartbeats are fresh, so two
 // workers never drive the same migration; spawners use the spawn stamp to avoid duplicates.
-import type { RequestedAction } from "../types";
+import type { RequestedAction } from "../spec/types";
 import type { Queryable } from "./db";
 
 /** A lease whose heartbeat is older than this may be taken over by another worker. */

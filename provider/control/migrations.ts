@@ -8,7 +8,7 @@ import type {
   RequestedAction,
   ValidationReport,
   VerificationReport,
-} from "../types";
+} from "../spec/types";
 import type { publicSpec } from "../pg/redact";
 import type { Queryable } from "./db";
 

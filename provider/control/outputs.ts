@@ -1,5 +1,5 @@
 // Builds the user-visible MigrationOutputs (Pulumi outputs, `--json`) from the control rows.
-import type { DbDetails, MigrationOutputs } from "../types";
+import type { DbDetails, MigrationOutputs } from "../spec/types";
 import type { Queryable } from "./db";
 import { getMigrationRow, type MigrationRow } from "./migrations";
 import { databaseRows, type DatabaseRow } from "./progress";

@@ -1,6 +1,6 @@
 // Per-database and per-table progress rows: what dbDetails is built from, and where the worker
 // keeps its resume point (step, copy_completed, slot, consistent point).
-import type { TableLoadState, TableRef, TableVerification } from "../types";
+import type { TableLoadState, TableRef, TableVerification } from "../spec/types";
 import type { Queryable } from "./db";
 
 /** Where a database is in its pipeline; the worker resumes from here after a restart. */

@@ -3,7 +3,7 @@
 import fs from "node:fs";
 import { Client, type ClientConfig } from "pg";
 import type { ConnectionOptions } from "node:tls";
-import type { Endpoint } from "../types";
+import type { Endpoint } from "../spec/types";
 
 export interface ConnectOptions {
   /** Open a walsender connection (`replication=database`) for replication commands. */

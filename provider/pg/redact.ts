@@ -1,5 +1,5 @@
 // Keeps secrets out of logs, events, errors and outputs.
-import type { Endpoint, MigrationSpec } from "../types";
+import type { Endpoint, MigrationSpec } from "../spec/types";
 
 /** Replaces every occurrence of each secret in `text` with `********`. */
 export function redact(text: string, secrets: readonly (string | undefined)[]): string {

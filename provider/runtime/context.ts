@@ -9,7 +9,7 @@ import {
   type DatabaseStep,
 } from "../control/progress";
 import { MigrationError } from "../pg/errors";
-import type { MigrationSpec, MigrationState, MigrationSubstate } from "../types";
+import type { MigrationSpec, MigrationState, MigrationSubstate } from "../spec/types";
 import type { Journal } from "./journal";
 import type { LeaseKeeper } from "./lease";
 import type { StreamSet } from "./streams";

@@ -4,7 +4,7 @@ import type { Queryable } from "../control/db";
 import { addEvent, type EventLevel } from "../control/events";
 import { queueTables, setTableState } from "../control/progress";
 import { redact } from "../pg/redact";
-import type { ProgressSink, TableLoadState, TableRef } from "../types";
+import type { ProgressSink, TableLoadState, TableRef } from "../spec/types";
 
 /** A redacted line on stdout; never throws. */
 export function logLine(

@@ -5,7 +5,7 @@ import os from "node:os";
 import { randomBytes } from "node:crypto";
 import type { Queryable } from "../control/db";
 import { heartbeat, LEASE_EXPIRY_SECONDS, releaseLease } from "../control/lease";
-import type { RequestedAction } from "../types";
+import type { RequestedAction } from "../spec/types";
 
 /** A lease owner id that says which process holds it: `host:pid:random`. */
 export function newOwnerId(): string {

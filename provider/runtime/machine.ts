@@ -13,7 +13,7 @@ import {
   WorkerStopped,
   type MigrationContext,
 } from "./context";
-import { copyDatabase } from "./copy";
+import { copyDatabase } from "./load";
 import { cutover } from "./cutover";
 import { errorText } from "./journal";
 import { cancelMigration, failMigration } from "./rollback";

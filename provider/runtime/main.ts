@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Minimal worker entry point (`node main.js runtime --server URL [--migration-name N]`), used by
 // the spawner when the pgmigrate CLI is not built; the CLI's `runtime` command does the same.
-import { SSL_MODES } from "../inputs";
-import type { Endpoint, SslMode } from "../types";
+import { SSL_MODES } from "../spec/inputs";
+import type { Endpoint, SslMode } from "../spec/types";
 import { errorText, logLine } from "./journal";
 import { runWorker } from "./worker";
 

@@ -9,7 +9,7 @@ import type { Queryable } from "../control/db";
 import { addEvent } from "../control/events";
 import { clearDeadLease, recordSpawn, reserveSpawn } from "../control/lease";
 import { getMigrationRow, type MigrationRow } from "../control/migrations";
-import type { Endpoint, MigrationSpec } from "../types";
+import type { Endpoint, MigrationSpec } from "../spec/types";
 import { parseOwnerId } from "./lease";
 
 /** A worker whose heartbeat is older than this is presumed dead. */

@@ -5,7 +5,7 @@ import { startReplication, type ReplicationStream } from "../cdc";
 import type { Queryable } from "../control/db";
 import { writeStreamStats, type StreamStats } from "../control/progress";
 import { publicationName, slotName } from "../pg/names";
-import type { MigrationSpec } from "../types";
+import type { MigrationSpec } from "../spec/types";
 import type { Journal } from "./journal";
 
 export const STATS_INTERVAL_MS = 3_000;

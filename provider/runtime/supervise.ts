@@ -11,7 +11,7 @@ import {
   type MigrationRow,
   type RuntimeOptions,
 } from "../control/migrations";
-import type { MigrationSpec } from "../types";
+import type { MigrationSpec } from "../spec/types";
 import { controlUrl, ensureLocalWorker, STALE_HEARTBEAT_SECONDS, workerStatus } from "./spawn";
 
 /** The "no worker is running" event is written at most this often (the warning itself is returned every time). */

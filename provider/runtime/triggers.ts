@@ -7,7 +7,7 @@ import { withClient } from "../pg/connect";
 import { MigrationError, pgFields, SQLSTATE } from "../pg/errors";
 import { qualify, quoteIdent } from "../pg/ident";
 import { TARGET_BOOKKEEPING_SCHEMA } from "../pg/names";
-import type { Endpoint, MigrationSpec } from "../types";
+import type { Endpoint, MigrationSpec } from "../spec/types";
 import {
   listUserTriggers,
   replicaRoleAllowed,

@@ -8,7 +8,7 @@ import { claimableMigrations, claimLease } from "../control/lease";
 import { getMigrationRow, type StoredSpec } from "../control/migrations";
 import { installControlSchema } from "../control/schema";
 import { MigrationError } from "../pg/errors";
-import type { Endpoint, MigrationSpec } from "../types";
+import type { Endpoint, MigrationSpec } from "../spec/types";
 import type { MigrationContext } from "./context";
 import { errorText, Journal, logLine } from "./journal";
 import { HEARTBEAT_MS, LeaseKeeper, newOwnerId, parseOwnerId } from "./lease";

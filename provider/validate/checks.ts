@@ -1,6 +1,6 @@
 // Building blocks of a ValidationReport: check constructors and the "worst state wins" rule.
 import { quoteIdent } from "../pg/ident";
-import type { CheckResult, CheckState } from "../types";
+import type { CheckResult, CheckState } from "../spec/types";
 
 /** Check names as they appear in `validation.serverLevel[].type` / `databaseLevel[].summary[].type`. */
 export const CHECK = {

@@ -4,7 +4,7 @@ import type { Client } from "pg";
 import { connect } from "../pg/connect";
 import { pgFields, SQLSTATE } from "../pg/errors";
 import { redact } from "../pg/redact";
-import type { Endpoint } from "../types";
+import type { Endpoint } from "../spec/types";
 
 /** Validation must answer quickly for an unreachable host. */
 export const VALIDATION_CONNECT_TIMEOUT_MS = 5_000;

@@ -2,7 +2,7 @@
 // replica identities, publication privileges and triggers (online), and objects the migration
 // does not carry over.
 import type { Client } from "pg";
-import type { CheckResult, MigrationSpec } from "../types";
+import type { CheckResult, MigrationSpec } from "../spec/types";
 import { CHECK, displayName, failed, guarded, listSome, succeeded, warning } from "./checks";
 import type {
   CollationProvider,

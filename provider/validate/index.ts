@@ -9,7 +9,7 @@ import type {
   Endpoint,
   MigrationSpec,
   ValidationReport,
-} from "../types";
+} from "../spec/types";
 import { CHECK, errorMessage, failed, guarded, succeeded, worstState } from "./checks";
 import { address, openServerSession, release, tryConnect } from "./connectivity";
 import { sourceDatabaseChecks } from "./database";
@@ -22,7 +22,7 @@ import {
   targetChecks,
 } from "./server";
 import { readTargetCatalog, type TargetCatalog, targetDatabaseCheck } from "./target";
-import { findDumpTools, newestDumpTools } from "./tools";
+import { findDumpTools, newestDumpTools } from "../pg/dump-tools";
 
 export { tablesWithoutReplicaIdentity } from "./replica-identity";
 export {
@@ -32,7 +32,7 @@ export {
   type TriggerState,
   type UserTrigger,
 } from "./triggers";
-export { findDumpTools } from "./tools";
+export { findDumpTools } from "../pg/dump-tools";
 
 /** Databases tried for server-level sessions after the migrated ones (which may be missing). */
 const FALLBACK_DATABASES = ["postgres", "template1"];

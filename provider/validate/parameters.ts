@@ -3,7 +3,7 @@
 // the check is Succeeded whatever it finds, since differences are often intended (smaller or
 // larger target) and never stop a migration.
 import type { Client } from "pg";
-import type { CheckResult } from "../types";
+import type { CheckResult } from "../spec/types";
 import { CHECK, succeeded } from "./checks";
 import type { ParameterValue } from "./compat";
 import { parameterDifferences } from "./compat";

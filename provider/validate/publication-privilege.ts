@@ -2,7 +2,7 @@
 // CREATE on the database, and FOR TABLE (what provider/cdc/publication.ts issues) ownership of
 // every listed table — directly or through membership in the owning role — unless superuser.
 import type { Client } from "pg";
-import type { CheckResult } from "../types";
+import type { CheckResult } from "../spec/types";
 import { CHECK, failed, listSome, succeeded } from "./checks";
 
 // The tables the publication lists (as provider/cdc/publication.ts chooses them: ordinary tables

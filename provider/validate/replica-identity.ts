@@ -3,7 +3,7 @@
 import type { Client } from "pg";
 import { withClient } from "../pg/connect";
 import { MigrationError } from "../pg/errors";
-import type { Endpoint, TableRef } from "../types";
+import type { Endpoint, TableRef } from "../spec/types";
 import { VALIDATION_CONNECT_TIMEOUT_MS } from "./connectivity";
 
 // Leaf tables only: a partitioned parent holds no rows, its partitions are what gets published.

@@ -1,9 +1,9 @@
 // Server-level checks: versions, logical replication prerequisites on the source, privileges and
 // writability of the target, dump tools. Facts are read in one query per server; rules are pure.
 import type { Client } from "pg";
-import type { CheckResult, MigrationSpec } from "../types";
+import type { CheckResult, MigrationSpec } from "../spec/types";
 import { CHECK, failed, succeeded, warning } from "./checks";
-import type { DumpTools } from "./tools";
+import type { DumpTools } from "../pg/dump-tools";
 
 /** What the checks need to know about one server and the session's user. */
 export interface ServerFacts {

@@ -2,7 +2,7 @@
 // locales, existing databases), read once; and whether each target database may be written.
 import type { Client } from "pg";
 import { quoteIdent } from "../pg/ident";
-import type { CheckResult, MigrationSpec } from "../types";
+import type { CheckResult, MigrationSpec } from "../spec/types";
 import { CHECK, failed, succeeded, warning } from "./checks";
 import type { TargetLocales } from "./compat";
 import { normalizeLocale, systemCollationKey } from "./compat";

@@ -2,7 +2,7 @@
 // applied on the target, and the TargetTriggers check that tells the user what happens to them.
 import type { Client } from "pg";
 import { pgFields, SQLSTATE } from "../pg/errors";
-import type { CheckResult, MigrationSpec } from "../types";
+import type { CheckResult, MigrationSpec } from "../spec/types";
 import { CHECK, displayName, listSome, succeeded, warning } from "./checks";
 
 /** pg_trigger.tgenabled: fires in origin sessions, Always, only in Replica sessions, Disabled. */

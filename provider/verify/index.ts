@@ -5,9 +5,9 @@ import type { Client } from "pg";
 import { withClient } from "../pg/connect";
 import { MigrationError } from "../pg/errors";
 import { qualify } from "../pg/ident";
-import { runWorkers } from "../clone/pool";
-import { openSession } from "../clone/session";
-import type { MigrationSpec, TableRef, TableVerification, VerificationReport } from "../types";
+import { runWorkers } from "../pg/pool";
+import { openSession } from "../pg/session";
+import type { MigrationSpec, TableRef, TableVerification, VerificationReport } from "../spec/types";
 
 /** A table's measure on one side: rows, and with "checksum" the sum of 64-bit row hashes. */
 interface Measure {

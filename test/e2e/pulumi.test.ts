@@ -16,7 +16,7 @@ import {
   workerPids,
   type Stack,
 } from "../support/pulumi";
-import type { MigrationOutputs } from "../../provider/types";
+import type { MigrationOutputs } from "../../provider/spec/types";
 
 const DB = "orders";
 

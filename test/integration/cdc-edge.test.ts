@@ -11,7 +11,7 @@ import {
 } from "../../provider/cdc";
 import { MigrationError } from "../../provider/pg/errors";
 import { quoteLiteral } from "../../provider/pg/ident";
-import type { TableRef } from "../../provider/types";
+import type { TableRef } from "../../provider/spec/types";
 import { STABLE_SESSION_SQL } from "../support/checksum";
 import { catchUp as catchUpWithin, publishPair, stream, type Pair } from "../support/cdc";
 import { startPostgres, type PgServer } from "../support/postgres";

@@ -12,7 +12,7 @@ import {
   type ReplicationStream,
 } from "../../provider/cdc";
 import { publicationName, slotName } from "../../provider/pg/names";
-import type { Endpoint } from "../../provider/types";
+import type { Endpoint } from "../../provider/spec/types";
 import { compareDatabases } from "../support/checksum";
 import { addTableWithoutPrimaryKey, loadFixture, writeWorkload } from "../support/fixture";
 import { startPostgres, type PgServer } from "../support/postgres";

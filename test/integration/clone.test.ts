@@ -16,8 +16,13 @@ import { MigrationError } from "../../provider/pg/errors";
 import { verifyDatabase } from "../../provider/verify";
 import { filterToc, dbnameConninfo, makeDumpDir } from "../../provider/clone/schema";
 import { splitSettingList } from "../../provider/clone/properties";
-import type { MigrationInput } from "../../provider/inputs";
-import type { MigrationSpec, ProgressSink, TableLoadState, TableRef } from "../../provider/types";
+import type { MigrationInput } from "../../provider/spec/inputs";
+import type {
+  MigrationSpec,
+  ProgressSink,
+  TableLoadState,
+  TableRef,
+} from "../../provider/spec/types";
 import { compareDatabases, sequenceStates } from "../support/checksum";
 import { FIXTURE_TABLES, loadFixture } from "../support/fixture";
 import { startPostgres, type PgServer } from "../support/postgres";

@@ -13,7 +13,7 @@ import {
   requestAction,
   specHash,
   waitForMigration,
-} from "../../provider/engine";
+} from "../../provider/api/index";
 import {
   appliedVersions,
   installControlSchema,
@@ -24,7 +24,7 @@ import { setState } from "../../provider/control/migrations";
 import { claimLease } from "../../provider/control/lease";
 import { queueTables, setTableState } from "../../provider/control/progress";
 import { MigrationError } from "../../provider/pg/errors";
-import type { MigrationSpec } from "../../provider/types";
+import type { MigrationSpec } from "../../provider/spec/types";
 import { startPostgres, type PgServer } from "../support/postgres";
 import { specOf } from "../support/spec";
 

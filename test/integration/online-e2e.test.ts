@@ -11,9 +11,9 @@ import {
   isSettled,
   requestAction,
   waitForMigration,
-} from "../../provider/engine";
+} from "../../provider/api/index";
 import { processAlive } from "../../provider/runtime/spawn";
-import type { DbDetails, MigrationOutputs } from "../../provider/types";
+import type { DbDetails, MigrationOutputs } from "../../provider/spec/types";
 import { addTableWithoutPrimaryKey } from "../support/fixture";
 import {
   assertMigrated,

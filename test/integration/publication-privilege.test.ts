@@ -6,7 +6,12 @@ import assert from "node:assert/strict";
 import { dropSlotAndPublication, ensurePublication } from "../../provider/cdc";
 import { publicationName, slotName } from "../../provider/pg/names";
 import { SQLSTATE } from "../../provider/pg/errors";
-import type { CheckResult, Endpoint, MigrationSpec, ValidationReport } from "../../provider/types";
+import type {
+  CheckResult,
+  Endpoint,
+  MigrationSpec,
+  ValidationReport,
+} from "../../provider/spec/types";
 import { validateMigration } from "../../provider/validate";
 import { startPostgres, type PgServer } from "../support/postgres";
 

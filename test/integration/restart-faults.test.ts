@@ -12,8 +12,8 @@ import {
   isSettled,
   requestAction,
   waitForMigration,
-} from "../../provider/engine";
-import type { DbDetails, MigrationOutputs } from "../../provider/types";
+} from "../../provider/api/index";
+import type { DbDetails, MigrationOutputs } from "../../provider/spec/types";
 import { compareDatabases } from "../support/checksum";
 import { loadFixture } from "../support/fixture";
 import {

@@ -14,10 +14,10 @@ import {
   requestAction,
   waitForMigration,
   type RuntimeOptions,
-} from "../../provider/engine";
+} from "../../provider/api/index";
 import { processAlive } from "../../provider/runtime/spawn";
 import { parseOwnerId } from "../../provider/runtime/lease";
-import type { MigrationOutputs, MigrationSpec } from "../../provider/types";
+import type { MigrationOutputs, MigrationSpec } from "../../provider/spec/types";
 import { compareDatabases } from "../support/checksum";
 import { startPostgres, type PgServer } from "../support/postgres";
 import { until } from "../support/online";

@@ -8,9 +8,9 @@ import {
   requestAction,
   waitForMigration,
   isSettled,
-} from "../../provider/engine";
+} from "../../provider/api/index";
 import { runWorker } from "../../provider/runtime/worker";
-import type { MigrationOutputs, MigrationSpec } from "../../provider/types";
+import type { MigrationOutputs, MigrationSpec } from "../../provider/spec/types";
 import { compareDatabases } from "../support/checksum";
 import { startPostgres, type PgServer } from "../support/postgres";
 import { specOf } from "../support/spec";

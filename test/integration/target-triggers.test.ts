@@ -12,11 +12,16 @@ import {
   isSettled,
   requestAction,
   waitForMigration,
-} from "../../provider/engine";
+} from "../../provider/api/index";
 import { MigrationError, SQLSTATE } from "../../provider/pg/errors";
 import { TARGET_BOOKKEEPING_SCHEMA } from "../../provider/pg/names";
 import { restoreTargetTriggers, suspendTargetTriggers } from "../../provider/runtime/triggers";
-import type { CheckResult, Endpoint, MigrationOutputs, MigrationSpec } from "../../provider/types";
+import type {
+  CheckResult,
+  Endpoint,
+  MigrationOutputs,
+  MigrationSpec,
+} from "../../provider/spec/types";
 import { compareDatabases } from "../support/checksum";
 import { loadFixture, writeWorkload } from "../support/fixture";
 import { controlOf, count, onlineSpec, ourSourceObjects, Scenario } from "../support/online";

@@ -5,7 +5,12 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { CheckResult, Endpoint, MigrationSpec, ValidationReport } from "../../provider/types";
+import type {
+  CheckResult,
+  Endpoint,
+  MigrationSpec,
+  ValidationReport,
+} from "../../provider/spec/types";
 import { validateMigration } from "../../provider/validate";
 import { startPostgres, type PgServer } from "../support/postgres";
 

@@ -2,7 +2,12 @@
 // run into (wrong password, missing database, old target, missing extension, ...) is a clear check.
 import assert from "node:assert/strict";
 import net from "node:net";
-import type { CheckResult, Endpoint, MigrationSpec, ValidationReport } from "../../provider/types";
+import type {
+  CheckResult,
+  Endpoint,
+  MigrationSpec,
+  ValidationReport,
+} from "../../provider/spec/types";
 import {
   findDumpTools,
   tablesWithoutReplicaIdentity,

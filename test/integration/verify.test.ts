@@ -2,7 +2,7 @@
 // is found and named, and a table the source is still writing is skipped, not called a mismatch.
 import assert from "node:assert/strict";
 import { cloneDatabase, prepareTargetDatabase } from "../../provider/clone";
-import type { MigrationSpec, ProgressSink } from "../../provider/types";
+import type { MigrationSpec, ProgressSink } from "../../provider/spec/types";
 import { summarizeVerification, verifyDatabase } from "../../provider/verify";
 import { FIXTURE_TABLES, loadFixture } from "../support/fixture";
 import { startPostgres, type PgServer } from "../support/postgres";

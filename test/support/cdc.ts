@@ -9,7 +9,7 @@ import {
   type ReplicationStream,
 } from "../../provider/cdc";
 import { publicationName, slotName } from "../../provider/pg/names";
-import type { TableRef } from "../../provider/types";
+import type { TableRef } from "../../provider/spec/types";
 import type { PgServer } from "./postgres";
 import { endpointOf } from "./spec";
 

@@ -2,7 +2,7 @@
 // hash of every row's text form, equal across PostgreSQL 13-17 when the data is equal.
 import type { Client } from "pg";
 import { qualify } from "../../provider/pg/ident";
-import type { TableRef } from "../../provider/types";
+import type { TableRef } from "../../provider/spec/types";
 import type { PgServer } from "./postgres";
 
 /** Row count and content hash of one table. */

@@ -4,7 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Client } from "pg";
 import { quoteIdent } from "../../provider/pg/ident";
-import type { TableRef } from "../../provider/types";
+import type { TableRef } from "../../provider/spec/types";
 import { STABLE_SESSION_SQL } from "./checksum";
 import type { PgServer } from "./postgres";
 

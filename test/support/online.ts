@@ -11,12 +11,12 @@ import {
   waitForMigration,
   type ControlLocation,
   type RuntimeOptions,
-} from "../../provider/engine";
+} from "../../provider/api/index";
 import { OBJECT_PREFIX, TARGET_BOOKKEEPING_SCHEMA } from "../../provider/pg/names";
 import { parseOwnerId } from "../../provider/runtime/lease";
 import { processAlive } from "../../provider/runtime/spawn";
 import { runWorker } from "../../provider/runtime/worker";
-import type { MigrationOutputs, MigrationSpec } from "../../provider/types";
+import type { MigrationOutputs, MigrationSpec } from "../../provider/spec/types";
 import { compareDatabases, sequenceStates, type SequenceState } from "./checksum";
 import { loadFixture, writeWorkload, type WorkloadCounts } from "./fixture";
 import { initPgbench, startPgbench, type PgbenchResult } from "./pgbench";

@@ -1,7 +1,7 @@
 // Endpoints and resolved specs for tests: a PgServer as an Endpoint (superuser, no TLS), and a
 // MigrationSpec from raw inputs through the real resolveSpec, so tests exercise the same defaults.
-import { resolveSpec } from "../../provider/inputs";
-import type { Endpoint, MigrationSpec } from "../../provider/types";
+import { resolveSpec } from "../../provider/spec/inputs";
+import type { Endpoint, MigrationSpec } from "../../provider/spec/types";
 import type { PgServer } from "./postgres";
 
 /** `server` as an Endpoint for its superuser, without TLS. */

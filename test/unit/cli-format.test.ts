@@ -1,6 +1,6 @@
 // What pgmigrate prints for people: the list grid, the show summary, watch's progress bars.
 import assert from "node:assert/strict";
-import type { MigrationListItem } from "../../provider/engine";
+import type { MigrationListItem } from "../../provider/api/index";
 import {
   formatDuration,
   formatList,
@@ -9,7 +9,7 @@ import {
   LIST_COLUMNS,
 } from "../../provider/cli/format";
 import { formatBytes, progressBar, renderFrame } from "../../provider/cli/watch-view";
-import type { DbDetails, MigrationOutputs } from "../../provider/types";
+import type { DbDetails, MigrationOutputs } from "../../provider/spec/types";
 
 const item = (over: Partial<MigrationListItem>): MigrationListItem => ({
   name: "orders-1",

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { resolveSpec } from "../../provider/inputs";
+import { resolveSpec } from "../../provider/spec/inputs";
 import { buildCreateInput } from "../../provider/cli/create-input";
 import { findJsonSyntaxError } from "../../provider/cli/json-syntax";
 import {

@@ -4,7 +4,7 @@ import { compareLsn, formatLsn, lsnDistance, parseLsn } from "../../provider/pg/
 import { migrationNameProblem, publicationName, slotName } from "../../provider/pg/names";
 import { publicSpec, redact } from "../../provider/pg/redact";
 import { isTransient, MigrationError } from "../../provider/pg/errors";
-import { resolveSpec } from "../../provider/inputs";
+import { resolveSpec } from "../../provider/spec/inputs";
 
 describe("LSN arithmetic", () => {
   it("parses and formats positions past 4 GiB exactly", () => {

@@ -1,7 +1,7 @@
 // The rules behind premigration checks, without servers: version and locale comparisons,
 // replication prerequisites, and connection errors turned into advice.
 import assert from "node:assert/strict";
-import type { MigrationSpec } from "../../provider/types";
+import type { MigrationSpec } from "../../provider/spec/types";
 import { displayName, listSome, worstState } from "../../provider/validate/checks";
 import {
   collationProblems,
@@ -19,7 +19,7 @@ import {
   sourceChecks,
   targetChecks,
 } from "../../provider/validate/server";
-import { findDumpTools, parseToolMajor } from "../../provider/validate/tools";
+import { findDumpTools, parseToolMajor } from "../../provider/pg/dump-tools";
 
 const facts: ServerFacts = {
   versionNum: 150_004,

@@ -1,15 +1,15 @@
 // The provider's `diff` on a table of (state, new inputs) pairs: cutover, passwords, parallelism
 // and runtime change in place; what defines the migration replaces it, old one first.
 import assert from "node:assert/strict";
-import { resolveSpec } from "../../provider/inputs";
-import { planChange } from "../../provider/provider-diff";
+import { resolveSpec } from "../../provider/spec/inputs";
+import { planChange } from "../../provider/pulumi/diff";
 import {
   fingerprint,
   resourceState,
   UNKNOWN,
   type ResourceState,
-} from "../../provider/provider-state";
-import type { MigrationOutputs } from "../../provider/types";
+} from "../../provider/pulumi/state";
+import type { MigrationOutputs } from "../../provider/spec/types";
 
 type Inputs = Record<string, unknown>;
 

@@ -1,12 +1,12 @@
 // What each Pulumi operation asks of the engine. Loaded by the dynamic-provider host on first
 // use through the package entry (never by the SDK, never captured in the serialized provider).
 import type * as pulumi from "@pulumi/pulumi";
-import * as engine from "./engine";
-import { resolveSpec } from "./inputs";
-import { MigrationError } from "./pg/errors";
-import { redact } from "./pg/redact";
-import { checkMigration } from "./provider-check";
-import { planChange } from "./provider-diff";
+import * as engine from "../api/index";
+import { resolveSpec } from "../spec/inputs";
+import { MigrationError } from "../pg/errors";
+import { redact } from "../pg/redact";
+import { checkMigration } from "./check";
+import { planChange } from "./diff";
 import {
   diagnostics,
   failureReport,
@@ -14,7 +14,7 @@ import {
   progressLine,
   progressPrinter,
   type ProviderLog,
-} from "./provider-progress";
+} from "./diagnostics";
 import {
   asResourceState,
   fingerprint,
@@ -25,8 +25,8 @@ import {
   type Credentials,
   type ResourceState,
   type RuntimeChoice,
-} from "./provider-state";
-import type { MigrationOutputs, MigrationSpec } from "./types";
+} from "./state";
+import type { MigrationOutputs, MigrationSpec } from "../spec/types";
 
 type Inputs = Record<string, unknown>;
 

@@ -1,9 +1,9 @@
 // Sessions the clone and verification open: no timeouts that would kill a long COPY or an idle
 // snapshot holder, snapshot import, and a hard close for connections stuck mid-COPY.
 import type { Client } from "pg";
-import { connect } from "../pg/connect";
-import { quoteLiteral } from "../pg/ident";
-import type { Endpoint } from "../types";
+import { connect } from "./connect";
+import { quoteLiteral } from "./ident";
+import type { Endpoint } from "../spec/types";
 
 /**
  * Settings a managed server may set low by default (statement or idle timeouts) that would abort

@@ -1,8 +1,8 @@
 // What the Pulumi state holds for a migration besides its live outputs: the spec without
 // passwords (diff, read and delete only see the state) and salted password fingerprints.
 import { randomBytes, scryptSync, timingSafeEqual } from "node:crypto";
-import { publicSpec } from "./pg/redact";
-import type { MigrationOutputs, MigrationSpec } from "./types";
+import { publicSpec } from "../pg/redact";
+import type { MigrationOutputs, MigrationSpec } from "../spec/types";
 
 /** The value Pulumi passes to dynamic providers for inputs not known yet (preview). */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";

@@ -1,9 +1,9 @@
 // `diff`: what a change of inputs does to a running migration. Cutover, passwords, parallelism
 // and runtime change in place; anything that defines which data goes where replaces it.
 import type * as pulumi from "@pulumi/pulumi";
-import { resolveSpec } from "./inputs";
-import { MigrationError } from "./pg/errors";
-import { publicSpec } from "./pg/redact";
+import { resolveSpec } from "../spec/inputs";
+import { MigrationError } from "../pg/errors";
+import { publicSpec } from "../pg/redact";
 import {
   asResourceState,
   containsUnknown,
@@ -11,8 +11,8 @@ import {
   UNKNOWN,
   userInputs,
   type RuntimeChoice,
-} from "./provider-state";
-import type { MigrationSpec } from "./types";
+} from "./state";
+import type { MigrationSpec } from "../spec/types";
 
 type Inputs = Record<string, unknown>;
 

@@ -1,8 +1,8 @@
 // `check`: the inputs validated by the zod schema, each problem reported on its exact property
 // with what to write instead. Values unknown during preview are accepted as they are.
 import type * as pulumi from "@pulumi/pulumi";
-import { resolveSpec, type InputProblem } from "./inputs";
-import { UNKNOWN, unknownPaths, userInputs } from "./provider-state";
+import { resolveSpec, type InputProblem } from "../spec/inputs";
+import { UNKNOWN, unknownPaths, userInputs } from "./state";
 
 type Inputs = Record<string, unknown>;
 

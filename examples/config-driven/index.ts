@@ -1,6 +1,6 @@
 // The migration definition alongside infrastructure: a Pulumi program whose stack config
 // declares one PostgresMigration. Copy it into your own stack; there, import from
-// "pulumi-postgres-migration" instead of "./sdk". Built to dist/index.js (Pulumi.yaml `main`).
+// "pulumi-postgres-migration" instead of "../../sdk". Built to dist/examples/config-driven/index.js (Pulumi.yaml `main`).
 import * as pulumi from "@pulumi/pulumi";
 import {
   PostgresMigration,
@@ -9,7 +9,7 @@ import {
   type RuntimeArgs,
   type SslMode,
   type VerifyMode,
-} from "./sdk";
+} from "../../sdk";
 
 /** A server as written in stack config; its password is a separate secret key. */
 interface ServerConfig {

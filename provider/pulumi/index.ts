@@ -2,16 +2,11 @@
 // into the state and runs in its dynamic-provider host. The methods capture only two strings and
 // the remembered passwords; the implementation (and the engine) is loaded when a method runs.
 import type * as pulumi from "@pulumi/pulumi";
-import type { ProviderImplementation } from "./provider-lifecycle";
-import type { Credentials } from "./provider-state";
+import type { ProviderImplementation } from "./operations";
+import type { Credentials } from "./state";
 
-export type { ProviderImplementation } from "./provider-lifecycle";
-export type {
-  Credentials,
-  PasswordFingerprint,
-  ResourceState,
-  RuntimeChoice,
-} from "./provider-state";
+export type { ProviderImplementation } from "./operations";
+export type { Credentials, PasswordFingerprint, ResourceState, RuntimeChoice } from "./state";
 
 /** The package entry the serialized methods load, resolved from the Pulumi project's node_modules. */
 export const PROVIDER_ENTRY = "pulumi-postgres-migration/provider";
@@ -70,8 +65,8 @@ export function createMigrationProvider(
  * with it, the engine. Nothing else loads them, so the SDK stays light.
  */
 export function loadImplementation(): ProviderImplementation {
-  const lifecycle = require("./provider-lifecycle") as typeof import("./provider-lifecycle");
-  const progress = require("./provider-progress") as typeof import("./provider-progress");
+  const lifecycle = require("./operations") as typeof import("./operations");
+  const progress = require("./diagnostics") as typeof import("./diagnostics");
   const log = progress.hostDiagnostics();
   const impl = lifecycle.providerImplementation(log);
   // Every method returns only once its diagnostics reached the engine.

@@ -32,7 +32,7 @@ const requireFromString = require(process.env.RFS);
     if (step === "delete") { await provider.delete(state.migrationName, state); out.deleted = true; }
   }
   out.state = state;
-  out.engineFrom = Object.keys(require.cache).filter((f) => f.endsWith("engine.js"));
+  out.engineFrom = Object.keys(require.cache).filter((f) => f.endsWith("/provider/api/index.js"));
   process.stdout.write("RESULT " + JSON.stringify(out) + "\\n");
 })().catch((err) => { console.error(err && err.stack || err); process.exit(1); });
 `;
@@ -158,7 +158,7 @@ describe("serialized provider in a fresh process", function () {
     assert.equal(result.create?.id, name);
     assert.equal(result.create?.outs.state, "Succeeded");
     assert.equal(result.read?.props?.state, "Succeeded", "read used the remembered passwords");
-    assert.deepEqual(result.engineFrom, [path.join(REPO, "dist/provider/engine.js")]);
+    assert.deepEqual(result.engineFrom, [path.join(REPO, "dist/provider/api/index.js")]);
     const comparison = await compareDatabases(source, "ledger", target, "ledger");
     assert.deepEqual(comparison.differences, []);
     fs.writeFileSync(path.join(dir, "state.json"), JSON.stringify(result.state));
@@ -169,7 +169,7 @@ describe("serialized provider in a fresh process", function () {
     const project = path.join(dir, "project");
     fs.mkdirSync(path.join(project, "node_modules"), { recursive: true });
     fs.symlinkSync(REPO, path.join(project, "node_modules", "pulumi-postgres-migration"), "dir");
-    const localEntry = path.join(REPO, "dist/provider/index.js");
+    const localEntry = path.join(REPO, "dist/provider/pulumi/index.js");
     assert.ok(text.includes(JSON.stringify(localEntry)));
     const file = path.join(dir, "provider-user.js");
     fs.writeFileSync(file, text.split(JSON.stringify(localEntry)).join('"/nonexistent/index.js"'));

@@ -1,28 +1,28 @@
 // The engine facade: everything the CLI and the Pulumi provider do with a migration goes through
 // these functions (control store reads and writes, the local worker). No engine internals leak.
-import { withControl, type ControlLocation, type Queryable } from "./control/db";
-import { addEvent } from "./control/events";
+import { withControl, type ControlLocation, type Queryable } from "../control/db";
+import { addEvent } from "../control/events";
 import {
   deleteEndedMigration,
   getMigrationRow,
   insertMigration,
   writeRequestedAction,
   type RuntimeOptions,
-} from "./control/migrations";
-import { actionProblem, specHash } from "./control/rules";
-import { publicSpec } from "./pg/redact";
-import { insertDatabases } from "./control/progress";
-import { installControlSchema } from "./control/schema";
-import { getMigration, readControl } from "./engine-reads";
-import { isTransient, MigrationError, pgFields, SQLSTATE } from "./pg/errors";
-import { migrationNameProblem } from "./pg/names";
-import { superviseWorker, type WorkerCheck } from "./runtime/supervise";
-import type { MigrationOutputs, MigrationSpec, MigrationState } from "./types";
-import { TERMINAL_STATES } from "./types";
+} from "../control/migrations";
+import { actionProblem, specHash } from "../spec/rules";
+import { publicSpec } from "../pg/redact";
+import { insertDatabases } from "../control/progress";
+import { installControlSchema } from "../control/schema";
+import { getMigration, readControl } from "./reads";
+import { isTransient, MigrationError, pgFields, SQLSTATE } from "../pg/errors";
+import { migrationNameProblem } from "../pg/names";
+import { superviseWorker, type WorkerCheck } from "../runtime/supervise";
+import type { MigrationOutputs, MigrationSpec, MigrationState } from "../spec/types";
+import { TERMINAL_STATES } from "../spec/types";
 
-export type { ControlLocation } from "./control/db";
-export type { RuntimeOptions, StoredSpec } from "./control/migrations";
-export type { TableProgressRow } from "./control/progress";
+export type { ControlLocation } from "../control/db";
+export type { RuntimeOptions, StoredSpec } from "../control/migrations";
+export type { TableProgressRow } from "../control/progress";
 export {
   checkNameAvailability,
   getMigration,
@@ -31,9 +31,9 @@ export {
   listMigrations,
   type MigrationListItem,
   type StoredMigration,
-} from "./engine-reads";
-export type { WorkerStatus } from "./runtime/spawn";
-export { specHash } from "./control/rules";
+} from "./reads";
+export type { WorkerStatus } from "../runtime/spawn";
+export { specHash } from "../spec/rules";
 
 /** Where the control store of `spec` lives. */
 export function controlLocation(spec: MigrationSpec): ControlLocation {

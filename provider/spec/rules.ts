@@ -2,7 +2,7 @@
 // and which requested actions a migration in a given state accepts.
 import { createHash } from "node:crypto";
 import { publicSpec } from "../pg/redact";
-import { TERMINAL_STATES, type MigrationSpec, type MigrationState } from "../types";
+import { TERMINAL_STATES, type MigrationSpec, type MigrationState } from "./types";
 
 /** Stable JSON (sorted keys) so equal specs hash equally whatever their key order. */
 function canonical(value: unknown): string {

@@ -2,7 +2,7 @@
 // shows as diagnostics (sent through the engine's Log RPC inside Pulumi's dynamic-provider
 // host, see hostDiagnostics; plain stdout elsewhere).
 import path from "node:path";
-import type { MigrationOutputs, ValidationReport } from "./types";
+import type { MigrationOutputs, ValidationReport } from "../spec/types";
 
 /** Where provider diagnostics go. */
 export interface ProviderLog {

@@ -75,7 +75,7 @@ describe("provider in Pulumi's dynamic-provider host", function () {
     const project = path.join(dir, "project");
     fs.mkdirSync(path.join(project, "node_modules"), { recursive: true });
     fs.symlinkSync(REPO, path.join(project, "node_modules", "pulumi-postgres-migration"), "dir");
-    const localEntry = JSON.stringify(path.join(REPO, "dist/provider/index.js"));
+    const localEntry = JSON.stringify(path.join(REPO, "dist/provider/pulumi/index.js"));
     providerText = serialized.text.split(localEntry).join('"/nonexistent/index.js"');
     inputs = {
       ...endpointInputs(),

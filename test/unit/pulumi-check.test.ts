@@ -1,8 +1,8 @@
 // The provider's `check` on a table of inputs: each problem lands on its exact property with a
 // message saying what to write; values unknown during preview are accepted.
 import assert from "node:assert/strict";
-import { checkMigration, suggestMigrationName } from "../../provider/provider-check";
-import { UNKNOWN } from "../../provider/provider-state";
+import { checkMigration, suggestMigrationName } from "../../provider/pulumi/check";
+import { UNKNOWN } from "../../provider/pulumi/state";
 
 type Inputs = Record<string, unknown>;
 

@@ -1,7 +1,7 @@
 // Resource inputs: zod schemas, defaults, and the problems reported on exact properties.
 // The provider's `check` and the CLI's properties file both end here.
 import { z } from "zod";
-import { migrationNameProblem } from "./pg/names";
+import { migrationNameProblem } from "../pg/names";
 import type { MigrationSpec } from "./types";
 
 export const SSL_MODES = ["disable", "prefer", "require", "verify-ca", "verify-full"] as const;
