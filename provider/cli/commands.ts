@@ -2,6 +2,7 @@
 // check-name-availability. Each returns its exit code; expected failures throw UsageError.
 import {
   checkNameAvailability,
+  controlLocation,
   createMigration,
   getMigration,
   isEnded,
@@ -96,7 +97,9 @@ export async function createCommand(ctx: CliContext, opts: CreateOptions): Promi
   if (created.attached) note(`attached to the existing migration ${spec.migrationName}`);
   let outputs = created.outputs;
   if (opts.wait) {
-    outputs = await waitWithProgress(ctx, spec.migrationName, isSettled, { spec, runtime });
+    // The properties file may be where the target password came from: wait where create wrote.
+    const specCtx: CliContext = { ...ctx, at: controlLocation(spec) };
+    outputs = await waitWithProgress(specCtx, spec.migrationName, isSettled, { spec, runtime });
   }
   await print(ctx, outputs, opts.json);
   return opts.wait ? exitCodeForState(outputs.state) : EXIT_OK;
