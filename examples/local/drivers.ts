@@ -1,4 +1,4 @@
-// The two ways the quick start runs the migration: `pulumi up` of this repository's program
+// The two ways the quick start runs the migration: `pulumi up` of examples/config-driven
 // (Pulumi.yaml) when a Pulumi CLI is on PATH, else the pgmigrate command line. Passwords only
 // ever travel through environment variables and stdin, never arguments.
 import { execFileSync, spawn } from "node:child_process";
