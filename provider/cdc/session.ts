@@ -83,7 +83,9 @@ export class ReplicationSession {
     if (opened.storedLsn !== undefined && parseLsn(opened.storedLsn) > startAt)
       startAt = parseLsn(opened.storedLsn);
     // Never acknowledge below what the slot already confirmed: the server would move back.
-    for (const p of [startAt, slotConfirmed]) if (p > this.confirmed) this.confirmed = p;
+    // Everything committed before that position is on the target, so it is confirmed at once:
+    // a successor worker on an idle source must not wait for new WAL to reach a cutover there.
+    this.advance(startAt > slotConfirmed ? startAt : slotConfirmed);
 
     const service = new LogicalReplicationService(
       clientConfig(source, database, { replication: true, applicationName: "pgmigrate_stream" }),
