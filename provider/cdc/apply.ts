@@ -3,11 +3,17 @@
 import type { Client } from "pg";
 import { connect } from "../pg/connect";
 import { MigrationError, SQLSTATE, pgFields } from "../pg/errors";
+import { quoteIdent } from "../pg/ident";
 import { parseLsn } from "../pg/lsn";
 import type { Endpoint } from "../spec/types";
 import { installBookkeeping, readAppliedLsn, recordAppliedLsn } from "./bookkeeping";
 import { STABLE_OUTPUT_SQL } from "./plugin";
-import type { CommitMessage, PgoutputMessage, RelationMessage } from "./pgoutput";
+import {
+  MAX_VALUE_BYTES,
+  type CommitMessage,
+  type PgoutputMessage,
+  type RelationMessage,
+} from "./pgoutput";
 import type { ApplyRelation, Change } from "./changes";
 import { applyError, executeStatements } from "./execute";
 import { planStatements } from "./plan";
@@ -143,6 +149,9 @@ export class Applier {
         return;
       case "ignored":
         return;
+      case "oversized":
+        if (this.skipping) return;
+        throw oversizedValue(this.relation(message.relationOid), message.column, message.bytes);
       default:
         if (this.skipping) return;
         await this.add(this.toChange(message));
@@ -192,7 +201,10 @@ export class Applier {
   }
 
   private toChange(
-    message: Exclude<PgoutputMessage, { tag: "relation" | "begin" | "commit" | "ignored" }>,
+    message: Exclude<
+      PgoutputMessage,
+      { tag: "relation" | "begin" | "commit" | "ignored" | "oversized" }
+    >,
   ): Change {
     switch (message.tag) {
       case "insert":
@@ -306,4 +318,16 @@ export class Applier {
       counts,
     });
   }
+}
+
+/** A change whose value cannot be held as text: fatal, named, and never retried. */
+function oversizedValue(relation: ApplyRelation, column: number, bytes: number): MigrationError {
+  const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  return new MigrationError(
+    "replicate",
+    `a value of ${mib(bytes)} in column ${quoteIdent(relation.columns[column] ?? `#${column + 1}`)} ` +
+      `of ${quoteIdent(relation.schema)}.${quoteIdent(relation.name)} is larger than the ` +
+      `${mib(MAX_VALUE_BYTES)} a change can carry here; shorten it on the source and start the migration again`,
+    { code: "PGM_VALUE_TOO_LARGE" },
+  );
 }

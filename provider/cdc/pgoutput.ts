@@ -1,5 +1,6 @@
 // Decoder for the pgoutput logical replication protocol, version 1 (PostgreSQL 10+). Column
 // values stay the exact text PostgreSQL sent; an unchanged TOAST value is its own marker.
+import { constants } from "node:buffer";
 import { formatLsn } from "../pg/lsn";
 
 /** A column whose TOASTed value did not change: the source did not send it. */
@@ -81,7 +82,21 @@ export interface IgnoredMessage {
   readonly kind: string;
 }
 
+/**
+ * A row change holding a value too large to become one JavaScript string (V8's limit, ~512 MiB
+ * of text): decoding stops there and the applier fails the migration naming table and column,
+ * instead of crashing the worker on the same position again and again.
+ */
+export interface OversizedMessage {
+  readonly tag: "oversized";
+  readonly relationOid: number;
+  /** Position of the column in the relation. */
+  readonly column: number;
+  readonly bytes: number;
+}
+
 export type PgoutputMessage =
+  | OversizedMessage
   | RelationMessage
   | BeginMessage
   | CommitMessage
@@ -96,9 +111,25 @@ const TRUNCATE_RESTART_SEQS = 2;
 // PostgreSQL timestamps count microseconds from 2000-01-01 00:00:00 UTC.
 const PG_EPOCH_MS = 946_684_800_000;
 
+/** The longest text a value may have in bytes: every UTF-8 string of this size fits in V8. */
+export const MAX_VALUE_BYTES = constants.MAX_STRING_LENGTH;
+
+/** Thrown by the reader for a value over the limit; decodePgoutput turns it into a message. */
+class ValueTooLarge extends Error {
+  constructor(
+    readonly column: number,
+    readonly bytes: number,
+  ) {
+    super(`value of ${bytes} bytes`);
+  }
+}
+
 class Reader {
   private offset = 0;
-  constructor(private readonly buf: Buffer) {}
+  constructor(
+    private readonly buf: Buffer,
+    private readonly maxValueBytes: number,
+  ) {}
 
   byte(): number {
     return this.buf.readUInt8(this.offset++);
@@ -140,8 +171,9 @@ class Reader {
     return s;
   }
   /** Length-prefixed bytes as UTF-8 text: the connection's client_encoding is UTF8. */
-  text(): string {
+  text(column: number): string {
     const len = this.int32();
+    if (len > this.maxValueBytes) throw new ValueTooLarge(column, len);
     const s = this.buf.toString("utf8", this.offset, this.offset + len);
     this.offset += len;
     return s;
@@ -153,16 +185,33 @@ class Reader {
       const kind = this.char();
       if (kind === "n") values[i] = null;
       else if (kind === "u") values[i] = UNCHANGED_TOAST;
-      else if (kind === "t") values[i] = this.text();
+      else if (kind === "t") values[i] = this.text(i);
       else throw new Error(`pgoutput: unexpected column kind '${kind}' (binary mode is not used)`);
     }
     return values;
   }
 }
 
-/** Decodes one pgoutput message (the payload of an XLogData frame). */
-export function decodePgoutput(buf: Buffer): PgoutputMessage {
-  const r = new Reader(buf);
+/**
+ * Decodes one pgoutput message (the payload of an XLogData frame). A value longer than
+ * `maxValueBytes` (default: what V8 can hold) yields an "oversized" message for its row.
+ */
+export function decodePgoutput(buf: Buffer, maxValueBytes = MAX_VALUE_BYTES): PgoutputMessage {
+  try {
+    return decode(new Reader(buf, maxValueBytes));
+  } catch (err) {
+    if (!(err instanceof ValueTooLarge)) throw err;
+    // Row messages start with their kind byte and the relation's OID.
+    return {
+      tag: "oversized",
+      relationOid: buf.readUInt32BE(1),
+      column: err.column,
+      bytes: err.bytes,
+    };
+  }
+}
+
+function decode(r: Reader): PgoutputMessage {
   const kind = r.char();
   switch (kind) {
     case "B": {

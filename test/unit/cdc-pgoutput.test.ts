@@ -284,3 +284,48 @@ describe("statement planning", () => {
     );
   });
 });
+
+describe("pgoutput values too large to hold", () => {
+  it("turns a row with an oversized value into an 'oversized' message naming the column", () => {
+    const insert = new Writer()
+      .char("I")
+      .int32(16_385)
+      .char("N")
+      .tuple(["1", "x".repeat(65), null])
+      .done();
+    assert.deepEqual(decodePgoutput(insert, 64), {
+      tag: "oversized",
+      relationOid: 16_385,
+      column: 1,
+      bytes: 65,
+    });
+    const update = new Writer()
+      .char("U")
+      .int32(16_386)
+      .char("K")
+      .tuple(["y".repeat(100), null])
+      .char("N")
+      .tuple(["1", "ok"])
+      .done();
+    assert.deepEqual(decodePgoutput(update, 64), {
+      tag: "oversized",
+      relationOid: 16_386,
+      column: 0,
+      bytes: 100,
+    });
+  });
+
+  it("decodes a value exactly at the limit as text", () => {
+    const insert = new Writer()
+      .char("I")
+      .int32(7)
+      .char("N")
+      .tuple(["z".repeat(64)])
+      .done();
+    assert.deepEqual(decodePgoutput(insert, 64), {
+      tag: "insert",
+      relationOid: 7,
+      newTuple: ["z".repeat(64)],
+    });
+  });
+});
