@@ -191,7 +191,14 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
       await progress.event("info", `${count} sequence values copied`, database);
     }
     warnings.push(...(await copyDatabaseProperties(spec, database)));
+
+    throwIfCanceled(signal, "clone");
+    await analyzeTarget(spec, database, signal).catch((err: unknown) => {
+      throw MigrationError.wrap("clone", err, `analyzing database "${database}"`);
+    });
     throwIfCanceled(signal, "schema");
+    // Last, as pg_restore applies ACLs last: the copy, index builds, refreshes and ANALYZE ran as
+    // the target user that created every object.
     const gaps = await restorePrivileges(spec, database, plan.privileges).catch((err: unknown) => {
       throw MigrationError.wrap(
         "schema",
@@ -205,11 +212,6 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
       `owners and privileges restored${gaps.length > 0 ? ` (${gaps.length} warning(s))` : ""}`,
       database,
     );
-
-    throwIfCanceled(signal, "clone");
-    await analyzeTarget(spec, database, signal).catch((err: unknown) => {
-      throw MigrationError.wrap("clone", err, `analyzing database "${database}"`);
-    });
     throwIfCanceled(signal, "clone");
 
     const byName = new Map(copied.map((t) => [`${t.schema}\0${t.name}`, t]));

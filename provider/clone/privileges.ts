@@ -27,6 +27,8 @@ interface TargetSession {
   readonly client: Client;
   readonly user: string;
   readonly roles: ReadonlySet<string>;
+  /** Roles the target user may give objects to and set default privileges for. */
+  readonly actFor: ReadonlySet<string>;
 }
 
 function note(map: Map<string, string[]>, role: string, what: string): void {
@@ -43,6 +45,11 @@ async function run(session: TargetSession, gaps: Shortfalls, statement: string):
     gaps.failures.push(`could not apply "${statement}": ${(err as Error).message}`);
     return false;
   }
+}
+
+/** A name as users read it (and as pg_identify_object prints it): quoted only when needed. */
+function readable(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : quoteIdent(name);
 }
 
 function grantee(name: string | null): string {
@@ -102,15 +109,19 @@ async function grantItems(
   }
 }
 
+/** Gives `object` its owner and ACL; returns the role that owns it on the target. */
 async function restoreObject(
   session: TargetSession,
   gaps: Shortfalls,
   object: OwnedObject,
-): Promise<void> {
+): Promise<string> {
   let actualOwner = object.owner;
   if (object.alterKind !== null && !object.extensionMember && object.owner !== session.user) {
     if (!session.roles.has(object.owner)) {
       note(gaps.orphaned, object.owner, object.label);
+      actualOwner = session.user;
+    } else if (!session.actFor.has(object.owner)) {
+      note(gaps.unreachable, object.owner, object.label);
       actualOwner = session.user;
     } else {
       try {
@@ -118,13 +129,13 @@ async function restoreObject(
           `ALTER ${object.alterKind} ${object.identity} OWNER TO ${quoteIdent(object.owner)}`,
         );
       } catch {
-        // Typically a non-superuser target user that is not a member of the owner role.
+        // PostgreSQL 16+ also wants the SET option on the membership, which MEMBER does not show.
         note(gaps.unreachable, object.owner, object.label);
         actualOwner = session.user;
       }
     }
   }
-  if (object.acl === null || object.grantKind === null) return;
+  if (object.acl === null || object.grantKind === null) return actualOwner;
   const on = `${object.grantKind} ${object.identity}`;
   // From the owner's default ACL to exactly the source's: start empty, then grant each item.
   await run(session, gaps, `REVOKE ALL ON ${on} FROM PUBLIC`);
@@ -136,6 +147,7 @@ async function restoreObject(
     actualOwner,
     items: object.acl,
   });
+  return actualOwner;
 }
 
 /**
@@ -147,10 +159,14 @@ async function restoreDefault(
   gaps: Shortfalls,
   entry: DefaultAcl,
 ): Promise<void> {
-  const where = entry.schema === null ? "" : ` in schema ${quoteIdent(entry.schema)}`;
-  const label = `default privileges of role ${quoteIdent(entry.role)} on ${entry.objects.toLowerCase()}${where}`;
+  const where = entry.schema === null ? "" : ` in schema ${readable(entry.schema)}`;
+  const label = `default privileges of role ${readable(entry.role)} on ${entry.objects.toLowerCase()}${where}`;
   if (!session.roles.has(entry.role)) {
     note(gaps.orphaned, entry.role, label);
+    return;
+  }
+  if (!session.actFor.has(entry.role)) {
+    note(gaps.unreachable, entry.role, label);
     return;
   }
   const prefix = `ALTER DEFAULT PRIVILEGES FOR ROLE ${quoteIdent(entry.role)}${
@@ -202,8 +218,8 @@ function warningsOf(spec: MigrationSpec, database: string, gaps: Shortfalls): st
   }
   if (gaps.unreachable.size > 0) {
     warnings.push(
-      `${db}: the target user ${user} may not give objects to these roles (it must be a superuser or ` +
-        `a member of them), so it kept them: ${describe(gaps.unreachable)}`,
+      `${db}: the target user ${user} may not act for these roles (it must be a superuser or a ` +
+        `member of them), so it kept their objects and left out their default privileges: ${describe(gaps.unreachable)}`,
     );
   }
   if (gaps.ungranted.size > 0) {
@@ -232,15 +248,18 @@ export async function restorePrivileges(
 ): Promise<string[]> {
   return withClient(spec.target, database, async (client) => {
     const named = [...rolesNamed(privileges)];
-    const { rows } = await client.query<{ rolname: string }>(
-      "SELECT rolname FROM pg_roles WHERE rolname = ANY($1)",
+    const { rows } = await client.query<{ rolname: string; act_for: boolean }>(
+      `SELECT r.rolname, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+                         OR pg_has_role(current_user, r.oid, 'MEMBER') AS act_for
+         FROM pg_roles r WHERE r.rolname = ANY($1)`,
       [named],
     );
     const { rows: me } = await client.query<{ user: string }>('SELECT current_user AS "user"');
     const session: TargetSession = {
       client,
       user: me[0].user,
-      roles: new Set(rows.map((r) => r.rolname)),
+      roles: new Set([me[0].user, ...rows.map((r) => r.rolname)]),
+      actFor: new Set([me[0].user, ...rows.filter((r) => r.act_for).map((r) => r.rolname)]),
     };
     const gaps: Shortfalls = {
       orphaned: new Map(),
@@ -248,9 +267,13 @@ export async function restorePrivileges(
       ungranted: new Map(),
       failures: [],
     };
-    for (const object of privileges.objects) await restoreObject(session, gaps, object);
+    const tableOwners = new Map<string, string>();
+    for (const object of privileges.objects) {
+      const owner = await restoreObject(session, gaps, object);
+      if (object.grantKind === "TABLE") tableOwners.set(object.identity, owner);
+    }
     for (const column of privileges.columns) {
-      const owner = session.roles.has(column.owner) ? column.owner : session.user;
+      const owner = tableOwners.get(column.table) ?? session.user;
       await grantItems(session, gaps, {
         on: `TABLE ${column.table}`,
         label: `table ${column.table}`,
