@@ -116,7 +116,9 @@ async function restoreObject(
   object: OwnedObject,
 ): Promise<string> {
   let actualOwner = object.owner;
-  if (object.alterKind !== null && !object.extensionMember && object.owner !== session.user) {
+  // Even when the source owner is the target user: objects the target database already had (the
+  // public schema, owned by pg_database_owner from PostgreSQL 15) were not created by the restore.
+  if (object.alterKind !== null && !object.extensionMember) {
     if (!session.roles.has(object.owner)) {
       note(gaps.orphaned, object.owner, object.label);
       actualOwner = session.user;

@@ -1,9 +1,10 @@
 // Privileges check: roles that own or are granted objects in a source database but are missing on
-// the target (their grants cannot be restored), and owners the target user may not give objects to.
+// the target (their grants cannot be restored), owners the target user may not give objects to,
+// and policies naming missing roles (which would stop the schema restore).
 import type { Client } from "pg";
 import { readDatabasePrivileges, type AclItem, type DatabasePrivileges } from "../pg/privileges";
 import type { CheckResult, MigrationSpec } from "../spec/types";
-import { CHECK, listSome, succeeded, warning } from "./checks";
+import { CHECK, failed, listSome, succeeded, warning } from "./checks";
 import type { TargetCatalog } from "./target";
 
 /** Per role: objects it owns and privileges it holds ("SELECT on table public.t"). */
@@ -50,11 +51,19 @@ function describeUse(role: string, use: RoleUse): string {
   return `"${role}" (${parts.join("; ")})`;
 }
 
+/** Row-level security policies and the roles they name (pg_restore recreates them verbatim). */
+const POLICY_ROLES_SQL = `
+SELECT format('policy %I on table %I.%I', p.polname, n.nspname, c.relname) AS policy, r.rolname AS role
+  FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+  CROSS JOIN LATERAL unnest(p.polroles) AS pr(oid) JOIN pg_roles r ON r.oid = pr.oid
+ WHERE n.nspname NOT LIKE 'pgmigrate%'
+ ORDER BY 1, 2`;
+
 /**
  * Warning when the target lacks roles the database's objects name (owners fall back to the target
  * user, grants to them are not restored; PUBLIC and existing roles are always restored), or when
  * the target user may not give objects to an existing owner. With migrateRoles the missing roles
- * are created, so they are only listed.
+ * are created, so they are only listed. Failed when a policy names a missing role.
  */
 export async function privilegesCheck(
   client: Client,
@@ -62,6 +71,10 @@ export async function privilegesCheck(
   catalog: TargetCatalog,
 ): Promise<CheckResult> {
   const uses = usesByRole(await readDatabasePrivileges(client));
+  const { rows: policies } = await client.query<{ policy: string; role: string }>(POLICY_ROLES_SQL);
+  const brokenPolicies = spec.migrateRoles
+    ? []
+    : policies.filter((p) => !catalog.roles.has(p.role));
   const missing = [...uses.entries()].filter(([role]) => !catalog.roles.has(role));
   const unreachable = [...uses.entries()].filter(
     ([role, use]) =>
@@ -80,6 +93,15 @@ export async function privilegesCheck(
     messages.push(
       `the target user ${user} may not give objects to ${unreachable.map(([role, use]) => `"${role}" (${listSome(use.owns, 5)})`).join(", ")} ` +
         `(it must be a superuser or a member of those roles): it will keep them`,
+    );
+  }
+  if (brokenPolicies.length > 0) {
+    // A policy names its roles in its own DDL: the schema restore would stop there.
+    return failed(
+      CHECK.privileges,
+      `row-level security policies name roles missing on the target, so the schema restore would fail: ` +
+        `${listSome(brokenPolicies.map((p) => `${p.policy} (role "${p.role}")`))}. Create these roles on the target first, or set migrateRoles: true`,
+      ...messages,
     );
   }
   if (messages.length > 0) return warning(CHECK.privileges, ...messages);

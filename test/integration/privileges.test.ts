@@ -345,4 +345,64 @@ describe("privileges never widened (15 → 15)", function () {
       assert.doesNotMatch(text, /could not apply "(GRANT|REVOKE|ALTER DEFAULT)/);
     });
   });
+
+  it("fails validation when a row-level security policy names a role missing on the target", async () => {
+    await source.query("CREATE ROLE phantom NOLOGIN");
+    await source.query("CREATE DATABASE guarded");
+    await source.query(
+      `CREATE TABLE secrets (id int PRIMARY KEY); ALTER TABLE secrets ENABLE ROW LEVEL SECURITY;
+       CREATE POLICY own_rows ON secrets TO phantom USING (true)`,
+      [],
+      "guarded",
+    );
+    const report = await validateMigration(
+      specOf(source, target, { databases: ["guarded"] }, "privileges-test"),
+    );
+    const check = report.databaseLevel[0].summary.find((c) => c.type === "Privileges");
+    assert.equal(check?.state, "Failed", JSON.stringify(check));
+    assert.match(check.messages[0], /policy own_rows on table public\.secrets \(role "phantom"\)/);
+  });
+});
+
+describe("privileges never widened (13 → 16): the public schema keeps the source's semantics", function () {
+  let source: PgServer;
+  let target: PgServer;
+
+  before(async () => {
+    [source, target] = await Promise.all([
+      startPostgres({ version: 13 }),
+      startPostgres({ version: 16 }),
+    ]);
+    for (const server of [source, target]) {
+      await server.query("CREATE ROLE app_reader NOLOGIN");
+      await server.query("CREATE ROLE nobody NOLOGIN");
+    }
+    await source.query(`CREATE DATABASE ${DB}`);
+    await source.query(
+      `CREATE TABLE public.t (id int PRIMARY KEY, v text);
+       GRANT SELECT (v) ON public.t TO app_reader;
+       CREATE FUNCTION public.hidden() RETURNS int LANGUAGE sql AS 'SELECT 1';
+       REVOKE EXECUTE ON FUNCTION public.hidden() FROM PUBLIC;
+       GRANT EXECUTE ON FUNCTION public.hidden() TO app_reader WITH GRANT OPTION;`,
+      [],
+      DB,
+    );
+    const spec = specOf(source, target, { databases: [DB] }, "privileges-test");
+    await prepareTargetDatabase(spec, DB);
+    await cloneDatabase({ spec, database: DB, progress: quietProgress() });
+  });
+  after(async () => {
+    await Promise.all([source?.stop(), target?.stop()]);
+  });
+
+  it("gives every role the source's privileges, CREATE on public for PUBLIC included", async () => {
+    const roles = ["app_reader", "nobody", "postgres"];
+    const before = await privilegeMatrix(source, roles);
+    assert.ok(before.includes("nobody | schema public | CREATE"), "PostgreSQL 13 semantics");
+    assert.deepEqual(await privilegeMatrix(target, roles), before);
+  });
+
+  it("keeps the public schema's owner from the source", async () => {
+    assert.deepEqual(await owners(target), await owners(source));
+  });
 });
