@@ -144,7 +144,8 @@ SELECT o.alter_kind, o.grant_kind, i.type, i.identity, pg_get_userbyid(o.owner) 
        ${ACL_JSON(`(SELECT ip.initprivs FROM pg_init_privs ip
                      WHERE ip.classoid = o.classid AND ip.objoid = o.objid AND ip.objsubid = 0)`)} AS init_acl
   FROM objs o CROSS JOIN LATERAL pg_identify_object(o.classid, o.objid, 0) i
- ORDER BY o.classid::oid, i.identity`;
+-- Schemas first: a grant made as its grantor (SET ROLE) needs that role's USAGE on the schema.
+ ORDER BY o.classid <> 'pg_namespace'::regclass, o.classid::oid, i.identity`;
 
 const COLUMNS_SQL = `
 SELECT (pg_identify_object('pg_class'::regclass, c.oid, 0)).identity AS table, a.attname AS column,

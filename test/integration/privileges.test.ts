@@ -141,6 +141,30 @@ async function owners(server: PgServer): Promise<Record<string, string>> {
   return Object.fromEntries(rows.map((r) => [r.object, r.owner]));
 }
 
+/** Every ACL as text with its items sorted (grantors included), by object name. */
+async function acls(server: PgServer): Promise<Record<string, string>> {
+  const sorted = (acl: string): string =>
+    `(SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(${acl}) a)`;
+  const rows = await server.query<{ object: string; acl: string }>(
+    `SELECT format('schema %I', n.nspname) AS object, ${sorted("n.nspacl")} AS acl
+       FROM pg_namespace n WHERE ${USER_SCHEMAS}
+     UNION ALL
+     SELECT format('relation %I.%I', n.nspname, c.relname), ${sorted("c.relacl")}
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'v', 'S') AND ${USER_SCHEMAS}
+     UNION ALL
+     SELECT format('column %I.%I.%I', n.nspname, c.relname, a.attname), ${sorted("a.attacl")}
+       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE a.attacl IS NOT NULL AND ${USER_SCHEMAS}
+     UNION ALL
+     SELECT 'function ' || (pg_identify_object('pg_proc'::regclass, f.oid, 0)).identity, ${sorted("f.proacl")}
+       FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace WHERE ${USER_SCHEMAS}`,
+    [],
+    DB,
+  );
+  return Object.fromEntries(rows.map((r) => [r.object, r.acl]));
+}
+
 /** pg_default_acl as text, by role and schema names. */
 async function defaultAcls(server: PgServer): Promise<string[]> {
   const rows = await server.query<{ line: string }>(
@@ -292,6 +316,12 @@ describe("privileges never widened (15 → 15)", function () {
     it("gives every role exactly the source's privileges, ghost's included", async () => {
       const roles = [...ROLES, "postgres"];
       assert.deepEqual(await privilegeMatrix(target, roles), forRoles(sourceMatrix, roles));
+    });
+
+    it("reproduces every ACL item by item, grantors of WITH GRANT OPTION chains included", async () => {
+      const onSource = await acls(source);
+      assert.match(onSource["relation app.accounts"], /app_reader=a\/app_writer/);
+      assert.deepEqual(await acls(target), onSource);
     });
 
     it("keeps every owner and every default privilege", async () => {
