@@ -7,6 +7,7 @@
 // widening we must avoid. The catalog names each item's grantee, so we restore item by item.
 import type { Client } from "pg";
 import { withClient } from "../pg/connect";
+import { SQLSTATE, pgFields } from "../pg/errors";
 import { quoteIdent } from "../pg/ident";
 import type { AclItem, DatabasePrivileges, DefaultAcl, OwnedObject } from "../pg/privileges";
 import { rolesNamed } from "../pg/privileges";
@@ -37,13 +38,12 @@ function note(map: Map<string, string[]>, role: string, what: string): void {
   map.set(role, list);
 }
 
-async function run(session: TargetSession, gaps: Shortfalls, statement: string): Promise<boolean> {
+/** Runs one statement; a failure is reported, never fatal (one object must not stop the rest). */
+async function run(session: TargetSession, gaps: Shortfalls, statement: string): Promise<void> {
   try {
     await session.client.query(statement);
-    return true;
   } catch (err) {
     gaps.failures.push(`could not apply "${statement}": ${(err as Error).message}`);
-    return false;
   }
 }
 
@@ -126,13 +126,16 @@ async function restoreObject(
       note(gaps.unreachable, object.owner, object.label);
       actualOwner = session.user;
     } else {
+      const statement = `ALTER ${object.alterKind} ${object.identity} OWNER TO ${quoteIdent(object.owner)}`;
       try {
-        await session.client.query(
-          `ALTER ${object.alterKind} ${object.identity} OWNER TO ${quoteIdent(object.owner)}`,
-        );
-      } catch {
+        await session.client.query(statement);
+      } catch (err) {
         // PostgreSQL 16+ also wants the SET option on the membership, which MEMBER does not show.
-        note(gaps.unreachable, object.owner, object.label);
+        if (pgFields(err).code === SQLSTATE.insufficientPrivilege) {
+          note(gaps.unreachable, object.owner, object.label);
+        } else {
+          gaps.failures.push(`could not apply "${statement}": ${(err as Error).message}`);
+        }
         actualOwner = session.user;
       }
     }
