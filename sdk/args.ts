@@ -66,7 +66,10 @@ export interface PostgresMigrationArgs {
   migrationName?: pulumi.Input<string>;
   /** Copy parallelism; changes apply in place. */
   parallelism?: pulumi.Input<ParallelismArgs>;
-  /** Create the source's roles on the target before the copy; default false. */
+  /**
+   * Create the source's roles missing on the target before the copy, so their objects keep their
+   * owners and grants; default false (owners and grants of roles that exist are kept either way).
+   */
   migrateRoles?: pulumi.Input<boolean>;
   /** "full": give tables without a usable replica identity REPLICA IDENTITY FULL (Online). */
   fixReplicaIdentity?: pulumi.Input<"full">;

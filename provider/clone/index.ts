@@ -9,6 +9,8 @@ import type { MigrationSpec, ProgressSink, TableRef } from "../spec/types";
 import { findDumpTools, type DumpTools } from "../pg/dump-tools";
 import { CANCELED_CODE, copyTables } from "./copy";
 import { copyDatabaseProperties } from "./properties";
+import { restorePrivileges } from "./privileges";
+import { readDatabasePrivileges, type DatabasePrivileges } from "../pg/privileges";
 import { runWorkers } from "../pg/pool";
 import { dumpSchema, makeDumpDir, restoreSection } from "./schema";
 import { syncSequences } from "./sequences";
@@ -47,6 +49,8 @@ interface ClonePlan {
   readonly encoding: string;
   readonly tables: TableToCopy[];
   readonly notes: string[];
+  /** Owners and ACLs at the snapshot, applied once the schema and data are in place. */
+  readonly privileges: DatabasePrivileges;
 }
 
 function throwIfCanceled(
@@ -73,8 +77,9 @@ async function planClone(
     );
     const tables = await listTablesToCopy(client, sourceMajor);
     const notes = await sourceNotes(client);
+    const privileges = await readDatabasePrivileges(client);
     await client.query("COMMIT");
-    return { sourceMajor, encoding: rows[0].encoding, tables, notes };
+    return { sourceMajor, encoding: rows[0].encoding, tables, notes, privileges };
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -146,12 +151,6 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
     });
     const tools = dumpTools(plan.sourceMajor);
     const warnings = [...plan.notes];
-    if (!spec.migrateRoles) {
-      warnings.push(
-        `database "${database}": objects are owned by the target user "${spec.target.username}" and ` +
-          `grants were not restored (set migrateRoles: true to keep owners and privileges)`,
-      );
-    }
 
     const archive = await dumpSchema({ tools, spec, database, snapshot, dir, signal });
     throwIfCanceled(signal, "schema");
@@ -197,6 +196,22 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
     await analyzeTarget(spec, database, signal).catch((err: unknown) => {
       throw MigrationError.wrap("clone", err, `analyzing database "${database}"`);
     });
+    throwIfCanceled(signal, "schema");
+    // Last, as pg_restore applies ACLs last: the copy, index builds, refreshes and ANALYZE ran as
+    // the target user that created every object.
+    const gaps = await restorePrivileges(spec, database, plan.privileges).catch((err: unknown) => {
+      throw MigrationError.wrap(
+        "schema",
+        err,
+        `restoring owners and privileges in database "${database}"`,
+      );
+    });
+    warnings.push(...gaps);
+    await progress.event(
+      "info",
+      `owners and privileges restored${gaps.length > 0 ? ` (${gaps.length} warning(s))` : ""}`,
+      database,
+    );
     throwIfCanceled(signal, "clone");
 
     const byName = new Map(copied.map((t) => [`${t.schema}\0${t.name}`, t]));

@@ -1,5 +1,5 @@
 // Database-level properties pg_dump leaves out without --create: per-database settings
-// (ALTER DATABASE ... SET), the comment, and with migrateRoles the owner and grants.
+// (ALTER DATABASE ... SET), the comment, the owner and grants (for roles the target has).
 import type { Client } from "pg";
 import { withClient } from "../pg/connect";
 import { quoteIdent, quoteLiteral } from "../pg/ident";
@@ -61,8 +61,7 @@ async function readSource(source: Client): Promise<SourceDatabase> {
 }
 
 /**
- * Applies the source database's settings and comment (and with migrateRoles its owner and
- * grants) to the target database. Each statement that fails becomes a warning: a setting from an
+ * Applies the source database's settings, comment, owner and grants to the target database. Each statement that fails becomes a warning: a setting from an
  * extension the target lacks must not fail a finished clone.
  */
 export async function copyDatabaseProperties(
@@ -75,21 +74,44 @@ export async function copyDatabaseProperties(
   if (source.comment !== null) {
     statements.push(`COMMENT ON DATABASE ${db} IS ${quoteLiteral(source.comment)}`);
   }
-  if (spec.migrateRoles) {
+  // Owner and grants as on the source for every role the target has (migrateRoles creates the
+  // missing ones first): a missing role must not widen CONNECT or TEMPORARY to PUBLIC.
+  const named = [
+    source.owner,
+    ...(source.acl ?? []).flatMap((a) => (a.grantee ? [a.grantee] : [])),
+  ];
+  const existing = await withClient(spec.target, database, async (target) => {
+    const { rows } = await target.query<{ rolname: string }>(
+      "SELECT rolname FROM pg_roles WHERE rolname = ANY($1)",
+      [named],
+    );
+    return new Set(rows.map((r) => r.rolname));
+  });
+  const warnings: string[] = [];
+  if (existing.has(source.owner)) {
     statements.push(`ALTER DATABASE ${db} OWNER TO ${quoteIdent(source.owner)}`);
-    if (source.acl !== null) {
-      // An explicit ACL replaces the defaults (CONNECT and TEMPORARY for PUBLIC).
-      statements.push(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`);
-      for (const item of source.acl) {
-        // privilege_type is a server-made keyword (CONNECT, CREATE, TEMPORARY); refuse anything else.
-        if (!/^[A-Z]+$/.test(item.privilege)) continue;
-        const grantee = item.grantee === null ? "PUBLIC" : quoteIdent(item.grantee);
-        const option = item.grantable ? " WITH GRANT OPTION" : "";
-        statements.push(`GRANT ${item.privilege} ON DATABASE ${db} TO ${grantee}${option}`);
+  } else {
+    warnings.push(
+      `database "${database}": its owner "${source.owner}" does not exist on the target; the target user "${spec.target.username}" owns it`,
+    );
+  }
+  if (source.acl !== null) {
+    // An explicit ACL replaces the defaults (CONNECT and TEMPORARY for PUBLIC).
+    statements.push(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`);
+    for (const item of source.acl) {
+      // privilege_type is a server-made keyword (CONNECT, CREATE, TEMPORARY); refuse anything else.
+      if (!/^[A-Z]+$/.test(item.privilege)) continue;
+      if (item.grantee !== null && !existing.has(item.grantee)) {
+        warnings.push(
+          `database "${database}": ${item.privilege} was not granted to "${item.grantee}", which does not exist on the target`,
+        );
+        continue;
       }
+      const grantee = item.grantee === null ? "PUBLIC" : quoteIdent(item.grantee);
+      const option = item.grantable ? " WITH GRANT OPTION" : "";
+      statements.push(`GRANT ${item.privilege} ON DATABASE ${db} TO ${grantee}${option}`);
     }
   }
-  const warnings: string[] = [];
   await withClient(spec.target, database, async (target) => {
     for (const statement of statements) {
       try {

@@ -157,9 +157,11 @@ export async function dumpSchema(args: {
 }
 
 /**
- * Restores one section into the target database. Without migrateRoles, ownership and grants are
- * left out (objects belong to the target user). Tablespaces are never restored: managed targets
- * have none of the source's. Stops at the first error so a failed schema never passes for done.
+ * Restores one section into the target database. Ownership and grants are always left out here:
+ * objects belong to the target user until restorePrivileges (privileges.ts) applies the source's
+ * owners and ACLs item by item, skipping only roles missing on the target. Tablespaces are never
+ * restored: managed targets have none of the source's. Stops at the first error so a failed
+ * schema never passes for done.
  */
 export async function restoreSection(args: {
   tools: DumpTools;
@@ -178,7 +180,8 @@ export async function restoreSection(args: {
         `--section=${section}`,
         "--exit-on-error",
         "--no-tablespaces",
-        ...(spec.migrateRoles ? [] : ["--no-owner", "--no-privileges"]),
+        "--no-owner",
+        "--no-privileges",
         ...(jobs > 1 ? [`--jobs=${jobs}`] : []),
         `--use-list=${archive.list}`,
         `--dbname=${dbnameConninfo(database)}`,

@@ -24,6 +24,7 @@ export const CHECK = {
   replicaIdentity: "ReplicaIdentity",
   publicationPrivilege: "PublicationPrivilege",
   targetTriggers: "TargetTriggers",
+  privileges: "Privileges",
   unsupportedObjects: "UnsupportedObjects",
 } as const;
 

@@ -11,6 +11,7 @@ import type {
   UsedCollation,
 } from "./compat";
 import { collationProblems, databaseLocaleProblems, extensionProblems } from "./compat";
+import { privilegesCheck } from "./grants";
 import { publicationPrivilegeCheck } from "./publication-privilege";
 import { findTablesWithoutReplicaIdentity } from "./replica-identity";
 import type { TargetCatalog } from "./target";
@@ -210,6 +211,7 @@ export async function sourceDatabaseChecks(
       )),
     );
   }
+  checks.push(...(await guarded(CHECK.privileges, () => privilegesCheck(client, spec, catalog))));
   checks.push(...(await guarded(CHECK.unsupportedObjects, () => unsupportedObjectsCheck(client))));
   return checks;
 }

@@ -21,6 +21,10 @@ export interface TargetCatalog {
   readonly databases: ReadonlySet<string>;
   /** The target user may SET session_replication_role (so triggers stay quiet during apply). */
   readonly replicaRole: boolean;
+  /** Every role of the target server. */
+  readonly roles: ReadonlySet<string>;
+  /** Roles the target user may give objects to (all for a superuser, else those it is a member of). */
+  readonly ownerRoles: ReadonlySet<string>;
 }
 
 export async function readTargetCatalog(
@@ -71,8 +75,15 @@ export async function readTargetCatalog(
     libcLocales.add(normalizeLocale(row.datctype));
   }
   const replicaRole = await replicaRoleAllowed(client);
+  const roles = await client.query<{ rolname: string; can_own: boolean }>(
+    `SELECT r.rolname, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+                       OR pg_has_role(current_user, r.oid, 'MEMBER') AS can_own
+       FROM pg_roles r`,
+  );
   return {
     replicaRole,
+    roles: new Set(roles.rows.map((r) => r.rolname)),
+    ownerRoles: new Set(roles.rows.filter((r) => r.can_own).map((r) => r.rolname)),
     extensionDefaults,
     extensionAllowList,
     locales: { major: majorOf(versionNum), systemCollations, libcLocales, providers },

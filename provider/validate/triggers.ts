@@ -116,10 +116,11 @@ export async function targetTriggersCheck(
 
 function migrateRolesNote(spec: MigrationSpec, firing: readonly UserTrigger[]): string {
   const user = spec.target.username;
-  if (!spec.migrateRoles) return `"${user}" owns the migrated tables, which allows this`;
   const owners = [...new Set(firing.map((t) => t.owner))].sort();
+  // The clone gives a table to its source owner only when the target user may act for that role
+  // (superuser or member), so the target user can always alter the tables it restored.
   return (
-    `with migrateRoles the tables keep their owners (${listSome(owners)}): "${user}" must be a ` +
-    `member of them (GRANT owner TO "${user}") or the migration fails before streaming starts`
+    `the tables keep their owners (${listSome(owners)}) only where "${user}" is a member of them, ` +
+    `and "${user}" owns the others, which allows this`
   );
 }

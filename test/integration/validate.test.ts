@@ -155,6 +155,7 @@ describe("premigration validation", () => {
         "ReplicaIdentity",
         "PublicationPrivilege",
         "TargetTriggers",
+        "Privileges",
         "UnsupportedObjects",
       ],
     );
