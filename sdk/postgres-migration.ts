@@ -1,7 +1,7 @@
 // PostgresMigration: a PostgreSQL → PostgreSQL migration declared as a Pulumi resource. Only the
 // thin provider adapter is loaded here; the engine runs in Pulumi's dynamic-provider host.
 import * as pulumi from "@pulumi/pulumi";
-import { createMigrationProvider } from "../provider/pulumi/index";
+import { createMigrationProvider, type MigrationProvider } from "../provider/pulumi/index";
 import type {
   DbDetails,
   MigrationMode,
@@ -55,7 +55,7 @@ export const RESOURCE_TYPE = `pulumi-nodejs:dynamic/${MODULE}:${TYPE}`;
 export function migrationProvider(
   args: PostgresMigrationArgs,
   urn?: pulumi.Input<string>,
-): pulumi.dynamic.ResourceProvider {
+): MigrationProvider {
   const credentials = pulumi.secret(
     pulumi
       .all([passwordOf(args.source), passwordOf(args.target)])

@@ -31,13 +31,19 @@ export interface ResourceUrn {
 }
 
 /**
+ * The provider Pulumi runs: inputs as written in the program (after `check`), outputs the
+ * resource state (`object`: what an older version stored is read back as it is).
+ */
+export type MigrationProvider = pulumi.dynamic.ResourceProvider<Record<string, unknown>, object>;
+
+/**
  * The dynamic provider for one resource; `remembered` supplies passwords to read and delete,
  * `urn` the resource its diagnostics belong to (the stack's without it).
  */
 export function createMigrationProvider(
   remembered?: RememberedCredentials,
   urn?: ResourceUrn,
-): pulumi.dynamic.ResourceProvider {
+): MigrationProvider {
   const packageEntry = PROVIDER_ENTRY;
   // The serialized text runs as a module without a file name: only node_modules under the
   // project directory can resolve the package. Where it isn't installed there (this repository's

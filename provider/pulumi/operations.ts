@@ -26,11 +26,20 @@ type Inputs = Record<string, unknown>;
 
 /** The provider's operations; read and delete also take the passwords the provider remembers. */
 export interface ProviderImplementation {
-  check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.CheckResult>;
+  check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.CheckResult<Inputs>>;
   diff(id: string, olds: object, news: Inputs): Promise<pulumi.dynamic.DiffResult>;
   create(inputs: Inputs): Promise<pulumi.dynamic.CreateResult<ResourceState>>;
-  read(id: string, props: object, remembered?: Credentials): Promise<pulumi.dynamic.ReadResult>;
-  update(id: string, olds: object, news: Inputs): Promise<pulumi.dynamic.UpdateResult>;
+  /** The live state; the props as given when they are not a migration's (Pulumi keeps them). */
+  read(
+    id: string,
+    props: object,
+    remembered?: Credentials,
+  ): Promise<pulumi.dynamic.ReadResult<object>>;
+  update(
+    id: string,
+    olds: object,
+    news: Inputs,
+  ): Promise<pulumi.dynamic.UpdateResult<ResourceState>>;
   /** Resolves to the migration's last outputs before it was forgotten (undefined if gone). */
   delete(
     id: string,
