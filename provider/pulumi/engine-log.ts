@@ -21,6 +21,7 @@ export const PULUMI_PRIVATE_PATHS = {
   engineMessages: "proto/engine_pb.js",
 } as const;
 
+/** How the CLI shows a diagnostic (Pulumi's LogSeverity, without debug). */
 export type Severity = "info" | "warning" | "error";
 
 /** Where provider diagnostics go: to the engine, attached to `urn` (the stack without one). */
