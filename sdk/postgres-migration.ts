@@ -1,7 +1,7 @@
 // PostgresMigration: a PostgreSQL → PostgreSQL migration declared as a Pulumi resource. Only the
 // thin provider adapter is loaded here; the engine runs in Pulumi's dynamic-provider host.
 import * as pulumi from "@pulumi/pulumi";
-import { createMigrationProvider } from "../provider/pulumi/index";
+import { createMigrationProvider, type MigrationProvider } from "../provider/pulumi/index";
 import type {
   DbDetails,
   MigrationMode,
@@ -41,18 +41,27 @@ function passwordOf(endpoint: pulumi.Input<EndpointArgs>): pulumi.Output<string 
   return pulumi.output(endpoint).apply((e) => e.password);
 }
 
+/** Module and type of the resource; `pulumi.dynamic.Resource` registers them as RESOURCE_TYPE. */
+const MODULE = "pgmigrate";
+const TYPE = "PostgresMigration";
+export const RESOURCE_TYPE = `pulumi-nodejs:dynamic/${MODULE}:${TYPE}`;
+
 /**
  * The dynamic provider of one migration. It remembers the passwords (as a secret, so Pulumi
- * stores the serialized provider encrypted) because `read` and `delete` only see the outputs.
+ * stores the serialized provider encrypted) because `read` and `delete` only see the outputs,
+ * and the resource's URN, which its diagnostics are attached to.
  * @internal Exported for tests.
  */
-export function migrationProvider(args: PostgresMigrationArgs): pulumi.dynamic.ResourceProvider {
+export function migrationProvider(
+  args: PostgresMigrationArgs,
+  urn?: pulumi.Input<string>,
+): MigrationProvider {
   const credentials = pulumi.secret(
     pulumi
       .all([passwordOf(args.source), passwordOf(args.target)])
       .apply(([sourcePassword, targetPassword]) => ({ sourcePassword, targetPassword })),
   );
-  return createMigrationProvider(credentials);
+  return createMigrationProvider(credentials, urn === undefined ? undefined : pulumi.output(urn));
 }
 
 /**
@@ -109,8 +118,10 @@ export class PostgresMigration extends pulumi.dynamic.Resource {
    */
   constructor(name: string, args: PostgresMigrationArgs, opts?: pulumi.CustomResourceOptions) {
     const outputs = Object.fromEntries(OUTPUT_NAMES.map((key) => [key, undefined]));
+    // The URN the engine will give this resource: the host does not tell the provider.
+    const urn = pulumi.createUrn(name, RESOURCE_TYPE, opts?.parent);
     super(
-      migrationProvider(args),
+      migrationProvider(args, urn),
       name,
       {
         ...args,
@@ -122,8 +133,8 @@ export class PostgresMigration extends pulumi.dynamic.Resource {
         ...outputs,
       },
       opts,
-      "pgmigrate",
-      "PostgresMigration",
+      MODULE,
+      TYPE,
     );
   }
 }

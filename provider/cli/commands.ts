@@ -12,6 +12,7 @@ import {
   waitForMigration,
   type RuntimeOptions,
 } from "../api/index";
+import { statusLine } from "../api/report";
 import { resolveSpec } from "../spec/inputs";
 import { redact } from "../pg/redact";
 import type { MigrationOutputs, MigrationSpec } from "../spec/types";
@@ -25,7 +26,7 @@ import {
   type CliContext,
 } from "./context";
 import { buildCreateInput } from "./create-input";
-import { formatList, formatProgressLine, formatShow } from "./format";
+import { formatList, formatShow } from "./format";
 import { readPropertiesFile } from "./properties";
 import { reviveWorker } from "./respawn";
 import { EXIT_OK, exitCodeForState, UsageError } from "./usage";
@@ -64,7 +65,7 @@ async function waitWithProgress(
       if (Date.now() >= quietUntil) warn(redact(message, ctx.secrets));
     },
     onProgress: (o) => {
-      const line = redact(formatProgressLine(o), ctx.secrets);
+      const line = redact(statusLine(o), ctx.secrets);
       if (line !== last)
         process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
       last = line;

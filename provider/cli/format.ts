@@ -1,6 +1,7 @@
 // Text the CLI prints for people: the `list` grid, the `show` summary, `--wait` progress lines.
 // (`--json` prints the MigrationOutputs object instead and nothing else.)
 import type { MigrationListItem } from "../api/index";
+import { formatLatency } from "../api/report";
 import type { CheckResult, DbDetails, MigrationOutputs } from "../spec/types";
 
 /** "45s", "3m 12s", "2h 05m", "3d 04h". */
@@ -25,12 +26,6 @@ export function formatTime(iso: string | null | undefined): string {
     .toISOString()
     .replace("T", " ")
     .replace(/\.\d+Z$/, "Z");
-}
-
-/** "0.4 s", "12 s", "-" when unknown. */
-export function formatLatency(seconds: number | null | undefined): string {
-  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "-";
-  return seconds < 10 ? `${seconds.toFixed(1)} s` : `${Math.round(seconds)} s`;
 }
 
 /** Left-aligned columns separated by two spaces; trailing blanks trimmed. */
@@ -154,15 +149,4 @@ export function formatShow(o: MigrationOutputs, server: string, now = Date.now()
     }
   }
   return lines.join("\n");
-}
-
-/** One `--wait` progress line (stderr); printed only when it changes. */
-export function formatProgressLine(o: MigrationOutputs): string {
-  const dbs = Object.values(o.dbDetails).map((d) => {
-    const changes = d.cdcInsertCounter + d.cdcUpdateCounter + d.cdcDeleteCounter;
-    const cdc = o.migrationMode === "Online" && changes > 0 ? `, ${changes} changes` : "";
-    return `${d.databaseName} ${d.migrationState} ${tableCount(d)} tables${cdc}`;
-  });
-  const latency = o.latencySeconds === null ? "" : ` latency ${formatLatency(o.latencySeconds)}`;
-  return `${o.state}/${o.substate}${latency}${dbs.length > 0 ? " — " + dbs.join("; ") : ""}`;
 }

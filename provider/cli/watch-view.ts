@@ -1,7 +1,8 @@
 // What `pgmigrate watch` draws: per-table progress bars during the copy, and per database the
 // latency and change counters during replication. Pure functions of one snapshot.
 import type { MigrationOutputs } from "../spec/types";
-import { formatDuration, formatLatency, formatProgressLine } from "./format";
+import { formatLatency, statusLine } from "../api/report";
+import { formatDuration } from "./format";
 
 /** One table's copy progress (control store `tables` row). */
 export interface TableProgress {
@@ -112,5 +113,5 @@ export function renderFrame(snapshot: WatchSnapshot, rows = 40, now = Date.now()
 
 /** One plain line per change when stdout is not a terminal. */
 export function renderPlainLine(snapshot: WatchSnapshot, now = new Date()): string {
-  return `${now.toISOString().slice(11, 19)} ${formatProgressLine(snapshot.outputs)}`;
+  return `${now.toISOString().slice(11, 19)} ${statusLine(snapshot.outputs)}`;
 }

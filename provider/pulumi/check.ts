@@ -88,7 +88,10 @@ function touchesUnknown(property: string, unknown: readonly string[]): boolean {
  * Validates `news` (defaults are applied where the spec is resolved, not written back, so
  * `pulumi preview` shows exactly what the user wrote). `olds` are the previous inputs.
  */
-export function checkMigration(olds: Inputs | undefined, news: Inputs): pulumi.dynamic.CheckResult {
+export function checkMigration(
+  olds: Inputs | undefined,
+  news: Inputs,
+): pulumi.dynamic.CheckResult<Inputs> {
   const inputs = userInputs(news);
   const unknown = unknownPaths(inputs);
   const failures: pulumi.dynamic.CheckFailure[] = [];

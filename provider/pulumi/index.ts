@@ -1,6 +1,7 @@
 // The Pulumi dynamic ResourceProvider of PostgresMigration: a thin adapter that Pulumi serializes
-// into the state and runs in its dynamic-provider host. The methods capture only two strings and
-// the remembered passwords; the implementation (and the engine) is loaded when a method runs.
+// into the state and runs in its dynamic-provider host. The methods capture only two strings, the
+// remembered passwords and the resource's URN; the implementation (and the engine) is loaded when
+// a method runs.
 import type * as pulumi from "@pulumi/pulumi";
 import type { ProviderImplementation } from "./operations";
 import type { Credentials } from "./state";
@@ -20,10 +21,29 @@ export interface RememberedCredentials {
   get(): Credentials | undefined;
 }
 
-/** The dynamic provider for one resource; `remembered` supplies passwords to read and delete. */
+/**
+ * Yields the URN of the resource the provider serves. The dynamic-provider host (3.248) does not
+ * pass the URN of a request to the provider's methods, so the SDK captures it (an
+ * `Output<string>` from `pulumi.createUrn`) and the diagnostics are attached to the resource.
+ */
+export interface ResourceUrn {
+  get(): string | undefined;
+}
+
+/**
+ * The provider Pulumi runs: inputs as written in the program (after `check`), outputs the
+ * resource state (`object`: what an older version stored is read back as it is).
+ */
+export type MigrationProvider = pulumi.dynamic.ResourceProvider<Record<string, unknown>, object>;
+
+/**
+ * The dynamic provider for one resource; `remembered` supplies passwords to read and delete,
+ * `urn` the resource its diagnostics belong to (the stack's without it).
+ */
 export function createMigrationProvider(
   remembered?: RememberedCredentials,
-): pulumi.dynamic.ResourceProvider {
+  urn?: ResourceUrn,
+): MigrationProvider {
   const packageEntry = PROVIDER_ENTRY;
   // The serialized text runs as a module without a file name: only node_modules under the
   // project directory can resolve the package. Where it isn't installed there (this repository's
@@ -31,7 +51,7 @@ export function createMigrationProvider(
   const localEntry = __filename;
 
   function implementation(): ProviderImplementation {
-    let entry: { loadImplementation(): ProviderImplementation };
+    let entry: { loadImplementation(urn?: string): ProviderImplementation };
     try {
       entry = require(packageEntry);
     } catch (err) {
@@ -45,7 +65,7 @@ export function createMigrationProvider(
         );
       }
     }
-    return entry.loadImplementation();
+    return entry.loadImplementation(urn?.get());
   }
 
   return {
@@ -62,13 +82,15 @@ export function createMigrationProvider(
 
 /**
  * Called by the serialized methods through {@link PROVIDER_ENTRY}: loads the implementation and,
- * with it, the engine. Nothing else loads them, so the SDK stays light.
+ * with it, the engine. Nothing else loads them, so the SDK stays light. Diagnostics go to the
+ * resource `urn` (providers serialized by older versions pass none: the stack's).
  */
-export function loadImplementation(): ProviderImplementation {
+export function loadImplementation(urn?: string): ProviderImplementation {
   const lifecycle = require("./operations") as typeof import("./operations");
   const progress = require("./diagnostics") as typeof import("./diagnostics");
-  const log = progress.hostDiagnostics();
-  const impl = lifecycle.providerImplementation(log);
+  const transport = require("./engine-log") as typeof import("./engine-log");
+  const log = transport.engineLog();
+  const impl = lifecycle.providerImplementation(progress.resourceLog(log, urn || undefined));
   // Every method returns only once its diagnostics reached the engine.
   const flushed =
     <A extends unknown[], R>(method: (...args: A) => Promise<R>) =>

@@ -2,19 +2,13 @@
 // use through the package entry (never by the SDK, never captured in the serialized provider).
 import type * as pulumi from "@pulumi/pulumi";
 import * as engine from "../api/index";
+import { latency, statusLine } from "../api/report";
 import { resolveSpec } from "../spec/inputs";
 import { MigrationError } from "../pg/errors";
 import { redact } from "../pg/redact";
 import { checkMigration } from "./check";
 import { planChange } from "./diff";
-import {
-  diagnostics,
-  failureReport,
-  latency,
-  progressLine,
-  progressPrinter,
-  type ProviderLog,
-} from "./diagnostics";
+import { diagnostics, failureReport, progressPrinter, type ProviderLog } from "./diagnostics";
 import {
   asResourceState,
   fingerprint,
@@ -32,11 +26,20 @@ type Inputs = Record<string, unknown>;
 
 /** The provider's operations; read and delete also take the passwords the provider remembers. */
 export interface ProviderImplementation {
-  check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.CheckResult>;
+  check(olds: Inputs, news: Inputs): Promise<pulumi.dynamic.CheckResult<Inputs>>;
   diff(id: string, olds: object, news: Inputs): Promise<pulumi.dynamic.DiffResult>;
   create(inputs: Inputs): Promise<pulumi.dynamic.CreateResult<ResourceState>>;
-  read(id: string, props: object, remembered?: Credentials): Promise<pulumi.dynamic.ReadResult>;
-  update(id: string, olds: object, news: Inputs): Promise<pulumi.dynamic.UpdateResult>;
+  /** The live state; the props as given when they are not a migration's (Pulumi keeps them). */
+  read(
+    id: string,
+    props: object,
+    remembered?: Credentials,
+  ): Promise<pulumi.dynamic.ReadResult<object>>;
+  update(
+    id: string,
+    olds: object,
+    news: Inputs,
+  ): Promise<pulumi.dynamic.UpdateResult<ResourceState>>;
   /** Resolves to the migration's last outputs before it was forgotten (undefined if gone). */
   delete(
     id: string,
@@ -176,7 +179,7 @@ export function providerImplementation(log: ProviderLog = diagnostics): Provider
         const live = await engine.getMigration(engine.controlLocation(spec), name);
         if (!live) return {}; // gone: Pulumi drops it from the state
         // `pulumi refresh` shows this line: stack outputs change only at `up`.
-        log.info(`pgmigrate ${name}: ${progressLine(live)}`);
+        log.info(`pgmigrate ${name}: ${statusLine(live)}`);
         if (!engine.isEnded(live.state) && state.runtime.kind === "local") {
           if (await engine.ensureWorker(spec, state.runtime)) {
             log.info(`pgmigrate ${name}: its worker was not running; started a new one`);

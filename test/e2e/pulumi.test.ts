@@ -20,6 +20,13 @@ import type { MigrationOutputs } from "../../provider/spec/types";
 
 const DB = "orders";
 
+/** A diagnostic event of `pulumi --event-log`. */
+interface Diagnostic {
+  readonly urn?: string;
+  readonly message: string;
+  readonly severity: string;
+}
+
 describe("pulumi CLI end to end", function () {
   this.timeout(300_000);
   let project: PulumiProject;
@@ -79,6 +86,29 @@ describe("pulumi CLI end to end", function () {
     return rows[0]?.state;
   }
 
+  /**
+   * Runs `pulumi <args> --json` (up and refresh stream their engine events as JSON lines) and
+   * returns its output and the diagnostics the provider sent for migration `name`, each with the
+   * URN the engine attached it to.
+   */
+  async function withDiagnostics(
+    stack: Stack,
+    name: string,
+    args: readonly string[],
+  ): Promise<{ code: number; stdout: string; stderr: string; diagnostics: Diagnostic[] }> {
+    const result = await stack.run([...args, "--json"]);
+    const diagnostics = result.stdout
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => (JSON.parse(line) as { diagnosticEvent?: Diagnostic }).diagnosticEvent)
+      .filter((d): d is Diagnostic => d !== undefined && d.message.includes(`pgmigrate ${name}:`));
+    return { ...result, diagnostics };
+  }
+
+  /** The URN Pulumi gives the migration resource `name` of `stack` (no parent). */
+  const resourceUrn = (stack: Stack, name: string): string =>
+    `urn:pulumi:${stack.name}::e2e::pulumi-nodejs:dynamic/pgmigrate:PostgresMigration::${name}`;
+
   async function assertNoSecretLeaked(stack: Stack, ...texts: string[]): Promise<void> {
     const state = await stack.exportState();
     const logs = project.workerLogs();
@@ -109,9 +139,20 @@ describe("pulumi CLI end to end", function () {
     });
 
     it("pulumi up copies and stops at WaitingForUserAction with latency in the outputs", async () => {
-      const up = await stack.up();
+      const up = await withDiagnostics(stack, name, ["up", "--yes", "--skip-preview"]);
       assert.equal(up.code, 0, up.stdout + up.stderr);
       assert.match(up.stdout, /WaitingForUserAction\/WaitingForCutoverTrigger/);
+      // The provider's diagnostics belong to the migration resource, not to the stack.
+      assert.ok(up.diagnostics.length >= 2, JSON.stringify(up.diagnostics));
+      assert.deepEqual(
+        [...new Set(up.diagnostics.map((d) => `${d.severity} ${d.urn}`))],
+        [`info ${resourceUrn(stack, name)}`],
+      );
+      assert.match(up.diagnostics[0].message, /started Online migration/);
+      assert.match(
+        up.diagnostics[up.diagnostics.length - 1].message,
+        /WaitingForUserAction\/WaitingForCutoverTrigger, tables \d+\/\d+ done/,
+      );
       const out = await stack.outputs();
       assert.equal(out.migrationName, name);
       assert.equal(out.state, "WaitingForUserAction");
@@ -141,11 +182,20 @@ describe("pulumi CLI end to end", function () {
       let last: Record<string, unknown> = {};
       const out = await until(
         async () => {
-          const refreshed = await stack.run(["refresh", "--yes", "--skip-preview"]);
+          const refreshed = await withDiagnostics(stack, name, [
+            "refresh",
+            "--yes",
+            "--skip-preview",
+          ]);
           assert.equal(refreshed.code, 0, refreshed.stdout + refreshed.stderr);
+          assert.deepEqual(
+            refreshed.diagnostics.map((d) => d.urn),
+            [resourceUrn(stack, name)],
+            "refresh's one status line, on the resource",
+          );
           // The refresh itself tells the live status (the stack outputs change only at up).
           assert.match(
-            refreshed.stdout,
+            refreshed.diagnostics[0].message,
             /WaitingForUserAction\/WaitingForCutoverTrigger, tables \d+\/\d+ done, [\d,]+ changes applied, latency/,
           );
           last = await stack.resourceOutputs();
@@ -187,6 +237,13 @@ describe("pulumi CLI end to end", function () {
       assert.match(text, /~ cutover\s*: false => true/);
       // The plain preview shows the provider's diagnostics: the live latency and a verdict.
       const plain = await stack.ok(["preview"]);
+      // ... under the migration resource, not the stack.
+      assert.match(
+        plain,
+        new RegExp(
+          `Diagnostics:[\\s\\S]*\\n\\s+pulumi-nodejs:dynamic/pgmigrate:PostgresMigration \\(${name}\\):\\n\\s+pgmigrate ${name}: cutover requested`,
+        ),
+      );
       assert.match(
         plain,
         /cutover requested; now WaitingForUserAction\/WaitingForCutoverTrigger, latency \d/,

@@ -1,7 +1,8 @@
 // The provider inside Pulumi's own dynamic-provider host (@pulumi/pulumi/cmd/dynamic-provider),
 // driven over gRPC the way the Pulumi engine drives it: the serialized provider is loaded from
 // the `__provider` property in a user's project, every result crosses protobuf Structs, and
-// progress reaches the host's stdout, which the engine shows as diagnostics.
+// progress reaches the engine's Log service (here one of the SDK's generated Engine services),
+// attached to the resource's URN.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -10,10 +11,13 @@ import os from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as pulumi from "@pulumi/pulumi";
+import { EngineService } from "@pulumi/pulumi/proto/engine_grpc_pb";
+import { LogSeverity, type LogRequest } from "@pulumi/pulumi/proto/engine_pb";
 import { ResourceProviderClient } from "@pulumi/pulumi/proto/provider_grpc_pb";
 import * as proto from "@pulumi/pulumi/proto/provider_pb";
+import { Empty } from "google-protobuf/google/protobuf/empty_pb";
 import { Struct } from "google-protobuf/google/protobuf/struct_pb";
-import { migrationProvider } from "../../sdk/postgres-migration";
+import { migrationProvider, RESOURCE_TYPE } from "../../sdk/postgres-migration";
 import { compareDatabases } from "../support/checksum";
 import { startPostgres, type PgServer } from "../support/postgres";
 
@@ -21,7 +25,13 @@ type Props = Record<string, unknown>;
 
 const REPO = path.resolve(__dirname, "../../..");
 const HOST = require.resolve("@pulumi/pulumi/cmd/dynamic-provider/index.js");
-const TYPE = "pulumi-nodejs:dynamic/pgmigrate:PostgresMigration";
+
+/** A diagnostic as the engine received it. */
+interface Diagnostic {
+  severity: number;
+  message: string;
+  urn: string;
+}
 
 /** One unary call to the host. */
 function unary<Res>(
@@ -34,7 +44,7 @@ function unary<Res>(
 
 describe("provider in Pulumi's dynamic-provider host", function () {
   const name = `prov-host-${randomBytes(3).toString("hex")}`;
-  const urn = `urn:pulumi:dev::project::${TYPE}::${name}`;
+  const urn = `urn:pulumi:dev::project::${RESOURCE_TYPE}::${name}`;
   let source: PgServer;
   let target: PgServer;
   let dir: string;
@@ -42,10 +52,33 @@ describe("provider in Pulumi's dynamic-provider host", function () {
   let client: ResourceProviderClient;
   let providerText: string;
   let hostOutput = "";
+  let engine: grpc.Server;
+  const diagnostics: Diagnostic[] = [];
   let inputs: Props;
   let state: Props;
 
+  /** The messages the engine received for the resource since `from`. */
+  const resourceMessages = (from = 0): string[] =>
+    diagnostics.slice(from).map((d) => {
+      assert.equal(d.urn, urn, `"${d.message}" is attached to the resource`);
+      return d.message;
+    });
+
   before(async () => {
+    // The engine side of the Log RPC, from the SDK's own generated service definition.
+    engine = new grpc.Server();
+    engine.addService(EngineService, {
+      log(call: grpc.ServerUnaryCall<LogRequest, Empty>, done: grpc.sendUnaryData<Empty>) {
+        const r = call.request;
+        diagnostics.push({ severity: r.getSeverity(), message: r.getMessage(), urn: r.getUrn() });
+        done(null, new Empty());
+      },
+    } as never);
+    const enginePort = await new Promise<number>((resolve, reject) =>
+      engine.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
     [source, target] = await Promise.all([startPostgres(), startPostgres()]);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgmigrate-host-"));
     await source.query("CREATE DATABASE tickets");
@@ -63,11 +96,14 @@ describe("provider in Pulumi's dynamic-provider host", function () {
       sslMode: "disable" as const,
     });
     // As pulumi.dynamic.Resource does: serializeFunction(() => provider).
-    const provider = migrationProvider({
-      source: endpoint(source, true),
-      target: endpoint(target, true),
-      databases: ["tickets"],
-    });
+    const provider = migrationProvider(
+      {
+        source: endpoint(source, true),
+        target: endpoint(target, true),
+        databases: ["tickets"],
+      },
+      urn,
+    );
     const serialized = await pulumi.runtime.serializeFunction(() => provider, {
       allowSecrets: true,
     });
@@ -86,8 +122,8 @@ describe("provider in Pulumi's dynamic-provider host", function () {
       __provider: providerText,
     };
 
-    // The host prints its port, then whatever the provider writes (the engine's diagnostics).
-    host = spawn(process.execPath, [HOST, "127.0.0.1:1"], {
+    // Started as pulumi-resource-pulumi-nodejs starts it: the engine's address as first argument.
+    host = spawn(process.execPath, [HOST, `127.0.0.1:${enginePort}`], {
       cwd: project,
       env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^PG/.test(k))),
       stdio: ["ignore", "pipe", "pipe"],
@@ -110,6 +146,7 @@ describe("provider in Pulumi's dynamic-provider host", function () {
   after(async () => {
     client?.close();
     host?.kill();
+    engine?.forceShutdown();
     await Promise.all([source?.stop(), target?.stop()]);
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -138,7 +175,7 @@ describe("provider in Pulumi's dynamic-provider host", function () {
     );
   });
 
-  it("creates: waits for the cutover, prints progress, returns outputs without passwords", async () => {
+  it("creates: waits for the cutover, reports progress on the resource, returns outputs without passwords", async () => {
     const request = new proto.CreateRequest();
     request.setUrn(urn);
     request.setProperties(Struct.fromJavaScript(inputs as never));
@@ -151,10 +188,21 @@ describe("provider in Pulumi's dynamic-provider host", function () {
     void _provider;
     const text = JSON.stringify(outputs);
     assert.ok(!text.includes(source.password) && !text.includes(target.password));
-    assert.match(hostOutput, new RegExp(`pgmigrate ${name}: .*WaitingForUserAction`));
+    // Every diagnostic reached the engine before create returned, on the resource's URN.
+    const messages = resourceMessages();
+    assert.match(messages[0], new RegExp(`^pgmigrate ${name}: started Online migration`));
+    assert.match(
+      messages[messages.length - 1],
+      new RegExp(
+        `^pgmigrate ${name}: WaitingForUserAction/WaitingForCutoverTrigger, tables 1/1 done`,
+      ),
+    );
+    assert.ok(diagnostics.every((d) => d.severity === LogSeverity.INFO));
+    assert.ok(!hostOutput.includes(`pgmigrate ${name}`), "nothing fell back to stdout");
   });
 
   it("refreshes and cuts over (update), then deletes with the remembered passwords", async () => {
+    const before = diagnostics.length;
     const read = new proto.ReadRequest();
     read.setId(name);
     read.setUrn(urn);
@@ -176,7 +224,9 @@ describe("provider in Pulumi's dynamic-provider host", function () {
     const diffed = await unary<proto.DiffResponse>((cb) => client.diff(diff, cb));
     assert.equal(diffed.getChanges(), proto.DiffResponse.DiffChanges.DIFF_SOME);
     assert.deepEqual(diffed.getReplacesList(), []);
-    assert.match(hostOutput, /cutover requested; now WaitingForUserAction/);
+    assert.ok(
+      resourceMessages(before).some((m) => /cutover requested; now WaitingForUserAction/.test(m)),
+    );
 
     const update = new proto.UpdateRequest();
     update.setId(name);
@@ -204,5 +254,8 @@ describe("provider in Pulumi's dynamic-provider host", function () {
       "tickets",
     );
     assert.equal(Number(n), 1001, "migrated data kept");
+    const messages = resourceMessages(before);
+    assert.match(messages[0], /WaitingForUserAction\/WaitingForCutoverTrigger/, "refresh's line");
+    assert.equal(messages[messages.length - 1], `pgmigrate ${name}: removed (Succeeded)`);
   });
 });

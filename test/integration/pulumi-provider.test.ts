@@ -148,14 +148,15 @@ describe("Pulumi provider on real servers", function () {
     await eventually("the killed worker is gone", () => !workerPids(names.online).includes(first));
     const refreshed = await provider.read!(names.online, outs);
     assert.equal(refreshed.id, names.online);
-    assert.equal((refreshed.props as ResourceState).state, "WaitingForUserAction");
+    const live = refreshed.props as ResourceState;
+    assert.equal(live.state, "WaitingForUserAction");
     await eventually("a new worker runs", () => workerPids(names.online).some((p) => p !== first));
 
     // `cutover: true`: an in-place update that drains and ends Succeeded.
     const cutoverInputs = { ...inputs, cutover: true };
-    const diff = await provider.diff!(names.online, refreshed.props, cutoverInputs);
+    const diff = await provider.diff!(names.online, live, cutoverInputs);
     assert.deepEqual(diff, { changes: true, replaces: [], deleteBeforeReplace: false });
-    const updated = await provider.update!(names.online, refreshed.props, cutoverInputs);
+    const updated = await provider.update!(names.online, live, cutoverInputs);
     const done = updated.outs as ResourceState;
     assert.equal(done.state, "Succeeded");
     assert.equal(done.spec.cutover, true);

@@ -1,13 +1,7 @@
 // What pgmigrate prints for people: the list grid, the show summary, watch's progress bars.
 import assert from "node:assert/strict";
 import type { MigrationListItem } from "../../provider/api/index";
-import {
-  formatDuration,
-  formatList,
-  formatProgressLine,
-  formatShow,
-  LIST_COLUMNS,
-} from "../../provider/cli/format";
+import { formatDuration, formatList, formatShow, LIST_COLUMNS } from "../../provider/cli/format";
 import { formatBytes, progressBar, renderFrame } from "../../provider/cli/watch-view";
 import type { DbDetails, MigrationOutputs } from "../../provider/spec/types";
 
@@ -167,13 +161,6 @@ describe("pgmigrate output formatting", () => {
     assert.match(text, /10 inserts, 2 updates, 1 deletes; applied 13, incoming 0; latency 0\.3 s/);
     assert.match(text, /Verification: Failed \(2 tables, 1 mismatched\)/);
     assert.match(text, /✗ orders public\.b: source 5 rows, target 4 rows/);
-  });
-
-  it("writes one progress line per state for --wait", () => {
-    assert.equal(
-      formatProgressLine(outputs({})),
-      "WaitingForUserAction/WaitingForCutoverTrigger latency 0.3 s — orders InProgress 12/12 tables, 13 changes",
-    );
   });
 
   it("draws progress bars per table during the copy and counters during replication", () => {

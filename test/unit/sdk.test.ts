@@ -126,6 +126,37 @@ describe("PostgresMigration SDK (Pulumi mocks)", () => {
     assert.ok(isSecret(inputs.source) && isSecret(inputs.target));
   });
 
+  it("carries its own URN in the provider, so diagnostics land on the resource", async () => {
+    class Shop extends pulumi.ComponentResource {
+      constructor(name: string) {
+        super("acme:index:Shop", name);
+      }
+    }
+    const shop = new Shop("shop");
+    const nested = new PostgresMigration(
+      "nested",
+      {
+        source: { host: "a", username: "u", password: "p" },
+        target: { host: "b", username: "u", password: "q" },
+        databases: ["x"],
+      },
+      { parent: shop },
+    );
+    const urns = {
+      orders:
+        "urn:pulumi:stack::project::pulumi-nodejs:dynamic/pgmigrate:PostgresMigration::orders",
+      nested: await valueOf(nested.urn),
+    };
+    assert.equal(
+      urns.nested,
+      "urn:pulumi:stack::project::acme:index:Shop$pulumi-nodejs:dynamic/pgmigrate:PostgresMigration::nested",
+    );
+    for (const [name, urn] of Object.entries(urns)) {
+      const text = (registration(name).__provider as { value: string }).value;
+      assert.ok(text.includes(JSON.stringify(urn)), `the provider of ${name} names ${urn}`);
+    }
+  });
+
   it("does not load the engine, pg or zod when a program imports the SDK", () => {
     const sdk = path.resolve(__dirname, "../../sdk/index.js");
     const loaded = execFileSync(
