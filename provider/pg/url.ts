@@ -10,13 +10,10 @@ function inputError(message: string): MigrationError {
 }
 
 /** The parsed `--server` URL. `password` is only set when the URL itself carried one. */
-export interface ServerUrl {
-  readonly host: string;
-  readonly port: number;
-  readonly username: string;
-  readonly password?: string;
-  readonly sslMode: SslMode;
-  readonly sslRootCert?: string;
+export interface ServerUrl extends Pick<
+  Endpoint,
+  "host" | "port" | "username" | "password" | "sslMode" | "sslRootCert"
+> {
   /** Whether sslmode was given (URL or PGSSLMODE) rather than defaulted to prefer. */
   readonly sslModeGiven: boolean;
   /** The URL's database: where the `pgmigrate` control schema lives. */
