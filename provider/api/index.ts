@@ -1,5 +1,5 @@
-// The engine facade: everything the CLI and the Pulumi provider do with a migration goes through
-// these functions (control store reads and writes, the local worker). No engine internals leak.
+// The facade: everything the CLI and the Pulumi provider do with a migration goes through these
+// functions (control store reads and writes, the local worker). No engine internals leak.
 import { withControl, type ControlLocation, type Queryable } from "../control/db";
 import { addEvent } from "../control/events";
 import {
@@ -7,21 +7,24 @@ import {
   getMigrationRow,
   insertMigration,
   writeRequestedAction,
-  type RuntimeOptions,
 } from "../control/migrations";
-import { actionProblem, specHash } from "../spec/rules";
-import { publicSpec } from "../pg/redact";
 import { insertDatabases } from "../control/progress";
 import { installControlSchema } from "../control/schema";
-import { getMigration, readControl } from "./reads";
-import { isTransient, MigrationError, pgFields, SQLSTATE } from "../pg/errors";
+import { MigrationError, pgFields, SQLSTATE } from "../pg/errors";
 import { migrationNameProblem } from "../pg/names";
+import { publicSpec } from "../pg/redact";
 import { superviseWorker, type WorkerCheck } from "../runtime/supervise";
-import type { MigrationOutputs, MigrationSpec, MigrationState } from "../spec/types";
-import { TERMINAL_STATES } from "../spec/types";
+import { specHash } from "../spec/rules";
+import { actionProblem } from "../spec/states";
+import type { MigrationOutputs, MigrationSpec, RuntimeOptions } from "../spec/types";
+import { getMigration, readControl } from "./reads";
 
 export type { ControlLocation } from "../control/db";
-export type { RuntimeOptions, StoredSpec } from "../control/migrations";
+export type { StoredSpec } from "../control/migrations";
+export type { RuntimeOptions } from "../spec/types";
+export { isEnded, isSettled } from "../spec/states";
+export { runRuntime, type RuntimeProcessOptions } from "../runtime/supervise";
+export { waitForMigration } from "./wait";
 export type { TableProgressRow } from "../control/progress";
 export {
   checkNameAvailability,
@@ -32,21 +35,12 @@ export {
   type MigrationListItem,
   type StoredMigration,
 } from "./reads";
-export type { WorkerStatus } from "../runtime/spawn";
+export type { WorkerStatus } from "../runtime/supervise";
 export { specHash } from "../spec/rules";
 
 /** Where the control store of `spec` lives. */
 export function controlLocation(spec: MigrationSpec): ControlLocation {
   return { target: spec.target, controlDatabase: spec.controlDatabase };
-}
-
-export function isEnded(state: MigrationState): boolean {
-  return TERMINAL_STATES.includes(state);
-}
-
-/** States after which `--wait` / provider create return: WaitingForUserAction or ended. */
-export function isSettled(o: MigrationOutputs): boolean {
-  return o.state === "WaitingForUserAction" || isEnded(o.state);
 }
 
 function duplicate(message: string): MigrationError {
@@ -174,10 +168,6 @@ export async function requestAction(
         code: "PGM_NOT_FOUND",
       });
     }
-    // A cancel overrides a pending cutover; a repeated request is harmless.
-    if (!isEnded(row.state) && row.requestedAction === "cancel" && action === "cutover") {
-      throw invalid(`migration "${name}" is being canceled; a cutover is no longer possible`);
-    }
     const problem = actionProblem(row, action);
     if (problem) throw invalid(problem);
     if (row.requestedAction === action) return;
@@ -186,81 +176,6 @@ export async function requestAction(
     }
     await addEvent(db, name, "info", `${action} requested`);
   });
-}
-
-/** How often waitForMigration repeats the "no worker is running" warning. */
-const WAIT_WARNING_EVERY_MS = 60_000;
-const CONTROL_RETRY_MS = 2_000;
-/** How long waiting survives an unreachable control store before reporting the error. */
-const CONTROL_OUTAGE_MS = 5 * 60_000;
-
-/**
- * Polls (every ~1 s) until `until(outputs)` is true; calls onProgress with each new outputs;
- * rejects on timeout. When `spec` is given, restarts a dead worker as ensureWorker does (with
- * `runtime`, else the stored runtime); a gone external worker goes to `onWarning` (once a
- * minute), which also works without `spec`.
- */
-export async function waitForMigration(
-  at: ControlLocation,
-  name: string,
-  until: (o: MigrationOutputs) => boolean,
-  options: {
-    onProgress?: (o: MigrationOutputs) => void;
-    onWarning?: (message: string) => void;
-    timeoutMs?: number;
-    spec?: MigrationSpec;
-    runtime?: RuntimeOptions;
-  } = {},
-): Promise<MigrationOutputs> {
-  const deadline = Date.now() + (options.timeoutMs ?? Number.POSITIVE_INFINITY);
-  let last = "";
-  let warnedAt = Number.NEGATIVE_INFINITY;
-  let unreachableSince: number | undefined;
-  for (;;) {
-    let outputs: MigrationOutputs | undefined;
-    try {
-      outputs = await getMigration(at, name);
-    } catch (err) {
-      // The target (home of the control store) restarting is no reason to give up waiting.
-      unreachableSince ??= Date.now();
-      const outage = Date.now() - unreachableSince;
-      if (!isTransient(err) || Date.now() >= deadline || outage >= CONTROL_OUTAGE_MS) throw err;
-      options.onWarning?.(`control store unreachable (${(err as Error).message}); retrying`);
-      await new Promise((resolve) => setTimeout(resolve, CONTROL_RETRY_MS));
-      continue;
-    }
-    unreachableSince = undefined;
-    if (!outputs) {
-      throw new MigrationError("control", `no migration named "${name}" on this server`, {
-        code: "PGM_NOT_FOUND",
-      });
-    }
-    const seen = JSON.stringify(outputs);
-    if (seen !== last) {
-      last = seen;
-      options.onProgress?.(outputs);
-    }
-    if (until(outputs)) return outputs;
-    if ((options.spec || options.onWarning) && !isEnded(outputs.state)) {
-      const check = options.spec
-        ? await checkWorker(options.spec, options.runtime, {})
-        : await readControl(at, { started: false }, (db) => superviseWorker(db, at, name));
-      if (check.warning && Date.now() - warnedAt >= WAIT_WARNING_EVERY_MS) {
-        warnedAt = Date.now();
-        options.onWarning?.(check.warning);
-      }
-    }
-    if (Date.now() >= deadline) {
-      throw new MigrationError(
-        "control",
-        `timed out waiting for migration "${name}" (now ${outputs.state}/${outputs.substate})`,
-        { code: "PGM_TIMEOUT" },
-      );
-    }
-    await new Promise((resolve) =>
-      setTimeout(resolve, Math.min(1000, Math.max(0, deadline - Date.now()))),
-    );
-  }
 }
 
 /** Removes an ended migration's control rows (Pulumi delete of a Succeeded migration). Never touches migrated data. */

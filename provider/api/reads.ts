@@ -1,20 +1,18 @@
-// The read side of the engine facade (re-exported by provider/engine.ts): outputs, lists, the
+// The read side of the facade (re-exported by api/index.ts): outputs, lists, the
 // stored spec and table progress. Reads work before anything was created: they find nothing.
 import { withControl, type ControlLocation, type Queryable } from "../control/db";
 import {
   getMigrationRow,
   listMigrationRows,
   storedRuntime,
-  type RuntimeOptions,
   type StoredSpec,
 } from "../control/migrations";
 import { readOutputs } from "../control/outputs";
 import { tableProgress, type TableProgressRow } from "../control/progress";
 import { MigrationError, pgFields, SQLSTATE } from "../pg/errors";
 import { migrationNameProblem } from "../pg/names";
-import { workerStatus, type WorkerStatus } from "../runtime/spawn";
-import { missingWorkerWarning } from "../runtime/supervise";
-import type { MigrationOutputs, MigrationState } from "../spec/types";
+import { missingWorkerWarning, workerStatus, type WorkerStatus } from "../runtime/supervise";
+import type { MigrationOutputs, MigrationState, RuntimeOptions } from "../spec/types";
 
 /** One row of `pgmigrate list` (the reference service's columns). */
 export interface MigrationListItem {

@@ -4,6 +4,7 @@ import type { Client } from "pg";
 import { connect, withClient } from "../pg/connect";
 import { MigrationError, SQLSTATE, pgFields } from "../pg/errors";
 import { quoteIdent } from "../pg/ident";
+import { sleep } from "../pg/retry";
 import type { Endpoint } from "../spec/types";
 
 export interface SlotHandle {
@@ -96,7 +97,7 @@ async function dropSlot(client: Client, slotName: string): Promise<void> {
       }
       await client.query("SELECT pg_terminate_backend($1)", [pid]);
     }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
   }
 }
 

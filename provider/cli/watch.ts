@@ -2,6 +2,7 @@
 // stdout is a pipe; ends with the migration (exit 0/1) or on Ctrl-C (exit 0).
 import { getMigration, getTableProgress, isEnded } from "../api/index";
 import { redact } from "../pg/redact";
+import { sleep } from "../pg/retry";
 import type { MigrationOutputs } from "../spec/types";
 import { checkMigrationName, noSuchMigration, warn, type CliContext } from "./context";
 import { reviveWorker } from "./respawn";
@@ -118,6 +119,6 @@ function changeKey(o: MigrationOutputs): string {
 async function sleepUnless(ms: number, stop: () => boolean): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until && !stop()) {
-    await new Promise((resolve) => setTimeout(resolve, Math.min(100, until - Date.now())));
+    await sleep(Math.min(100, until - Date.now()));
   }
 }

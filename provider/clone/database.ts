@@ -4,6 +4,7 @@ import type { Client } from "pg";
 import { serverMajor, withClient } from "../pg/connect";
 import { MigrationError, SQLSTATE, pgFields } from "../pg/errors";
 import { quoteIdent, quoteLiteral } from "../pg/ident";
+import { sleep } from "../pg/retry";
 import type { MigrationSpec } from "../spec/types";
 
 /** Where to connect to create or drop `database`: never the database itself. */
@@ -116,7 +117,7 @@ export async function dropTargetDatabase(spec: MigrationSpec, database: string):
           return;
         } catch (err) {
           if (pgFields(err).code !== SQLSTATE.objectInUse || attempt >= 5) throw err;
-          await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+          await sleep(200 * attempt);
         }
       }
     });

@@ -7,6 +7,7 @@ import path from "node:path";
 import { libpqEnv } from "../pg/connect";
 import { MigrationError } from "../pg/errors";
 import { OBJECT_PREFIX } from "../pg/names";
+import { processAlive } from "../pg/process";
 import { redact } from "../pg/redact";
 import type { Endpoint, MigrationSpec } from "../spec/types";
 import type { DumpTools } from "../pg/dump-tools";
@@ -24,16 +25,6 @@ const STDERR_LIMIT = 8_000;
 
 const DUMP_DIR_PREFIX = "pgmigrate-clone-";
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: alive, someone else's.
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /**
  * A private temp directory for one clone's dump, named after this process. Directories of
  * processes that no longer exist (a worker killed with SIGKILL cannot clean up) are removed.
@@ -43,7 +34,7 @@ export async function makeDumpDir(): Promise<string> {
   const entries = await fs.readdir(tmp).catch(() => [] as string[]);
   for (const entry of entries) {
     const m = new RegExp(`^${DUMP_DIR_PREFIX}(\\d+)-`).exec(entry);
-    if (m && !isAlive(Number(m[1]))) {
+    if (m && !processAlive(Number(m[1]))) {
       await fs.rm(path.join(tmp, entry), { recursive: true, force: true }).catch(() => undefined);
     }
   }

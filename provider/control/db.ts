@@ -3,6 +3,7 @@
 import { Pool, type QueryResultRow } from "pg";
 import { clientConfig, connect } from "../pg/connect";
 import type { Endpoint } from "../spec/types";
+import { checkSchemaVersion } from "./schema";
 
 /** Anything that runs a parameterised query: a Client, a Pool, a PoolClient. */
 export interface Queryable {
@@ -51,7 +52,10 @@ export async function openControlPool(at: ControlLocation, max = 4): Promise<Poo
   }
 }
 
-/** Runs `fn` on a short-lived client of the control database. */
+/**
+ * Runs `fn` on a short-lived client of the control database, after making sure its control
+ * schema is not newer than this code ("PGM_SCHEMA_TOO_NEW").
+ */
 export async function withControl<T>(
   at: ControlLocation,
   fn: (db: Queryable) => Promise<T>,
@@ -60,6 +64,7 @@ export async function withControl<T>(
     applicationName: "pgmigrate",
   });
   try {
+    await checkSchemaVersion(client);
     return await fn(client);
   } finally {
     await client.end().catch(() => undefined);

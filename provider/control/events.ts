@@ -1,6 +1,7 @@
 // The event log: what happened to a migration, in order (state changes, warnings, the worker's
 // log file). Messages are redacted before they get here.
 import type { Queryable } from "./db";
+import { fencedBy, fencedWrite, type LeaseFence } from "./lease";
 
 export type EventLevel = "info" | "warning" | "error";
 
@@ -23,6 +24,23 @@ export async function addEvent(
     `INSERT INTO pgmigrate.events (migration, level, database, message)
      SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT FROM pgmigrate.migrations WHERE name = $1)`,
     [migration, level, database ?? null, message],
+  );
+}
+
+/** An event written by a worker: recorded only while it holds the lease. */
+export async function addWorkerEvent(
+  db: Queryable,
+  fence: LeaseFence,
+  level: EventLevel,
+  message: string,
+  database?: string,
+): Promise<void> {
+  await fencedWrite(
+    db,
+    fence,
+    `INSERT INTO pgmigrate.events (migration, level, database, message)
+     SELECT $1, $3, $4, $5 WHERE ${fencedBy(2)}`,
+    [fence.migration, fence.owner, level, database ?? null, message],
   );
 }
 

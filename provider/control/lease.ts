@@ -1,7 +1,56 @@
 // Runtime lease queries: a worker owns a migration while its heartbeats are fresh, so two
 // workers never drive the same migration; spawners use the spawn stamp to avoid duplicates.
+import { MigrationError } from "../pg/errors";
 import type { RequestedAction } from "../spec/types";
 import type { Queryable } from "./db";
+
+/**
+ * A worker's hold on one migration. Every write the worker makes carries `owner` and changes
+ * nothing once another owner holds the lease; `lost` is told so the worker stops at once
+ * (before it could, say, roll back what its successor now drives).
+ */
+export interface LeaseFence {
+  readonly migration: string;
+  readonly owner: string;
+  lost(reason: Error): void;
+}
+
+/** SQL condition (for the migration in `$1`, owner in `$<ownerParam>`) that the lease is held. */
+export function fencedBy(ownerParam: number): string {
+  return `EXISTS (SELECT FROM pgmigrate.migrations fence
+                   WHERE fence.name = $1 AND fence.lease_owner = $${ownerParam})`;
+}
+
+/**
+ * Called after a fenced write changed no row: when the lease is no longer ours, tells the fence
+ * and throws "PGM_LEASE_LOST"; otherwise the write simply had nothing to change.
+ */
+export async function confirmLease(db: Queryable, fence: LeaseFence): Promise<void> {
+  const { rows } = await db.query<{ held: boolean }>(`SELECT ${fencedBy(2)} AS held`, [
+    fence.migration,
+    fence.owner,
+  ]);
+  if (rows[0]?.held) return;
+  const err = new MigrationError(
+    "runtime",
+    `worker ${fence.owner} no longer holds the lease of migration "${fence.migration}"; stopping`,
+    { code: "PGM_LEASE_LOST" },
+  );
+  fence.lost(err);
+  throw err;
+}
+
+/** Runs a fenced write; a write that changed no row checks whether the lease was lost. */
+export async function fencedWrite(
+  db: Queryable,
+  fence: LeaseFence,
+  text: string,
+  values: unknown[],
+): Promise<number> {
+  const { rowCount } = await db.query(text, values);
+  if (!rowCount) await confirmLease(db, fence);
+  return rowCount ?? 0;
+}
 
 /** A lease whose heartbeat is older than this may be taken over by another worker. */
 export const LEASE_EXPIRY_SECONDS = 30;

@@ -6,21 +6,17 @@ import type {
   MigrationState,
   MigrationSubstate,
   RequestedAction,
+  RuntimeOptions,
   ValidationReport,
   VerificationReport,
 } from "../spec/types";
 import type { publicSpec } from "../pg/redact";
+import { isEnded } from "../spec/states";
 import type { Queryable } from "./db";
+import { fencedWrite, type LeaseFence } from "./lease";
 
 /** The spec as stored: resolved, without passwords. */
 export type StoredSpec = ReturnType<typeof publicSpec>;
-
-/** Where the worker runs: `local` (spawned detached, respawned when dead) or `external`. */
-export interface RuntimeOptions {
-  readonly kind: "local" | "external";
-  /** Directory of a local worker's log file (default: os.tmpdir()/pgmigrate). */
-  readonly logDir?: string;
-}
 
 /** A migrations row as the engine reads it. Ages are computed by the server (no clock skew). */
 export interface MigrationRow {
@@ -55,7 +51,8 @@ export interface MigrationRow {
   readonly warnAgeSeconds: number | null;
 }
 
-const SELECT_ROW = `
+/** Selects MigrationRow columns from pgmigrate.migrations (callers add WHERE/ORDER BY). */
+export const SELECT_ROW = `
   SELECT name, spec, spec_hash AS "specHash", runtime_kind AS "runtimeKind",
          runtime_log_dir AS "runtimeLogDir", mode, option, state, substate,
          requested_action AS "requestedAction", error, created_databases AS "createdDatabases",
@@ -143,66 +140,70 @@ export async function listMigrationRows(
 }
 
 /**
- * Moves the migration to a state, only while `owner` holds the lease (a worker that lost it
- * must not overwrite its successor's progress). Terminal states set ended_on and clear the
- * requested action. False when the lease is no longer ours.
+ * Moves the migration to a state, only while the fence's owner holds the lease (a worker that
+ * lost it must not overwrite its successor's progress). Terminal states set ended_on and clear
+ * the requested action. A lost lease throws "PGM_LEASE_LOST" (and tells the fence).
  */
 export async function setState(
   db: Queryable,
-  name: string,
-  owner: string,
+  fence: LeaseFence,
   state: MigrationState,
   substate: MigrationSubstate,
   error: string | null = null,
-): Promise<boolean> {
-  const { rowCount } = await db.query(
+): Promise<void> {
+  await fencedWrite(
+    db,
+    fence,
     `UPDATE pgmigrate.migrations
         SET state = $3, substate = $4, error = coalesce($5, error), updated_at = now(),
             ended_on = CASE WHEN $6 THEN now() ELSE ended_on END,
             requested_action = CASE WHEN $6 THEN NULL ELSE requested_action END
       WHERE name = $1 AND lease_owner = $2`,
-    [name, owner, state, substate, error, isTerminal(state)],
+    [fence.migration, fence.owner, state, substate, error, isEnded(state)],
   );
-  return rowCount === 1;
-}
-
-function isTerminal(state: MigrationState): boolean {
-  return ["Canceled", "Failed", "ValidationFailed", "Succeeded"].includes(state);
 }
 
 export async function setValidation(
   db: Queryable,
-  name: string,
+  fence: LeaseFence,
   report: ValidationReport,
 ): Promise<void> {
-  await db.query(
-    "UPDATE pgmigrate.migrations SET validation = $2, updated_at = now() WHERE name = $1",
-    [name, JSON.stringify(report)],
+  await fencedWrite(
+    db,
+    fence,
+    `UPDATE pgmigrate.migrations SET validation = $3, updated_at = now()
+      WHERE name = $1 AND lease_owner = $2`,
+    [fence.migration, fence.owner, JSON.stringify(report)],
   );
 }
 
 export async function setVerification(
   db: Queryable,
-  name: string,
+  fence: LeaseFence,
   report: VerificationReport,
 ): Promise<void> {
-  await db.query(
-    "UPDATE pgmigrate.migrations SET verification = $2, updated_at = now() WHERE name = $1",
-    [name, JSON.stringify(report)],
+  await fencedWrite(
+    db,
+    fence,
+    `UPDATE pgmigrate.migrations SET verification = $3, updated_at = now()
+      WHERE name = $1 AND lease_owner = $2`,
+    [fence.migration, fence.owner, JSON.stringify(report)],
   );
 }
 
 /** Remembers that this migration created `database` on the target (cancel drops only those). */
 export async function addCreatedDatabase(
   db: Queryable,
-  name: string,
+  fence: LeaseFence,
   database: string,
 ): Promise<void> {
-  await db.query(
+  await fencedWrite(
+    db,
+    fence,
     `UPDATE pgmigrate.migrations
-        SET created_databases = array_append(created_databases, $2::text)
-      WHERE name = $1 AND NOT ($2::text = ANY (created_databases))`,
-    [name, database],
+        SET created_databases = array_append(created_databases, $3::text)
+      WHERE name = $1 AND lease_owner = $2 AND NOT ($3::text = ANY (created_databases))`,
+    [fence.migration, fence.owner, database],
   );
 }
 

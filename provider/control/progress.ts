@@ -1,7 +1,9 @@
 // Per-database and per-table progress rows: what dbDetails is built from, and where the worker
 // keeps its resume point (step, copy_completed, slot, consistent point).
+import { TERMINAL_STATES } from "../spec/states";
 import type { TableLoadState, TableRef, TableVerification } from "../spec/types";
 import type { Queryable } from "./db";
+import { fencedBy, fencedWrite, type LeaseFence } from "./lease";
 
 /** Where a database is in its pipeline; the worker resumes from here after a restart. */
 export type DatabaseStep =
@@ -49,10 +51,8 @@ export async function insertDatabases(
   );
 }
 
-/** The databases of a migration in the order the user listed them, with table counts. */
-export async function databaseRows(db: Queryable, migration: string): Promise<DatabaseRow[]> {
-  const { rows } = await db.query<DatabaseRow>(
-    `SELECT d.name, d.migration_state AS "migrationState", d.step,
+/** The databases of migration `$1` in the order the user listed them, with table counts. */
+export const DATABASE_ROWS_SQL = `SELECT d.name, d.position, d.migration_state AS "migrationState", d.step,
             d.copy_completed AS "copyCompleted", d.slot, d.consistent_point AS "consistentPoint",
             d.cutover_lsn AS "cutoverLsn", d.applied_lsn AS "appliedLsn",
             d.inserts::float8 AS inserts, d.updates::float8 AS updates,
@@ -69,72 +69,82 @@ export async function databaseRows(db: Queryable, migration: string): Promise<Da
        LEFT JOIN pgmigrate.tables t ON t.migration = d.migration AND t.database = d.name
       WHERE d.migration = $1
       GROUP BY d.migration, d.name
-      ORDER BY d.position`,
-    [migration],
-  );
+      ORDER BY d.position`;
+
+/** The databases of a migration in the order the user listed them, with table counts. */
+export async function databaseRows(db: Queryable, migration: string): Promise<DatabaseRow[]> {
+  const { rows } = await db.query<DatabaseRow>(DATABASE_ROWS_SQL, [migration]);
   return rows;
 }
 
 /** Moves a database to a pipeline step with its user-visible state and message. */
 export async function setDatabaseStep(
   db: Queryable,
-  migration: string,
+  fence: LeaseFence,
   database: string,
   step: DatabaseStep,
   migrationState: string,
   message: string,
 ): Promise<void> {
-  await db.query(
+  await fencedWrite(
+    db,
+    fence,
     `UPDATE pgmigrate.databases
         SET step = $3, migration_state = $4, message = $5, updated_at = now(),
             started_on = coalesce(started_on, now()),
-            ended_on = CASE WHEN $4 IN ('Succeeded', 'Failed', 'Canceled', 'ValidationFailed') THEN now() END
-      WHERE migration = $1 AND name = $2`,
-    [migration, database, step, migrationState, message],
+            ended_on = CASE WHEN $4 = ANY ($6::text[]) THEN now() END
+      WHERE migration = $1 AND name = $2 AND ${fencedBy(7)}`,
+    [fence.migration, database, step, migrationState, message, TERMINAL_STATES, fence.owner],
   );
 }
 
 /** Forgets a half-done copy: the database starts again from a new slot and an empty target. */
 export async function resetDatabase(
   db: Queryable,
-  migration: string,
+  fence: LeaseFence,
   database: string,
 ): Promise<void> {
-  await db.query(
+  await fencedWrite(
+    db,
+    fence,
     `UPDATE pgmigrate.databases
         SET step = 'pending', copy_completed = false, slot = NULL, consistent_point = NULL,
             cutover_lsn = NULL, applied_lsn = NULL, inserts = 0, updates = 0, deletes = 0,
             truncates = 0, applied_changes = 0, incoming_changes = 0, latency_seconds = NULL,
             lag_bytes = NULL, verification = NULL, updated_at = now()
-      WHERE migration = $1 AND name = $2`,
-    [migration, database],
+      WHERE migration = $1 AND name = $2 AND ${fencedBy(3)}`,
+    [fence.migration, database, fence.owner],
   );
 }
 
 /** The slot and the LSN where the copy's snapshot ends and the change stream begins. */
 export async function setSlot(
   db: Queryable,
-  migration: string,
+  fence: LeaseFence,
   database: string,
   slot: string,
   consistentPoint: string,
 ): Promise<void> {
-  await db.query(
+  await fencedWrite(
+    db,
+    fence,
     `UPDATE pgmigrate.databases SET slot = $3, consistent_point = $4, updated_at = now()
-      WHERE migration = $1 AND name = $2`,
-    [migration, database, slot, consistentPoint],
+      WHERE migration = $1 AND name = $2 AND ${fencedBy(5)}`,
+    [fence.migration, database, slot, consistentPoint, fence.owner],
   );
 }
 
 export async function markCopyCompleted(
   db: Queryable,
-  migration: string,
+  fence: LeaseFence,
   database: string,
 ): Promise<void> {
-  await db.query(
+  await fencedWrite(
+    db,
+    fence,
     `UPDATE pgmigrate.databases SET copy_completed = true, step = 'copied', updated_at = now()
-      WHERE migration = $1 AND name = $2`,
-    [migration, database],
+      WHERE migration = $1 AND name = $2 AND ${fencedBy(3)}`,
+    [fence.migration, database, fence.owner],
   );
 }
 
@@ -153,18 +163,20 @@ export interface StreamStats {
 
 export async function writeStreamStats(
   db: Queryable,
-  migration: string,
+  fence: LeaseFence,
   database: string,
   stats: StreamStats,
 ): Promise<void> {
-  await db.query(
+  await fencedWrite(
+    db,
+    fence,
     `UPDATE pgmigrate.databases
         SET inserts = $3, updates = $4, deletes = $5, truncates = $6, applied_changes = $7,
             incoming_changes = $8, applied_lsn = $9, latency_seconds = $10, lag_bytes = $11,
             updated_at = now()
-      WHERE migration = $1 AND name = $2`,
+      WHERE migration = $1 AND name = $2 AND ${fencedBy(12)}`,
     [
-      migration,
+      fence.migration,
       database,
       stats.inserts,
       stats.updates,
@@ -175,78 +187,91 @@ export async function writeStreamStats(
       stats.appliedLsn,
       stats.latencySeconds,
       stats.lagBytes,
+      fence.owner,
     ],
   );
 }
 
 export async function setCutoverLsn(
   db: Queryable,
-  migration: string,
+  fence: LeaseFence,
   database: string,
   cutoverLsn: string,
 ): Promise<void> {
-  await db.query(
+  await fencedWrite(
+    db,
+    fence,
     `UPDATE pgmigrate.databases SET cutover_lsn = $3, updated_at = now()
-      WHERE migration = $1 AND name = $2`,
-    [migration, database, cutoverLsn],
+      WHERE migration = $1 AND name = $2 AND ${fencedBy(4)}`,
+    [fence.migration, database, cutoverLsn, fence.owner],
   );
 }
 
 export async function setDatabaseVerification(
   db: Queryable,
-  migration: string,
+  fence: LeaseFence,
   database: string,
   tables: readonly TableVerification[],
 ): Promise<void> {
-  await db.query(
+  await fencedWrite(
+    db,
+    fence,
     `UPDATE pgmigrate.databases SET verification = $3, updated_at = now()
-      WHERE migration = $1 AND name = $2`,
-    [migration, database, JSON.stringify(tables)],
+      WHERE migration = $1 AND name = $2 AND ${fencedBy(4)}`,
+    [fence.migration, database, JSON.stringify(tables), fence.owner],
   );
 }
 
 /** Replaces a database's table list with `tables`, all queued (a restarted copy starts over). */
 export async function queueTables(
   db: Queryable,
-  migration: string,
+  fence: LeaseFence,
   database: string,
   tables: readonly (TableRef & { readonly estimatedBytes: number })[],
 ): Promise<void> {
-  await db.query(
+  // Both the delete and the insert are fenced: data-modifying CTEs run whatever the outer query returns.
+  await fencedWrite(
+    db,
+    fence,
     `WITH gone AS (
        DELETE FROM pgmigrate.tables
-        WHERE migration = $1 AND database = $2
+        WHERE migration = $1 AND database = $2 AND ${fencedBy(6)}
           AND (schema_name, table_name) NOT IN (SELECT * FROM unnest($3::text[], $4::text[])))
      INSERT INTO pgmigrate.tables (migration, database, schema_name, table_name, state, estimated_bytes)
      SELECT $1, $2, t.schema_name, t.table_name, 'queued', t.estimated_bytes
        FROM unnest($3::text[], $4::text[], $5::bigint[]) AS t(schema_name, table_name, estimated_bytes)
+      WHERE ${fencedBy(6)}
      ON CONFLICT (migration, database, schema_name, table_name)
        DO UPDATE SET state = 'queued', rows = NULL, bytes = NULL, error = NULL,
                      started_at = NULL, ended_at = NULL, estimated_bytes = excluded.estimated_bytes`,
     [
-      migration,
+      fence.migration,
       database,
       tables.map((t) => t.schema),
       tables.map((t) => t.name),
       tables.map((t) => Math.round(t.estimatedBytes)),
+      fence.owner,
     ],
   );
 }
 
 export async function setTableState(
   db: Queryable,
-  migration: string,
+  fence: LeaseFence,
   database: string,
   table: TableRef,
   state: TableLoadState,
   detail: { rows?: number; bytes?: number; error?: string },
 ): Promise<void> {
-  await db.query(
+  await fencedWrite(
+    db,
+    fence,
     `INSERT INTO pgmigrate.tables
        (migration, database, schema_name, table_name, state, rows, bytes, error, started_at, ended_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-             CASE WHEN $5 <> 'queued' THEN now() END,
-             CASE WHEN $5 IN ('completed', 'errored') THEN now() END)
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8,
+            CASE WHEN $5 <> 'queued' THEN now() END,
+            CASE WHEN $5 IN ('completed', 'errored') THEN now() END
+      WHERE ${fencedBy(9)}
      ON CONFLICT (migration, database, schema_name, table_name) DO UPDATE
         SET state = excluded.state,
             rows = coalesce(excluded.rows, pgmigrate.tables.rows),
@@ -255,7 +280,7 @@ export async function setTableState(
             started_at = coalesce(pgmigrate.tables.started_at, excluded.started_at),
             ended_at = excluded.ended_at`,
     [
-      migration,
+      fence.migration,
       database,
       table.schema,
       table.name,
@@ -263,6 +288,7 @@ export async function setTableState(
       detail.rows ?? null,
       detail.bytes ?? null,
       detail.error ?? null,
+      fence.owner,
     ],
   );
 }

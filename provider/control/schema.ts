@@ -76,6 +76,39 @@ export async function ensureControlDatabase(at: ControlLocation): Promise<void> 
   }
 }
 
+/** The newest control schema version this code knows (the highest numbered DDL file). */
+export function knownSchemaVersion(): number {
+  return Math.max(0, ...schemaMigrations().map((m) => m.version));
+}
+
+function tooNew(installed: number, known: number): MigrationError {
+  return new MigrationError(
+    "control",
+    `the pgmigrate control schema on this server is version ${installed}, newer than this ` +
+      `pgmigrate understands (up to version ${known}); upgrade pgmigrate to manage these migrations`,
+    { code: "PGM_SCHEMA_TOO_NEW" },
+  );
+}
+
+/**
+ * Refuses a control schema newer than this code: an old pgmigrate must not read or write a
+ * layout it does not know. Nothing installed yet is fine (reads then find nothing).
+ */
+export async function checkSchemaVersion(db: Queryable): Promise<void> {
+  let installed: number;
+  try {
+    const { rows } = await db.query<{ version: number | null }>(
+      "SELECT max(version) AS version FROM pgmigrate.schema_version",
+    );
+    installed = rows[0]?.version ?? 0;
+  } catch (err) {
+    if (pgFields(err).code === SQLSTATE.undefinedTable) return;
+    throw err;
+  }
+  const known = knownSchemaVersion();
+  if (installed > known) throw tooNew(installed, known);
+}
+
 /** Versions already applied, ascending. */
 export async function appliedVersions(db: Queryable): Promise<number[]> {
   const { rows } = await db.query<{ version: number }>(
@@ -105,7 +138,11 @@ export async function installControlSchema(at: ControlLocation): Promise<{ appli
          name text NOT NULL,
          applied_at timestamptz NOT NULL DEFAULT now())`,
     );
-    const done = new Set(await appliedVersions(client));
+    const versions = await appliedVersions(client);
+    const known = knownSchemaVersion();
+    const newest = Math.max(0, ...versions);
+    if (newest > known) throw tooNew(newest, known);
+    const done = new Set(versions);
     const applied: number[] = [];
     for (const migration of schemaMigrations()) {
       if (done.has(migration.version)) continue;

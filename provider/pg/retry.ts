@@ -1,5 +1,5 @@
-// How long transient failures are retried: a window of continuous failure, opened by the first
-// failure and opened anew by a failure that ended an attempt which had been working.
+// Retrying and waiting: how long transient failures are retried (a window of continuous failure,
+// reopened by an attempt that had been working), and the one sleep every module waits with.
 
 export class RetryWindow {
   private since: number | undefined;
@@ -19,4 +19,21 @@ export class RetryWindow {
     if (this.since === undefined || progressed) this.since = t;
     return t - this.since < this.windowMs;
   }
+}
+
+/** Waits `ms`; resolves early (without throwing) when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }

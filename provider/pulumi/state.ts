@@ -2,16 +2,13 @@
 // passwords (diff, read and delete only see the state) and salted password fingerprints.
 import { randomBytes, scryptSync, timingSafeEqual } from "node:crypto";
 import { publicSpec } from "../pg/redact";
-import type { MigrationOutputs, MigrationSpec } from "../spec/types";
+import type { MigrationOutputs, MigrationSpec, RuntimeOptions } from "../spec/types";
 
 /** The value Pulumi passes to dynamic providers for inputs not known yet (preview). */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
-/** Where the worker runs (`runtime` input, defaults applied). */
-export interface RuntimeChoice {
-  readonly kind: "local" | "external";
-  readonly logDir?: string;
-}
+/** Where the worker runs (`runtime` input, defaults applied): the engine's one runtime type. */
+export type RuntimeChoice = RuntimeOptions;
 
 /** The resolved spec as kept in the state: no passwords. */
 export type PublicSpec = ReturnType<typeof publicSpec>;

@@ -27,22 +27,20 @@ export class WorkerStopped extends Error {
   override readonly name = "WorkerStopped";
 }
 
-/** Moves the migration to a state and logs it; throws WorkerStopped if the lease is gone. */
+/** Moves the migration to a state and logs it; a lost lease throws (and stops the worker). */
 export async function transition(
   ctx: MigrationContext,
   state: MigrationState,
   substate: MigrationSubstate,
   error: string | null = null,
 ): Promise<void> {
-  const ok = await setState(
+  await setState(
     ctx.db,
-    ctx.spec.migrationName,
-    ctx.lease.owner,
+    ctx.lease,
     state,
     substate,
     error === null ? null : ctx.journal.redact(error),
   );
-  if (!ok) throw new WorkerStopped("the lease was taken over by another worker");
   await ctx.journal.event(
     error ? "error" : "info",
     `state ${state}/${substate}${error ? ": " + error : ""}`,
@@ -57,7 +55,7 @@ export async function dbStep(
   migrationState: string,
   message: string,
 ): Promise<void> {
-  await setDatabaseStep(ctx.db, ctx.spec.migrationName, database, step, migrationState, message);
+  await setDatabaseStep(ctx.db, ctx.lease, database, step, migrationState, message);
   await ctx.journal.event("info", message, database);
 }
 

@@ -26,7 +26,7 @@ export async function cutover(ctx: MigrationContext): Promise<void> {
 
   await forEachDatabase(pending, signal, async (database, dbSignal) => {
     const cutoverLsn = await currentWalLsn(spec.source, database);
-    await setCutoverLsn(ctx.db, spec.migrationName, database, cutoverLsn);
+    await setCutoverLsn(ctx.db, ctx.lease, database, cutoverLsn);
     await dbStep(
       ctx,
       database,

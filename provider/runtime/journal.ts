@@ -1,7 +1,8 @@
 // What a worker says: redacted log lines on stdout (the spawner sends them to the log file) and
 // events in the control store; also the control store's ProgressSink for the clone.
 import type { Queryable } from "../control/db";
-import { addEvent, type EventLevel } from "../control/events";
+import { addWorkerEvent, type EventLevel } from "../control/events";
+import type { LeaseFence } from "../control/lease";
 import { queueTables, setTableState } from "../control/progress";
 import { redact } from "../pg/redact";
 import type { ProgressSink, TableLoadState, TableRef } from "../spec/types";
@@ -26,19 +27,23 @@ export function errorText(err: unknown, secrets: readonly (string | undefined)[]
   return redact(message, secrets);
 }
 
-/** Events and progress of one migration, written to the control store. */
+/** Events and progress of one migration, written to the control store under the worker's lease. */
 export class Journal implements ProgressSink {
   constructor(
     private readonly db: Queryable,
-    readonly migration: string,
+    readonly fence: LeaseFence,
     private readonly secrets: readonly (string | undefined)[],
   ) {}
+
+  get migration(): string {
+    return this.fence.migration;
+  }
 
   /** Logs and records an event; reporting failures are logged, never thrown. */
   async event(level: EventLevel, message: string, database?: string): Promise<void> {
     const text = redact(message, this.secrets);
     logLine(this.secrets, level, `${this.migration}${database ? "/" + database : ""}: ${text}`);
-    await addEvent(this.db, this.migration, level, text, database).catch((err: unknown) =>
+    await addWorkerEvent(this.db, this.fence, level, text, database).catch((err: unknown) =>
       logLine(
         this.secrets,
         "warning",
@@ -51,7 +56,7 @@ export class Journal implements ProgressSink {
     database: string,
     tables: readonly (TableRef & { readonly estimatedBytes: number })[],
   ): Promise<void> {
-    await queueTables(this.db, this.migration, database, tables).catch((err: unknown) =>
+    await queueTables(this.db, this.fence, database, tables).catch((err: unknown) =>
       this.reportFailure(err),
     );
   }
@@ -63,8 +68,8 @@ export class Journal implements ProgressSink {
     detail: { rows?: number; bytes?: number; error?: string } = {},
   ): Promise<void> {
     const safe = detail.error ? { ...detail, error: redact(detail.error, this.secrets) } : detail;
-    await setTableState(this.db, this.migration, database, table, state, safe).catch(
-      (err: unknown) => this.reportFailure(err),
+    await setTableState(this.db, this.fence, database, table, state, safe).catch((err: unknown) =>
+      this.reportFailure(err),
     );
   }
 

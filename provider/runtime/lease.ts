@@ -4,7 +4,7 @@
 import os from "node:os";
 import { randomBytes } from "node:crypto";
 import type { Queryable } from "../control/db";
-import { heartbeat, LEASE_EXPIRY_SECONDS, releaseLease } from "../control/lease";
+import { heartbeat, LEASE_EXPIRY_SECONDS, releaseLease, type LeaseFence } from "../control/lease";
 import type { RequestedAction } from "../spec/types";
 
 /** A lease owner id that says which process holds it: `host:pid:random`. */
@@ -20,7 +20,8 @@ export function parseOwnerId(owner: string): { host: string; pid: number } | und
 
 export const HEARTBEAT_MS = 3_000;
 
-export class LeaseKeeper {
+/** The worker's lease on one migration; also the fence every one of its writes carries. */
+export class LeaseKeeper implements LeaseFence {
   private readonly stopController = new AbortController();
   private readonly cancelController = new AbortController();
   private timer: NodeJS.Timeout | undefined;
@@ -64,6 +65,11 @@ export class LeaseKeeper {
   cutoverRequested(): Promise<void> {
     if (this.action === "cutover") return Promise.resolve();
     return new Promise((resolve) => this.cutoverWaiters.push(resolve));
+  }
+
+  /** A fenced write found the lease held by another owner: stop without touching anything. */
+  lost(reason: Error): void {
+    if (!this.stopController.signal.aborted) this.stopController.abort(reason);
   }
 
   /** Checks the control store now instead of waiting for the next heartbeat. */

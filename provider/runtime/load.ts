@@ -8,7 +8,7 @@ import { addCreatedDatabase } from "../control/migrations";
 import { markCopyCompleted, resetDatabase, setSlot, type DatabaseRow } from "../control/progress";
 import { isTransient, MigrationError } from "../pg/errors";
 import { publicationName, slotName } from "../pg/names";
-import { RetryWindow } from "../pg/retry";
+import { RetryWindow, sleep } from "../pg/retry";
 import { tablesWithoutReplicaIdentity } from "../validate";
 import { checkpoint, dbRows, dbStep, type MigrationContext } from "./context";
 import { errorText } from "./journal";
@@ -63,18 +63,6 @@ async function currentRow(ctx: MigrationContext, database: string): Promise<Data
   return found;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
 async function copyOnce(
   ctx: MigrationContext,
   row: DatabaseRow,
@@ -102,7 +90,7 @@ async function copyOnce(
         publicationName(spec.migrationName),
       );
     }
-    await resetDatabase(ctx.db, spec.migrationName, database);
+    await resetDatabase(ctx.db, ctx.lease, database);
   }
   checkpoint(ctx);
   await dbStep(ctx, database, "preparing", "InProgress", "Preparing the target database");
@@ -113,14 +101,14 @@ async function copyOnce(
   );
   // Interrupted while preparing, the database may be ours without being recorded yet.
   if (created && (!restart || row.step === "preparing")) {
-    await addCreatedDatabase(ctx.db, spec.migrationName, database);
+    await addCreatedDatabase(ctx.db, ctx.lease, database);
   }
   checkpoint(ctx);
 
   if (!online) {
     await dbStep(ctx, database, "copying", "InProgress", "Copying schema and data");
     await clone(ctx, database, undefined, signal);
-    await markCopyCompleted(ctx.db, spec.migrationName, database);
+    await markCopyCompleted(ctx.db, ctx.lease, database);
     await dbStep(ctx, database, "copied", "InProgress", "Copy completed");
     return;
   }
@@ -132,7 +120,7 @@ async function copyOnce(
   });
   const snapshot = await createSlotWithSnapshot(spec.source, database, slot);
   try {
-    await setSlot(ctx.db, spec.migrationName, database, slot, snapshot.consistentPoint);
+    await setSlot(ctx.db, ctx.lease, database, slot, snapshot.consistentPoint);
     await dbStep(
       ctx,
       database,
@@ -144,7 +132,7 @@ async function copyOnce(
   } finally {
     await snapshot.release();
   }
-  await markCopyCompleted(ctx.db, spec.migrationName, database);
+  await markCopyCompleted(ctx.db, ctx.lease, database);
   // Counters were reset with the copy; the fresh stream starts from zero.
   await startStreaming(ctx, { ...row, ...ZERO_COUNTERS }, snapshot.consistentPoint);
 }

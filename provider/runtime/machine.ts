@@ -46,6 +46,8 @@ export async function runMigration(ctx: MigrationContext): Promise<void> {
 // the successor; a cancel rolls back; anything else fails the migration.
 async function conclude(ctx: MigrationContext, err: unknown): Promise<void> {
   try {
+    // Rolling back drops slots and databases: only while the lease is still ours.
+    await ctx.lease.refresh();
     if (ctx.lease.stop.aborted) {
       await ctx.journal.event("info", `worker stopping: ${errorText(ctx.lease.stop.reason, [])}`);
       return;
@@ -101,7 +103,7 @@ async function prerequisitesAndValidation(ctx: MigrationContext): Promise<boolea
   if (spec.option === "Migrate") return true;
   await transition(ctx, "InProgress", "ValidationInProgress");
   const report = await validateMigration(spec);
-  await setValidation(ctx.db, spec.migrationName, report);
+  await setValidation(ctx.db, ctx.lease, report);
   checkpoint(ctx);
   const failed = report.status === "Failed";
   if (failed) {

@@ -1,68 +1,96 @@
 #!/usr/bin/env node
-// Minimal worker entry point (`node main.js runtime --server URL [--migration-name N]`), used by
-// the spawner when the pgmigrate CLI is not built; the CLI's `runtime` command does the same.
-import { SSL_MODES } from "../spec/inputs";
-import type { Endpoint, SslMode } from "../spec/types";
+// The worker's one entry point: the spawner starts `main.js runtime --server URL
+// [--migration-name N]`, and `pgmigrate runtime` runs the same runRuntime through api/.
+import { MigrationError } from "../pg/errors";
+import { migrationNameProblem } from "../pg/names";
+import { parseServerUrl, targetEndpoint } from "../pg/url";
+import type { Endpoint } from "../spec/types";
 import { errorText, logLine } from "./journal";
 import { runWorker } from "./worker";
 
-/** Target endpoint and control database from a libpq URL (password from the environment). */
-export function parseControlUrl(
-  text: string,
-  password: string | undefined,
-): { target: Endpoint; controlDatabase: string } {
-  const url = new URL(text);
-  const sslMode = (url.searchParams.get("sslmode") ?? "prefer") as SslMode;
-  if (!SSL_MODES.includes(sslMode)) throw new Error(`unsupported sslmode "${sslMode}"`);
-  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
-  const target: Endpoint = {
-    host,
-    port: Number(url.port || 5432),
-    username: decodeURIComponent(url.username),
-    password: url.password ? decodeURIComponent(url.password) : password,
-    sslMode,
-    sslRootCert: url.searchParams.get("sslrootcert") ?? undefined,
+/** What a worker process serves, with the passwords it was given (never from argv). */
+export interface RuntimeProcessOptions {
+  /** The target server (with password): the control store lives there. */
+  readonly target: Endpoint;
+  readonly controlDatabase: string;
+  /** Serve only this migration; otherwise every claimable active one. */
+  readonly migrationName?: string;
+  readonly sourcePassword?: string;
+}
+
+/** Exit code of a second SIGTERM/SIGINT: the operator does not want to wait for the clean stop. */
+const EXIT_INTERRUPTED = 130;
+const EXIT_USAGE = 2;
+
+/**
+ * Runs the worker in this process until it is done or stopped. The first SIGTERM/SIGINT stops it
+ * cleanly (state and slots stay for a successor), a second exits at once with 130. Failures are
+ * logged redacted. Returns the exit code: 0 done or stopped, 1 failed.
+ */
+export async function runRuntime(options: RuntimeProcessOptions): Promise<number> {
+  const secrets = [options.target.password, options.sourcePassword];
+  const stop = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) process.exit(EXIT_INTERRUPTED);
+    logLine(secrets, "info", `${signal} received: stopping`);
+    stop.abort(new Error(`worker received ${signal}`));
   };
-  const controlDatabase = decodeURIComponent(url.pathname.replace(/^\//, "")) || "postgres";
-  return { target, controlDatabase };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  try {
+    await runWorker({ ...options, signal: stop.signal });
+    return 0;
+  } catch (err) {
+    logLine(secrets, "error", `worker failed: ${errorText(err, secrets)}`);
+    return 1;
+  } finally {
+    process.removeListener("SIGTERM", onSignal);
+    process.removeListener("SIGINT", onSignal);
+  }
 }
 
 function option(args: readonly string[], name: string): string | undefined {
+  const inline = args.find((arg) => arg.startsWith(`${name}=`));
+  if (inline !== undefined) return inline.slice(name.length + 1);
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 }
 
-async function main(args: readonly string[]): Promise<number> {
-  const server = option(args, "--server");
-  if (!server) {
-    process.stderr.write("usage: main.js runtime --server URL [--migration-name N]\n");
-    return 2;
-  }
-  const env = process.env;
-  const { target, controlDatabase } = parseControlUrl(
-    server,
-    env.PGMIGRATE_TARGET_PASSWORD ?? env.PGPASSWORD,
-  );
-  const secrets = [target.password, env.PGMIGRATE_SOURCE_PASSWORD];
-  const stop = new AbortController();
-  for (const signal of ["SIGTERM", "SIGINT"] as const) {
-    process.once(signal, () => {
-      logLine(secrets, "info", `${signal} received: stopping`);
-      stop.abort(new Error(`worker received ${signal}`));
-    });
-  }
+/** `[runtime] --server URL [--migration-name N]`; passwords from the environment. */
+export async function main(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  const secrets = [env.PGMIGRATE_TARGET_PASSWORD, env.PGPASSWORD, env.PGMIGRATE_SOURCE_PASSWORD];
+  const text = option(args, "--server");
+  const migrationName = option(args, "--migration-name");
   try {
-    await runWorker({
-      target,
-      controlDatabase,
-      migrationName: option(args, "--migration-name"),
+    if (!text) {
+      throw new MigrationError(
+        "input",
+        "usage: main.js runtime --server URL [--migration-name N]",
+        {
+          code: "PGM_INPUT",
+        },
+      );
+    }
+    const problem = migrationName === undefined ? undefined : migrationNameProblem(migrationName);
+    if (problem) throw new MigrationError("input", problem, { code: "PGM_INPUT" });
+    const server = parseServerUrl(text, env);
+    const password = server.password ?? (env.PGMIGRATE_TARGET_PASSWORD || env.PGPASSWORD);
+    return await runRuntime({
+      target: targetEndpoint(server, password || undefined),
+      controlDatabase: server.controlDatabase,
+      migrationName,
+      // Undefined when not set: the worker then connects without a password (trust, certificates).
       sourcePassword: env.PGMIGRATE_SOURCE_PASSWORD,
-      signal: stop.signal,
     });
-    return 0;
   } catch (err) {
+    // Only bad arguments get here: runRuntime reports everything else itself.
     logLine(secrets, "error", errorText(err, secrets));
-    return 1;
+    return EXIT_USAGE;
   }
 }
 

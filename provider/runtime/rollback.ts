@@ -7,6 +7,7 @@ import { dropTargetDatabase } from "../clone";
 import { getMigrationRow } from "../control/migrations";
 import { setDatabaseStep } from "../control/progress";
 import { publicationName, slotName, TARGET_BOOKKEEPING_SCHEMA } from "../pg/names";
+import { sleep } from "../pg/retry";
 import { dbRows, transition, type MigrationContext } from "./context";
 import { errorText } from "./journal";
 import { restoreTargetTriggers } from "./triggers";
@@ -22,7 +23,7 @@ async function attempt(step: () => Promise<void>): Promise<unknown> {
       return undefined;
     } catch (err) {
       last = err;
-      await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** i));
+      await sleep(500 * 2 ** i);
     }
   }
   return last;
@@ -92,7 +93,7 @@ export async function cancelMigration(ctx: MigrationContext): Promise<void> {
     }
     await setDatabaseStep(
       ctx.db,
-      spec.migrationName,
+      ctx.lease,
       database,
       "completed",
       "Canceled",
@@ -108,7 +109,6 @@ export async function cancelMigration(ctx: MigrationContext): Promise<void> {
 
 /** Fails: streams stopped, source cleaned, error recorded (redacted) → Failed/Failed. */
 export async function failMigration(ctx: MigrationContext, error: unknown): Promise<void> {
-  const { spec } = ctx;
   const message = ctx.journal.redact(errorText(error, []));
   await ctx.streams.stopAll();
   const problems = await dropSourceObjects(ctx);
@@ -122,7 +122,7 @@ export async function failMigration(ctx: MigrationContext, error: unknown): Prom
   for (const problem of restored) if (problem) problems.push(problem);
   for (const row of rows) {
     if (row.step === "completed") continue;
-    await setDatabaseStep(ctx.db, spec.migrationName, row.name, row.step, "Failed", message);
+    await setDatabaseStep(ctx.db, ctx.lease, row.name, row.step, "Failed", message);
   }
   const text = problems.length > 0 ? `${message}; ${problems.join("; ")}` : message;
   await transition(ctx, "Failed", "Failed", text);

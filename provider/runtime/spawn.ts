@@ -1,6 +1,6 @@
-// The local spawner: starts `pgmigrate runtime --server URL --migration-name N` as a detached
-// process that outlives its caller (passwords through the environment, never argv; output to a
-// log file), and tells a live worker from a dead one.
+// The local spawner: starts the worker (`runtime/main.js runtime --server URL --migration-name N`)
+// as a detached process that outlives its caller (passwords through the environment, never argv;
+// output to a log file), and tells a live worker from a dead one.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -9,6 +9,7 @@ import type { Queryable } from "../control/db";
 import { addEvent } from "../control/events";
 import { clearDeadLease, recordSpawn, reserveSpawn } from "../control/lease";
 import { getMigrationRow, type MigrationRow } from "../control/migrations";
+import { processAlive, processArgv } from "../pg/process";
 import type { Endpoint, MigrationSpec } from "../spec/types";
 import { parseOwnerId } from "./lease";
 
@@ -19,15 +20,10 @@ export const SPAWN_GRACE_SECONDS = 20;
 
 export interface SpawnOptions {
   readonly logDir?: string;
-  /** Script run by `process.execPath`; default the pgmigrate CLI (or the runtime's own entry). */
-  readonly entry?: string;
 }
 
-/** The script that runs `runtime`: the CLI when built, else the runtime's own entry point. */
-export function workerEntry(): string {
-  const cli = path.join(__dirname, "..", "cli", "main.js");
-  return fs.existsSync(cli) ? cli : path.join(__dirname, "main.js");
-}
+/** The worker's one entry point, next to this module (the CLI's `runtime` runs the same code). */
+const WORKER_ENTRY = path.join(__dirname, "main.js");
 
 /** libpq URL of the control database, without the password. */
 export function controlUrl(target: Endpoint, controlDatabase: string): string {
@@ -40,38 +36,6 @@ export function controlUrl(target: Endpoint, controlDatabase: string): string {
   );
 }
 
-/** Whether this host has Linux's /proc (then a process's state and argv can be read). */
-const HAS_PROC = fs.existsSync("/proc/self/stat");
-
-function readProc(pid: number, file: "stat" | "cmdline"): string | undefined {
-  try {
-    return fs.readFileSync(`/proc/${pid}/${file}`, "utf8");
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * True when a process with this pid exists on this host and has not exited. A killed worker
- * whose parent never reaps it (a detached worker is re-parented to PID 1, which in containers
- * and micro-VMs often reaps nothing) stays a zombie: signal 0 still reaches it, so /proc's state
- * decides.
- */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    // EPERM: it exists but belongs to someone else.
-    if ((err as NodeJS.ErrnoException).code !== "EPERM") return false;
-  }
-  if (!HAS_PROC) return true;
-  const stat = readProc(pid, "stat");
-  if (stat === undefined) return false; // exited (and was reaped) since the signal
-  // "pid (comm) S ...": comm may hold spaces and parentheses; the state follows the last ")".
-  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-  return state !== "Z" && state !== "X" && state !== "x";
-}
-
 /**
  * True when `pid` is alive and still a pgmigrate worker that may serve `migration`: a pid from
  * the control store may have been reused by an unrelated process since, which must be neither
@@ -80,9 +44,8 @@ export function processAlive(pid: number): boolean {
 export function workerProcessAlive(pid: number, migration: string): boolean {
   if (pid === process.pid) return true; // a worker running inside this process
   if (!processAlive(pid)) return false;
-  const cmdline = readProc(pid, "cmdline");
-  if (cmdline === undefined) return true;
-  const argv = cmdline.split("\0").filter((arg) => arg !== "");
+  const argv = processArgv(pid);
+  if (argv === undefined) return true;
   if (!argv.includes("runtime")) return false;
   const named = argv.indexOf("--migration-name");
   const inline = argv.find((arg) => arg.startsWith("--migration-name="));
@@ -128,7 +91,7 @@ export function spawnWorker(
     const child = spawn(
       process.execPath,
       [
-        options.entry ?? workerEntry(),
+        WORKER_ENTRY,
         "runtime",
         "--server",
         controlUrl(spec.target, spec.controlDatabase),
@@ -154,9 +117,9 @@ export function spawnWorker(
 export async function ensureLocalWorker(
   db: Queryable,
   spec: MigrationSpec,
-  options: SpawnOptions & { restart?: boolean } = {},
+  options: SpawnOptions & { restart?: boolean; row?: MigrationRow } = {},
 ): Promise<boolean> {
-  const row = await getMigrationRow(db, spec.migrationName);
+  const row = options.row ?? (await getMigrationRow(db, spec.migrationName));
   if (!row || row.endedOn) return false;
   const status = workerStatus(row);
   if (status !== "dead" && !options.restart) return false;

@@ -5,6 +5,7 @@ import { startReplication, type ReplicationStream } from "../cdc";
 import type { Queryable } from "../control/db";
 import { writeStreamStats, type StreamStats } from "../control/progress";
 import { publicationName, slotName } from "../pg/names";
+import { sleep } from "../pg/retry";
 import type { MigrationSpec } from "../spec/types";
 import type { Journal } from "./journal";
 
@@ -80,7 +81,7 @@ export class StreamSet {
     // it (briefly) and record it, so outputs carry a latency as soon as replication is announced.
     const deadline = Date.now() + FIRST_MEASUREMENT_MS;
     while (stream.stats().latencySeconds === null && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
     await this.writeStats();
     stream.done.catch((err: unknown) => {
@@ -104,7 +105,7 @@ export class StreamSet {
       [...this.streams].map(async ([database, stream]) => {
         const s = stream.stats();
         const b = this.base.get(database) ?? NO_COUNTS;
-        await writeStreamStats(this.db, this.journal.migration, database, {
+        await writeStreamStats(this.db, this.journal.fence, database, {
           inserts: b.inserts + s.inserts,
           updates: b.updates + s.updates,
           deletes: b.deletes + s.deletes,

@@ -9,10 +9,23 @@ import {
   setRuntime,
   storedRuntime,
   type MigrationRow,
-  type RuntimeOptions,
 } from "../control/migrations";
-import type { MigrationSpec } from "../spec/types";
+import type { MigrationSpec, RuntimeOptions } from "../spec/types";
+import type { RuntimeProcessOptions } from "./main";
 import { controlUrl, ensureLocalWorker, STALE_HEARTBEAT_SECONDS, workerStatus } from "./spawn";
+
+// What api/ needs of the worker's processes goes through this module only.
+export { workerStatus, type WorkerStatus } from "./spawn";
+export type { RuntimeProcessOptions } from "./main";
+
+/**
+ * Runs the worker in this process (`pgmigrate runtime`) as the spawned worker does; returns its
+ * exit code. Loaded on demand: the other commands need none of the worker's machinery.
+ */
+export async function runRuntime(options: RuntimeProcessOptions): Promise<number> {
+  const { runRuntime: run } = await import("./main");
+  return run(options);
+}
 
 /** The "no worker is running" event is written at most this often (the warning itself is returned every time). */
 export const WORKER_WARNING_EVERY_SECONDS = 300;
@@ -52,15 +65,21 @@ export function missingWorkerWarning(row: MigrationRow, at: ControlLocation): st
  * Checks the worker of migration `name`. `declared` is the runtime the caller was configured
  * with (a Pulumi program's `runtime` input): when it differs from the stored one it is recorded
  * and wins; without it the stored runtime decides. A local worker is spawned only with `spec`
- * (it carries the passwords the worker needs).
+ * (it carries the passwords the worker needs). `row`: the migration's row just read by the
+ * caller (a wait polling every second), so a healthy worker costs no further query.
  */
 export async function superviseWorker(
   db: Queryable,
   at: ControlLocation,
   name: string,
-  options: { spec?: MigrationSpec; declared?: RuntimeOptions; restart?: boolean } = {},
+  options: {
+    spec?: MigrationSpec;
+    declared?: RuntimeOptions;
+    restart?: boolean;
+    row?: MigrationRow;
+  } = {},
 ): Promise<WorkerCheck> {
-  let row = await getMigrationRow(db, name);
+  let row = options.row ?? (await getMigrationRow(db, name));
   if (!row || row.endedOn) return { started: false };
   let runtime = storedRuntime(row);
   if (options.declared && !sameRuntime(options.declared, runtime)) {
@@ -87,6 +106,7 @@ export async function superviseWorker(
   const started = await ensureLocalWorker(db, options.spec, {
     logDir: runtime.logDir,
     restart: options.restart,
+    row,
   });
   return { started };
 }

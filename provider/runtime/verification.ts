@@ -12,7 +12,7 @@ export async function verifyOne(ctx: MigrationContext, database: string): Promis
   const tables = (await verifyDatabase(ctx.spec, database, ctx.spec.verify)).sort((a, b) =>
     a.table < b.table ? -1 : a.table > b.table ? 1 : 0,
   );
-  await setDatabaseVerification(ctx.db, ctx.spec.migrationName, database, tables);
+  await setDatabaseVerification(ctx.db, ctx.lease, database, tables);
   const skipped = tables.filter((t) => t.skippedReason);
   if (skipped.length > 0) {
     await ctx.journal.event(
@@ -28,7 +28,7 @@ export async function concludeVerification(ctx: MigrationContext): Promise<void>
   if (ctx.spec.verify === "none") return;
   const rows = await dbRows(ctx);
   const report = summarizeVerification(rows.flatMap((r) => r.verification ?? []));
-  await setVerification(ctx.db, ctx.spec.migrationName, report);
+  await setVerification(ctx.db, ctx.lease, report);
   if (report.status !== "Failed") return;
   const differing = report.tables
     .filter((t) => !t.skippedReason && !t.match)

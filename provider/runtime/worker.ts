@@ -8,6 +8,7 @@ import { claimableMigrations, claimLease } from "../control/lease";
 import { getMigrationRow, type StoredSpec } from "../control/migrations";
 import { installControlSchema } from "../control/schema";
 import { MigrationError } from "../pg/errors";
+import { sleep } from "../pg/retry";
 import type { Endpoint, MigrationSpec } from "../spec/types";
 import type { MigrationContext } from "./context";
 import { errorText, Journal, logLine } from "./journal";
@@ -36,7 +37,6 @@ const STOPPING_GRACE_MS = 10_000;
 const POLL_MS = 5_000;
 
 export async function runWorker(options: WorkerOptions): Promise<void> {
-  const secrets = [options.target.password, options.sourcePassword];
   const at = { target: options.target, controlDatabase: options.controlDatabase };
   await installControlSchema(at);
   const pool = await openControlPool(at);
@@ -46,9 +46,6 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       return;
     }
     await serveAll(pool, options);
-  } catch (err) {
-    logLine(secrets, "error", `worker failed: ${errorText(err, secrets)}`);
-    throw err;
   } finally {
     await pool.end().catch(() => undefined);
   }
@@ -127,7 +124,6 @@ async function serve(
   const row = await getMigrationRow(pool, name);
   if (!row) return;
   const spec = specWithSecrets(row.spec, options);
-  const journal = new Journal(pool, name, secrets);
   const lease = new LeaseKeeper(
     pool,
     name,
@@ -135,6 +131,7 @@ async function serve(
     (message) => logLine(secrets, "warning", `${name}: ${message}`),
     options.heartbeatMs ?? HEARTBEAT_MS,
   );
+  const journal = new Journal(pool, lease, secrets);
   const ctx: MigrationContext = {
     spec,
     db: pool,
@@ -158,16 +155,4 @@ export function specWithSecrets(stored: StoredSpec, options: WorkerOptions): Mig
     source: { ...stored.source, password: options.sourcePassword },
     target: { ...stored.target, password: options.target.password },
   };
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }

@@ -1,5 +1,6 @@
 // Shared vocabulary of the engine: the resolved migration spec, states, reports and outputs.
 // Names follow the reference service (Azure Database for PostgreSQL migration service).
+import type { MigrationState, MigrationSubstate } from "./states";
 
 /** libpq sslmode values we accept. */
 export type SslMode = "disable" | "prefer" | "require" | "verify-ca" | "verify-full";
@@ -16,6 +17,13 @@ export interface Endpoint {
   readonly sslRootCert?: string;
   /** For the source: AWS_AURORA, AWS_RDS, OnPremises, AzureVM, GCP_CloudSQL, ... */
   readonly serverType?: string;
+}
+
+/** Where the worker runs: `local` (spawned detached, respawned when dead) or `external`. */
+export interface RuntimeOptions {
+  readonly kind: "local" | "external";
+  /** Directory of a local worker's log file (default: os.tmpdir()/pgmigrate). */
+  readonly logDir?: string;
 }
 
 export type MigrationMode = "Offline" | "Online";
@@ -41,27 +49,8 @@ export interface MigrationSpec {
   readonly controlDatabase: string;
 }
 
-export type MigrationState =
-  "InProgress" | "WaitingForUserAction" | "Canceled" | "Failed" | "ValidationFailed" | "Succeeded";
-
-export type MigrationSubstate =
-  | "PerformingPreRequisiteSteps"
-  | "ValidationInProgress"
-  | "MigratingData"
-  | "WaitingForCutoverTrigger"
-  | "CompletingMigration"
-  | "Completed"
-  | "Failed";
-
-/** States after which nothing more happens. */
-export const TERMINAL_STATES: readonly MigrationState[] = [
-  "Canceled",
-  "Failed",
-  "ValidationFailed",
-  "Succeeded",
-];
-
-export type RequestedAction = "cutover" | "cancel";
+/** States live with their predicates in ./states; re-exported as part of the vocabulary. */
+export type { MigrationState, MigrationSubstate, RequestedAction } from "./states";
 
 export type CheckState = "Succeeded" | "Warning" | "Failed";
 

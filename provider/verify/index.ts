@@ -6,6 +6,7 @@ import { withClient } from "../pg/connect";
 import { MigrationError } from "../pg/errors";
 import { qualify } from "../pg/ident";
 import { runWorkers } from "../pg/pool";
+import { sleep } from "../pg/retry";
 import { openSession } from "../pg/session";
 import type { MigrationSpec, TableRef, TableVerification, VerificationReport } from "../spec/types";
 
@@ -154,7 +155,7 @@ export async function verifyDatabase(
     let after = before;
     if (differing.length > 0) {
       const wait = started + WATCH_MS - Date.now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (wait > 0) await sleep(wait);
       await runWorkers(
         differing,
         spec.parallelism.tables,

@@ -21,7 +21,7 @@ import {
 } from "../../provider/control/schema";
 import { withControl } from "../../provider/control/db";
 import { setState } from "../../provider/control/migrations";
-import { claimLease } from "../../provider/control/lease";
+import { claimLease, type LeaseFence } from "../../provider/control/lease";
 import { queueTables, setTableState } from "../../provider/control/progress";
 import { MigrationError } from "../../provider/pg/errors";
 import type { MigrationSpec } from "../../provider/spec/types";
@@ -36,6 +36,11 @@ function specFor(
   overrides: Record<string, unknown> = {},
 ): MigrationSpec {
   return specOf(source, target, { databases: ["shop"], migrationName: "m", ...overrides });
+}
+
+/** A worker's fence for writes made by hand (a lost lease would throw before `lost` matters). */
+function fence(migration: string, owner: string): LeaseFence {
+  return { migration, owner, lost: () => undefined };
 }
 
 async function rejectsWith(promise: Promise<unknown>, code: string, text: RegExp): Promise<void> {
@@ -197,7 +202,7 @@ describe("control store", () => {
     await rejectsWith(forgetMigration(at, "offline-one"), "PGM_INVALID_ACTION", /cancel it before/);
     await withControl(at, async (db) => {
       assert.ok(await claimLease(db, "offline-one", "test:1:ab", { pid: 1, host: "test" }));
-      assert.ok(await setState(db, "offline-one", "test:1:ab", "Succeeded", "Completed"));
+      await setState(db, fence("offline-one", "test:1:ab"), "Succeeded", "Completed");
     });
     await rejectsWith(
       requestAction(at, "offline-one", "cancel"),
@@ -316,11 +321,13 @@ describe("control store", () => {
     const at = { target: spec.target, controlDatabase: "ctl_runtime" };
     await createMigration(spec, { kind: "external" });
     await withControl(at, async (db) => {
-      await queueTables(db, "progress", "shop", [
+      const worker = fence("progress", "test:2:cd");
+      assert.ok(await claimLease(db, "progress", worker.owner, { pid: 2, host: "test" }));
+      await queueTables(db, worker, "shop", [
         { schema: "public", name: "small", estimatedBytes: 10 },
         { schema: "public", name: "big", estimatedBytes: 9000 },
       ]);
-      await setTableState(db, "progress", "shop", { schema: "public", name: "big" }, "completed", {
+      await setTableState(db, worker, "shop", { schema: "public", name: "big" }, "completed", {
         rows: 120,
         bytes: 8800,
       });

@@ -12,7 +12,7 @@ import {
   requestAction,
   waitForMigration,
 } from "../../provider/api/index";
-import { processAlive } from "../../provider/runtime/spawn";
+import { processAlive } from "../../provider/pg/process";
 import type { DbDetails, MigrationOutputs } from "../../provider/spec/types";
 import { addTableWithoutPrimaryKey } from "../support/fixture";
 import {

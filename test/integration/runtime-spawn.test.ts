@@ -15,7 +15,7 @@ import {
   waitForMigration,
   type RuntimeOptions,
 } from "../../provider/api/index";
-import { processAlive } from "../../provider/runtime/spawn";
+import { processAlive } from "../../provider/pg/process";
 import { parseOwnerId } from "../../provider/runtime/lease";
 import type { MigrationOutputs, MigrationSpec } from "../../provider/spec/types";
 import { compareDatabases } from "../support/checksum";

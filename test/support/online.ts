@@ -14,7 +14,7 @@ import {
 } from "../../provider/api/index";
 import { OBJECT_PREFIX, TARGET_BOOKKEEPING_SCHEMA } from "../../provider/pg/names";
 import { parseOwnerId } from "../../provider/runtime/lease";
-import { processAlive } from "../../provider/runtime/spawn";
+import { processAlive } from "../../provider/pg/process";
 import { runWorker } from "../../provider/runtime/worker";
 import type { MigrationOutputs, MigrationSpec } from "../../provider/spec/types";
 import { compareDatabases, sequenceStates, type SequenceState } from "./checksum";

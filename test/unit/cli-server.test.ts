@@ -59,9 +59,13 @@ describe("pgmigrate --server URL", () => {
       assert.throws(
         () => parseServerUrl(url, NO_ENV),
         (err: Error) => {
-          assert.ok(err instanceof UsageError, `${url}: ${err.message}`);
+          assert.ok(
+            err instanceof MigrationError && err.code === "PGM_INPUT",
+            `${url}: ${err.message}`,
+          );
           assert.match(err.message, pattern);
           assert.ok(!err.message.includes("hunter2"));
+          assert.equal(describeFailure(err, []).exitCode, EXIT_USAGE);
           return true;
         },
       );

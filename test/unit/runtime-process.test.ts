@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
-import { processAlive, workerProcessAlive } from "../../provider/runtime/spawn";
+import { processAlive } from "../../provider/pg/process";
+import { workerProcessAlive } from "../../provider/runtime/spawn";
 
 const LINUX = process.platform === "linux";
 
