@@ -12,7 +12,7 @@ import {
   waitForMigration,
   type RuntimeOptions,
 } from "../../provider/api/index";
-import { processAlive } from "../../provider/runtime/spawn";
+import { processAlive } from "../../provider/pg/process";
 import type { MigrationSpec } from "../../provider/spec/types";
 import { compareDatabases } from "../support/checksum";
 import { controlOf, leaseHolderPid, onlineSpec } from "../support/online";
