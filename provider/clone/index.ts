@@ -20,6 +20,7 @@ export { dropTargetDatabase, prepareTargetDatabase } from "./database";
 export { migrateRoles } from "./roles";
 export { syncSequences } from "./sequences";
 export { CANCELED_CODE } from "./copy";
+export { exportSnapshot, type HeldSnapshot } from "./snapshot";
 
 export interface CloneOptions {
   spec: MigrationSpec;

@@ -1,7 +1,7 @@
 // Cutover of an online migration: per database, record the source's current WAL position
 // (cutoverLsn), apply the backlog up to it however large, stop the stream, restore the triggers
-// disabled for apply, copy sequence values, verify, then drop the slot, the publication and our
-// bookkeeping on the target.
+// disabled for apply, copy sequence values, refresh materialized views, verify, then drop the
+// slot and the publication, restore replica identities, and drop our bookkeeping on the target.
 import { currentWalLsn, dropSlotAndPublication, dropTargetBookkeeping } from "../cdc";
 import { syncSequences } from "../clone";
 import { setCutoverLsn } from "../control/progress";
@@ -14,6 +14,7 @@ import {
   transition,
   type MigrationContext,
 } from "./context";
+import { restoreReplicaIdentities } from "./replica-identity";
 import { restoreTargetTriggers } from "./triggers";
 import { concludeVerification, verifyOne } from "./verification";
 
@@ -56,6 +57,15 @@ export async function cutover(ctx: MigrationContext): Promise<void> {
       slotName(spec.migrationName, database),
       publicationName(spec.migrationName),
     );
+    // Only now: with the publication gone, an identity-less table is writable on the source.
+    const identities = await restoreReplicaIdentities(spec, database, "cutover");
+    if (identities > 0) {
+      await ctx.journal.event(
+        "info",
+        `restored the replica identity of ${identities} table(s)`,
+        database,
+      );
+    }
     await dropTargetBookkeeping(spec.target, database);
     await dbStep(ctx, database, "completed", "Succeeded", "Cutover completed");
   });

@@ -142,6 +142,7 @@ describe("pgmigrate output formatting", () => {
             {
               databaseName: "orders",
               table: "public.a",
+              method: "counts",
               sourceRows: 3,
               targetRows: 3,
               match: true,
@@ -149,6 +150,7 @@ describe("pgmigrate output formatting", () => {
             {
               databaseName: "orders",
               table: "public.b",
+              method: "counts",
               sourceRows: 5,
               targetRows: 4,
               match: false,

@@ -1,0 +1,231 @@
+// Fidelity on real servers, through the in-process worker: the base copy is proved under its
+// own snapshot (and a target that differs fails naming the table and key), materialized views
+// are refreshed at cutover, replica identities come back, and large objects are copied.
+import assert from "node:assert/strict";
+import {
+  createMigration,
+  getMigration,
+  isSettled,
+  requestAction,
+  waitForMigration,
+} from "../../provider/api/index";
+import { runWorker } from "../../provider/runtime/worker";
+import type { MigrationOutputs, MigrationSpec } from "../../provider/spec/types";
+import { startPostgres, type PgServer } from "../support/postgres";
+import { specOf } from "../support/spec";
+
+const SCHEMA = `
+  CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL, balance numeric(12, 2));
+  CREATE TABLE audit (at timestamptz, note text);
+  INSERT INTO accounts SELECT i, 'owner ' || i, i * 1.5 FROM generate_series(1, 300) i;
+  INSERT INTO audit SELECT '2024-01-01'::timestamptz + i * interval '1 hour', 'n' || i FROM generate_series(1, 40) i;`;
+
+describe("fidelity", function () {
+  let source: PgServer;
+  let target: PgServer;
+
+  before(async () => {
+    [source, target] = await Promise.all([startPostgres(), startPostgres()]);
+  });
+  after(async () => {
+    await Promise.all([source?.stop(), target?.stop()]);
+  });
+
+  const at = () => ({
+    target: specOf(source, target, { databases: ["x"] }, "x").target,
+    controlDatabase: "postgres",
+  });
+
+  async function sourceDatabase(database: string, extra = ""): Promise<void> {
+    await source.query(`CREATE DATABASE ${database}`);
+    await source.query(SCHEMA + extra, [], database);
+  }
+
+  function worker(spec: MigrationSpec): Promise<void> {
+    return runWorker({
+      target: spec.target,
+      controlDatabase: spec.controlDatabase,
+      migrationName: spec.migrationName,
+      sourcePassword: spec.source.password,
+      heartbeatMs: 500,
+    });
+  }
+
+  async function run(
+    input: Record<string, unknown>,
+  ): Promise<{ spec: MigrationSpec; done: Promise<void> }> {
+    const spec = specOf(source, target, input);
+    await createMigration(spec, { kind: "external" });
+    return { spec, done: worker(spec) };
+  }
+
+  async function outputs(name: string): Promise<MigrationOutputs> {
+    return (await getMigration(at(), name)) as MigrationOutputs;
+  }
+
+  async function identities(server: PgServer, database: string): Promise<Record<string, string>> {
+    const rows = await server.query<{ name: string; identity: string }>(
+      `SELECT c.relname AS name, c.relreplident AS identity FROM pg_class c
+        WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' ORDER BY 1`,
+      [],
+      database,
+    );
+    return Object.fromEntries(rows.map((r) => [r.name, r.identity]));
+  }
+
+  const rowsByMethod = (o: MigrationOutputs) =>
+    o.verification?.tables.map((t) => [t.method, t.table, t.sourceRows, t.targetRows, t.match]);
+
+  describe("verification under the copy's snapshot (the default)", () => {
+    it("proves an offline copy: every table hashed, with its row count", async () => {
+      await sourceDatabase("snap_offline");
+      const { done } = await run({ migrationName: "snap-offline", databases: ["snap_offline"] });
+      await done;
+      const o = await outputs("snap-offline");
+      assert.equal(o.error, null);
+      assert.equal(o.state, "Succeeded");
+      assert.equal(o.verification?.status, "Succeeded");
+      assert.deepEqual(rowsByMethod(o), [
+        ["snapshot", "public.accounts", 300, 300, true],
+        ["snapshot", "public.audit", 40, 40, true],
+      ]);
+    });
+
+    it("proves an online copy before applying changes, and counts again at cutover", async () => {
+      await sourceDatabase("snap_online");
+      const { done } = await run({
+        migrationName: "snap-online",
+        databases: ["snap_online"],
+        mode: "Online",
+        fixReplicaIdentity: "full",
+      });
+      const waiting = await waitForMigration(at(), "snap-online", isSettled, {
+        timeoutMs: 120_000,
+      });
+      assert.equal(waiting.state, "WaitingForUserAction");
+      // Verified at the snapshot: the rows the copy saw, not what arrived later.
+      assert.deepEqual(rowsByMethod(waiting), [
+        ["snapshot", "public.accounts", 300, 300, true],
+        ["snapshot", "public.audit", 40, 40, true],
+      ]);
+      await source.query("INSERT INTO accounts VALUES (301, 'late', 1)", [], "snap_online");
+      await waitForMigration(
+        at(),
+        "snap-online",
+        (o) => o.dbDetails.snap_online.cdcInsertCounter >= 1,
+        {
+          timeoutMs: 60_000,
+        },
+      );
+      await requestAction(at(), "snap-online", "cutover");
+      await done;
+      const o = await outputs("snap-online");
+      assert.equal(o.error, null);
+      assert.equal(o.state, "Succeeded");
+      assert.deepEqual(rowsByMethod(o), [
+        ["snapshot", "public.accounts", 300, 300, true],
+        ["snapshot", "public.audit", 40, 40, true],
+        ["counts", "public.accounts", 301, 301, true],
+        ["counts", "public.audit", 40, 40, true],
+      ]);
+    });
+
+    it("fails a copy the target changed as it was written, naming the table and the key", async () => {
+      // A generated column whose "immutable" function answers differently on the target's
+      // port: the row with id 7 is written differently there than it reads on the source.
+      await sourceDatabase(
+        "snap_drift",
+        `CREATE FUNCTION public.tag(id int) RETURNS text LANGUAGE sql IMMUTABLE
+           AS $$ SELECT CASE WHEN id = 7 AND current_setting('port') = '${target.port}' THEN 'drifted' ELSE 'same' END $$;
+         ALTER TABLE accounts ADD COLUMN tag text GENERATED ALWAYS AS (public.tag(id)) STORED;`,
+      );
+      const { done } = await run({
+        migrationName: "snap-drift",
+        databases: ["snap_drift"],
+        mode: "Online",
+        fixReplicaIdentity: "full",
+      });
+      await done;
+      const o = await outputs("snap-drift");
+      assert.equal(o.state, "Failed");
+      assert.match(
+        o.error ?? "",
+        /snap_drift\.public\.accounts \(source 300 rows, target 300; the row with key \(7\) differs\)/,
+      );
+      assert.equal(o.verification?.status, "Failed");
+      assert.deepEqual(
+        o.verification?.tables.filter((t) => !t.match).map((t) => [t.table, t.difference]),
+        [["public.accounts", "the row with key (7) differs"]],
+      );
+      // Failed before any change was streamed: nothing left on the source.
+      const slots = await source.query("SELECT 1 FROM pg_replication_slots");
+      assert.equal(slots.length, 0);
+      assert.equal(o.dbDetails.snap_drift.cdcInsertCounter, 0);
+      // The failure put the identity fixReplicaIdentity changed back.
+      assert.deepEqual(await identities(source, "snap_drift"), { accounts: "d", audit: "d" });
+    });
+  });
+
+  describe("replica identity (fixReplicaIdentity: full)", () => {
+    it("is FULL while replicating, and the original again after cutover, on both sides", async () => {
+      await sourceDatabase(
+        "ident_done",
+        "CREATE TABLE quiet (v int); ALTER TABLE quiet REPLICA IDENTITY NOTHING;",
+      );
+      const { done } = await run({
+        migrationName: "ident-done",
+        databases: ["ident_done"],
+        mode: "Online",
+        fixReplicaIdentity: "full",
+      });
+      await waitForMigration(at(), "ident-done", isSettled, { timeoutMs: 120_000 });
+      assert.deepEqual(await identities(source, "ident_done"), {
+        accounts: "d",
+        audit: "f",
+        quiet: "f",
+      });
+      await source.query("UPDATE audit SET note = 'changed' WHERE note = 'n3'", [], "ident_done");
+      await waitForMigration(
+        at(),
+        "ident-done",
+        (o) => o.dbDetails.ident_done.cdcUpdateCounter >= 1,
+        {
+          timeoutMs: 60_000,
+        },
+      );
+      await requestAction(at(), "ident-done", "cutover");
+      await done;
+      const o = await outputs("ident-done");
+      assert.equal(o.error, null);
+      assert.equal(o.state, "Succeeded");
+      const original = { accounts: "d", audit: "d", quiet: "n" };
+      assert.deepEqual(await identities(source, "ident_done"), original);
+      assert.deepEqual(await identities(target, "ident_done"), original);
+      const [changed] = await target.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM audit WHERE note = 'changed'",
+        [],
+        "ident_done",
+      );
+      assert.equal(changed.n, 1);
+    });
+
+    it("is the original again after a cancel, on the source and on a kept target database", async () => {
+      await sourceDatabase("ident_cancel");
+      // Created beforehand: a cancel keeps it, so its identities can be read afterwards.
+      await target.query("CREATE DATABASE ident_cancel");
+      const { done } = await run({
+        migrationName: "ident-cancel",
+        databases: ["ident_cancel"],
+        mode: "Online",
+        fixReplicaIdentity: "full",
+      });
+      await waitForMigration(at(), "ident-cancel", isSettled, { timeoutMs: 120_000 });
+      assert.deepEqual(await identities(target, "ident_cancel"), { accounts: "d", audit: "f" });
+      await requestAction(at(), "ident-cancel", "cancel");
+      await done;
+      assert.equal((await outputs("ident-cancel")).state, "Canceled");
+      assert.deepEqual(await identities(source, "ident_cancel"), { accounts: "d", audit: "d" });
+      assert.deepEqual(await identities(target, "ident_cancel"), { accounts: "d", audit: "d" });
+    });
+  });
+});
