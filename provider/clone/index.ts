@@ -19,6 +19,7 @@ import { listTablesToCopy, sourceNotes, type TableToCopy } from "./tables";
 export { dropTargetDatabase, prepareTargetDatabase } from "./database";
 export { migrateRoles } from "./roles";
 export { syncSequences } from "./sequences";
+export { refreshMaterializedViews } from "./matviews";
 export { CANCELED_CODE } from "./copy";
 export { exportSnapshot, type HeldSnapshot } from "./snapshot";
 

@@ -3,7 +3,7 @@
 // disabled for apply, copy sequence values, refresh materialized views, verify, then drop the
 // slot and the publication, restore replica identities, and drop our bookkeeping on the target.
 import { currentWalLsn, dropSlotAndPublication, dropTargetBookkeeping } from "../cdc";
-import { syncSequences } from "../clone";
+import { refreshMaterializedViews, syncSequences } from "../clone";
 import { setCutoverLsn } from "../control/progress";
 import { publicationName, slotName } from "../pg/names";
 import {
@@ -45,6 +45,10 @@ export async function cutover(ctx: MigrationContext): Promise<void> {
     checkpoint(ctx);
     const sequences = await syncSequences(spec, database);
     await ctx.journal.event("info", `copied ${sequences} sequence value(s)`, database);
+    const matviews = await refreshMaterializedViews(spec, database);
+    if (matviews > 0) {
+      await ctx.journal.event("info", `refreshed ${matviews} materialized view(s)`, database);
+    }
     await verifyOne(ctx, database);
   });
 

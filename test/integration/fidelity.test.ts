@@ -73,12 +73,28 @@ describe("fidelity", function () {
     return Object.fromEntries(rows.map((r) => [r.name, r.identity]));
   }
 
+  // A materialized view reading another one through a plain view: refreshed in that order.
+  const MATVIEWS = `
+    CREATE MATERIALIZED VIEW rich AS SELECT id, balance FROM accounts WHERE balance > 400;
+    CREATE VIEW rich_view AS SELECT * FROM rich;
+    CREATE MATERIALIZED VIEW rich_total AS SELECT count(*) AS n, sum(balance) AS total FROM rich_view;
+    CREATE MATERIALIZED VIEW never_filled AS SELECT 1 AS one WITH NO DATA;`;
+
+  async function matview(server: PgServer, database: string, name: string): Promise<string> {
+    const [row] = await server.query<{ rows: string }>(
+      `SELECT coalesce(string_agg(m::text, ';' ORDER BY m::text), '') AS rows FROM ${name} m`,
+      [],
+      database,
+    );
+    return row.rows;
+  }
+
   const rowsByMethod = (o: MigrationOutputs) =>
     o.verification?.tables.map((t) => [t.method, t.table, t.sourceRows, t.targetRows, t.match]);
 
   describe("verification under the copy's snapshot (the default)", () => {
     it("proves an offline copy: every table hashed, with its row count", async () => {
-      await sourceDatabase("snap_offline");
+      await sourceDatabase("snap_offline", MATVIEWS);
       const { done } = await run({ migrationName: "snap-offline", databases: ["snap_offline"] });
       await done;
       const o = await outputs("snap-offline");
@@ -89,6 +105,19 @@ describe("fidelity", function () {
         ["snapshot", "public.accounts", 300, 300, true],
         ["snapshot", "public.audit", 40, 40, true],
       ]);
+      // Materialized views hold what the copied tables give (the post-data restore refreshed them).
+      for (const name of ["rich", "rich_total"]) {
+        assert.equal(
+          await matview(target, "snap_offline", name),
+          await matview(source, "snap_offline", name),
+        );
+      }
+      const [unfilled] = await target.query<{ populated: boolean }>(
+        "SELECT ispopulated AS populated FROM pg_matviews WHERE matviewname = 'never_filled'",
+        [],
+        "snap_offline",
+      );
+      assert.equal(unfilled.populated, false);
     });
 
     it("proves an online copy before applying changes, and counts again at cutover", async () => {
@@ -163,6 +192,56 @@ describe("fidelity", function () {
       assert.equal(o.dbDetails.snap_drift.cdcInsertCounter, 0);
       // The failure put the identity fixReplicaIdentity changed back.
       assert.deepEqual(await identities(source, "snap_drift"), { accounts: "d", audit: "d" });
+    });
+  });
+
+  describe("materialized views", () => {
+    it("are refreshed on the target at cutover, in dependency order, after a refresh on the source", async () => {
+      await sourceDatabase("mv_online", MATVIEWS);
+      const { done } = await run({
+        migrationName: "mv-online",
+        databases: ["mv_online"],
+        mode: "Online",
+        fixReplicaIdentity: "full",
+      });
+      await waitForMigration(at(), "mv-online", isSettled, { timeoutMs: 120_000 });
+      const before = await matview(source, "mv_online", "rich_total");
+      await source.query(
+        `UPDATE accounts SET balance = balance + 1000 WHERE id <= 20;
+         INSERT INTO accounts VALUES (1001, 'new', 5000);
+         REFRESH MATERIALIZED VIEW rich; REFRESH MATERIALIZED VIEW rich_total;`,
+        [],
+        "mv_online",
+      );
+      assert.notEqual(await matview(source, "mv_online", "rich_total"), before);
+      await waitForMigration(
+        at(),
+        "mv-online",
+        (o) => o.dbDetails.mv_online.cdcUpdateCounter >= 20,
+        {
+          timeoutMs: 60_000,
+        },
+      );
+      // Replicated rows do not reach a materialized view: still the copy's contents.
+      assert.equal(await matview(target, "mv_online", "rich_total"), before);
+      await requestAction(at(), "mv-online", "cutover");
+      await done;
+      const o = await outputs("mv-online");
+      assert.equal(o.error, null);
+      assert.equal(o.state, "Succeeded");
+      for (const name of ["rich", "rich_total"]) {
+        assert.equal(
+          await matview(target, "mv_online", name),
+          await matview(source, "mv_online", name),
+          name,
+        );
+      }
+      const [unfilled] = await target.query<{ populated: boolean }>(
+        "SELECT ispopulated AS populated FROM pg_matviews WHERE matviewname = 'never_filled'",
+        [],
+        "mv_online",
+      );
+      assert.equal(unfilled.populated, false);
     });
   });
 
