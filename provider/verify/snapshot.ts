@@ -1,11 +1,12 @@
 // Verification of the base copy under the copy's own exported snapshot: each table's row count
-// and row-hash sum read at the snapshot on the source and from the untouched target, in
-// parallel. Nothing is skipped: the snapshot does not move, so any difference is real.
+// and row-hash sum (and the large objects' count and hash) read at the snapshot on the source
+// and from the untouched target, tables in parallel. Nothing is skipped: the snapshot does not move, so any difference is real.
 import { MigrationError } from "../pg/errors";
 import { runWorkers } from "../pg/pool";
 import { beginAtSnapshot } from "../pg/session";
 import type { MigrationSpec, TableRef, TableVerification } from "../spec/types";
 import { firstDifference } from "./diff";
+import { verifyLargeObjects } from "./large-objects";
 import { closePair, keyOf, listTables, measure, openPair, same, type Pair } from "./measure";
 
 /**
@@ -36,8 +37,10 @@ export async function verifyAtSnapshot(
     // The table list itself is read at the snapshot: exactly the tables the copy saw.
     const lister = await open();
     let tables: TableRef[];
+    let largeObjects: TableVerification | undefined;
     try {
       tables = await listTables(lister.source);
+      largeObjects = await verifyLargeObjects(lister, database);
     } finally {
       await close(lister);
     }
@@ -65,7 +68,8 @@ export async function verifyAtSnapshot(
       },
       close,
     );
-    return tables.map((t) => results.get(keyOf(t)) as TableVerification);
+    const verified = tables.map((t) => results.get(keyOf(t)) as TableVerification);
+    return largeObjects ? [...verified, largeObjects] : verified;
   } catch (err) {
     throw MigrationError.wrap("verify", err, `verifying the copy of database "${database}"`);
   }

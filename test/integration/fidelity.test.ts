@@ -245,6 +245,102 @@ describe("fidelity", function () {
     });
   });
 
+  describe("large objects", () => {
+    // One small object readable by everyone, one of 2.5 MB (several chunks) owned by a role
+    // both servers have, one owned by a role only the source has; a column refers to them.
+    const LARGE_OBJECTS = `
+      CREATE TABLE documents (id int PRIMARY KEY, body oid);
+      SELECT lo_from_bytea(424242, 'hello, large object');
+      GRANT SELECT ON LARGE OBJECT 424242 TO PUBLIC;
+      SELECT lo_from_bytea(424243, convert_to(repeat('0123456789abcdef', 163840), 'UTF8'));
+      ALTER LARGE OBJECT 424243 OWNER TO lo_owner;
+      GRANT UPDATE ON LARGE OBJECT 424243 TO lo_reader;
+      SELECT lo_from_bytea(424244, decode('00ff00', 'hex'));
+      ALTER LARGE OBJECT 424244 OWNER TO lo_ghost;
+      INSERT INTO documents VALUES (1, 424242), (2, 424243), (3, 424244);`;
+
+    interface ObjectState {
+      oid: number;
+      owner: string;
+      acl: string | null;
+      bytes: number;
+      md5: string;
+    }
+
+    async function objects(server: PgServer, database: string): Promise<ObjectState[]> {
+      return server.query<ObjectState & Record<string, unknown>>(
+        `SELECT m.oid::int AS oid, pg_get_userbyid(m.lomowner) AS owner, m.lomacl::text AS acl,
+                length(lo_get(m.oid)) AS bytes, md5(lo_get(m.oid)) AS md5
+           FROM pg_largeobject_metadata m ORDER BY m.oid`,
+        [],
+        database,
+      );
+    }
+
+    before(async () => {
+      await source.query("CREATE ROLE lo_owner; CREATE ROLE lo_reader; CREATE ROLE lo_ghost");
+      await target.query("CREATE ROLE lo_owner; CREATE ROLE lo_reader");
+    });
+
+    async function assertCopied(database: string, o: MigrationOutputs): Promise<void> {
+      assert.equal(o.error, null);
+      assert.equal(o.state, "Succeeded");
+      const expected = (await objects(source, database)).map((lo) =>
+        lo.owner === "lo_ghost" ? { ...lo, owner: target.user } : lo,
+      );
+      assert.equal(expected.length, 3);
+      assert.equal(expected[1].bytes, 2_621_440);
+      assert.deepEqual(await objects(target, database), expected);
+      assert.deepEqual(
+        o.verification?.tables.filter((t) => t.table === "pg_catalog.pg_largeobject"),
+        [
+          {
+            databaseName: database,
+            table: "pg_catalog.pg_largeobject",
+            method: "snapshot",
+            sourceRows: 3,
+            targetRows: 3,
+            match: true,
+          },
+        ],
+      );
+      const events = await target.query<{ message: string }>(
+        "SELECT message FROM pgmigrate.events WHERE database = $1 AND message LIKE '%large objects owned%'",
+        [database],
+      );
+      assert.match(events[0]?.message ?? "", /roles missing on the target \(lo_ghost\)/);
+    }
+
+    it("are identical after an offline migration: OIDs, bytes, owners and grants", async () => {
+      await sourceDatabase("lo_offline", LARGE_OBJECTS);
+      const { done } = await run({ migrationName: "lo-offline", databases: ["lo_offline"] });
+      await done;
+      await assertCopied("lo_offline", await outputs("lo-offline"));
+    });
+
+    it("are identical after an online migration, with the validation warning", async () => {
+      await sourceDatabase("lo_online", LARGE_OBJECTS);
+      const { done } = await run({
+        migrationName: "lo-online",
+        databases: ["lo_online"],
+        mode: "Online",
+        fixReplicaIdentity: "full",
+      });
+      const waiting = await waitForMigration(at(), "lo-online", isSettled, { timeoutMs: 120_000 });
+      const check = waiting.validation?.databaseLevel[0].summary.find(
+        (c) => c.type === "UnsupportedObjects",
+      );
+      assert.equal(check?.state, "Warning");
+      assert.match(
+        check?.messages[0] ?? "",
+        /3 large object\(s\).*changes to large objects after it are not replicated/,
+      );
+      await requestAction(at(), "lo-online", "cutover");
+      await done;
+      await assertCopied("lo_online", await outputs("lo-online"));
+    });
+  });
+
   describe("replica identity (fixReplicaIdentity: full)", () => {
     it("is FULL while replicating, and the original again after cutover, on both sides", async () => {
       await sourceDatabase(
