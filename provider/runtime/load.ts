@@ -130,7 +130,7 @@ async function copyOnce(
     try {
       await clone(ctx, database, held.snapshot, signal);
       checkpoint(ctx);
-      await verifyCopy(ctx, database, held.snapshot);
+      await verifyCopy(ctx, database, held.snapshot, signal);
     } finally {
       await held.release();
     }
@@ -165,7 +165,7 @@ async function copyOnce(
     await clone(ctx, database, snapshot.snapshotName, signal);
     checkpoint(ctx);
     // Before the stream starts: the target holds exactly the snapshot, nothing replicated yet.
-    await verifyCopy(ctx, database, snapshot.snapshotName);
+    await verifyCopy(ctx, database, snapshot.snapshotName, signal);
   } finally {
     await snapshot.release();
   }

@@ -26,10 +26,11 @@ export async function verifyCopy(
   ctx: MigrationContext,
   database: string,
   snapshot: string,
+  signal: AbortSignal,
 ): Promise<void> {
   if (!verifiesAtSnapshot(ctx)) return;
   const started = Date.now();
-  const tables = (await verifyAtSnapshot(ctx.spec, database, snapshot)).sort(byTable);
+  const tables = (await verifyAtSnapshot(ctx.spec, database, snapshot, signal)).sort(byTable);
   await setDatabaseVerification(ctx.db, ctx.spec.migrationName, database, tables);
   const rows = tables.reduce((sum, t) => sum + t.sourceRows, 0);
   await ctx.journal.event(

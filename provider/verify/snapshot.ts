@@ -13,11 +13,13 @@ import { closePair, keyOf, listTables, measure, openPair, same, type Pair } from
  * Compares every table of `database` as the snapshot `snapshot` (still held by its exporter)
  * sees it on the source with what the target holds now. Must run before anything but the copy
  * has written the target. A differing table carries `difference`: its first differing key.
+ * An aborted `signal` stops handing out tables and throws.
  */
 export async function verifyAtSnapshot(
   spec: MigrationSpec,
   database: string,
   snapshot: string,
+  signal?: AbortSignal,
 ): Promise<TableVerification[]> {
   const open = async (): Promise<Pair> => {
     const pair = await openPair(spec, database);
@@ -67,7 +69,12 @@ export async function verifyAtSnapshot(
         });
       },
       close,
+      signal,
     );
+    // Stopped early (cancel, worker stopping): what was compared proves nothing about the rest.
+    if (signal?.aborted) {
+      throw new MigrationError("verify", `verification of database "${database}" was interrupted`);
+    }
     const verified = tables.map((t) => results.get(keyOf(t)) as TableVerification);
     return largeObjects ? [...verified, largeObjects] : verified;
   } catch (err) {
