@@ -1,7 +1,8 @@
 // The base copy of one database. Online: publication, slot with exported snapshot, clone under
 // that snapshot, verification under it, then the change stream from the slot's consistent
-// point. Offline: clone and verification under one exported snapshot. A copy interrupted by a crash restarts from scratch (its snapshot
-// died with the worker); a completed online copy resumes streaming.
+// point. Offline: clone and verification under one exported snapshot. A copy interrupted by a
+// crash restarts from scratch (its snapshot died with the worker); a completed online copy
+// resumes streaming.
 import { createSlotWithSnapshot, dropSlotAndPublication, ensurePublication } from "../cdc";
 import { cloneDatabase, exportSnapshot, prepareTargetDatabase } from "../clone";
 import { addCreatedDatabase } from "../control/migrations";
