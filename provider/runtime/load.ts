@@ -15,7 +15,7 @@ import { checkpoint, dbRows, dbStep, type MigrationContext } from "./context";
 import { errorText } from "./journal";
 import { recordReplicaIdentities, restoreReplicaIdentities } from "./replica-identity";
 import { suspendTargetTriggers } from "./triggers";
-import { verifyCopy } from "./verification";
+import { verifiesAtSnapshot, verifyCopy } from "./verification";
 
 /**
  * How long a copy that keeps losing its connection (a server restarting, failing over) is tried
@@ -124,16 +124,21 @@ async function copyOnce(
 
   if (!online) {
     await dbStep(ctx, database, "copying", "InProgress", "Copying schema and data");
-    // Held here, not by the clone: the copy is verified under the same snapshot afterwards.
-    const held = await exportSnapshot(spec.source, database).catch((err: unknown) => {
-      throw MigrationError.wrap("clone", err, `exporting a snapshot of database "${database}"`);
-    });
-    try {
-      await clone(ctx, database, held.snapshot, signal);
-      checkpoint(ctx);
-      await verifyCopy(ctx, database, held.snapshot, signal);
-    } finally {
-      await held.release();
+    if (!verifiesAtSnapshot(ctx)) {
+      // The clone exports its own snapshot and lets go of it as soon as the tables are copied.
+      await clone(ctx, database, undefined, signal);
+    } else {
+      // Held here, not by the clone: the copy is verified under the same snapshot afterwards.
+      const held = await exportSnapshot(spec.source, database).catch((err: unknown) => {
+        throw MigrationError.wrap("clone", err, `exporting a snapshot of database "${database}"`);
+      });
+      try {
+        await clone(ctx, database, held.snapshot, signal);
+        checkpoint(ctx);
+        await verifyCopy(ctx, database, held.snapshot, signal);
+      } finally {
+        await held.release();
+      }
     }
     await markCopyCompleted(ctx.db, spec.migrationName, database);
     await dbStep(ctx, database, "copied", "InProgress", "Copy completed");
