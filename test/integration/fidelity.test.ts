@@ -120,6 +120,22 @@ describe("fidelity", function () {
       assert.equal(unfilled.populated, false);
     });
 
+    it('counts after an offline copy with verify: "counts", as before', async () => {
+      await sourceDatabase("counts_offline");
+      const { done } = await run({
+        migrationName: "counts-offline",
+        databases: ["counts_offline"],
+        verify: "counts",
+      });
+      await done;
+      const o = await outputs("counts-offline");
+      assert.equal(o.state, "Succeeded");
+      assert.deepEqual(rowsByMethod(o), [
+        ["counts", "public.accounts", 300, 300, true],
+        ["counts", "public.audit", 40, 40, true],
+      ]);
+    });
+
     it("proves an online copy before applying changes, and counts again at cutover", async () => {
       await sourceDatabase("snap_online");
       const { done } = await run({
