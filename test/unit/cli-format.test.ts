@@ -150,7 +150,8 @@ describe("pgmigrate output formatting", () => {
             {
               databaseName: "orders",
               table: "public.b",
-              method: "counts",
+              method: "snapshot",
+              difference: "key (3) is missing on the target",
               sourceRows: 5,
               targetRows: 4,
               match: false,
@@ -168,7 +169,10 @@ describe("pgmigrate output formatting", () => {
     assert.match(text, /orders: InProgress, tables 12\/12 copied/);
     assert.match(text, /10 inserts, 2 updates, 1 deletes; applied 13, incoming 0; latency 0\.3 s/);
     assert.match(text, /Verification: Failed \(2 tables, 1 mismatched\)/);
-    assert.match(text, /✗ orders public\.b: source 5 rows, target 4 rows/);
+    assert.match(
+      text,
+      /✗ orders public\.b: source 5 rows, target 4 rows; key \(3\) is missing on the target/,
+    );
   });
 
   it("writes one progress line per state for --wait", () => {
