@@ -1,6 +1,7 @@
 // Verification of the base copy under the copy's own exported snapshot: each table's row count
 // and row-hash sum (and the large objects' count and hash) read at the snapshot on the source
-// and from the untouched target, tables in parallel. Nothing is skipped: the snapshot does not move, so any difference is real.
+// and from the untouched target, tables in parallel. Nothing is skipped: the snapshot does not
+// move, so any difference is real.
 import { MigrationError } from "../pg/errors";
 import { runWorkers } from "../pg/pool";
 import { beginAtSnapshot } from "../pg/session";
