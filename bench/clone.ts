@@ -5,7 +5,7 @@ import os from "node:os";
 import { parseArgs } from "node:util";
 import { quoteIdent } from "../provider/pg/ident";
 import { startPostgres, stopAllPostgres, type PgServer } from "../test/support/postgres";
-import { DB, dumpCustomPipe, dumpDirectoryParallel, ourClone } from "./clone-methods";
+import { DB, dumpCustomPipe, dumpDirectoryParallel, fillSource, ourClone } from "./clone-methods";
 import {
   BENCH_SETTINGS,
   clientBinDir,
@@ -20,42 +20,6 @@ import {
 } from "./support";
 
 const TABLES = ["customers", "orders", "events"] as const;
-
-/** Three tables of different widths (10% / 30% / 60% of the rows), a foreign key, five indexes. */
-async function fillSource(source: PgServer, rows: number): Promise<void> {
-  const customers = Math.max(1, Math.round(rows * 0.1));
-  const orders = Math.max(1, Math.round(rows * 0.3));
-  const events = Math.max(1, rows - customers - orders);
-  await source.query(`CREATE DATABASE ${DB}`);
-  await source.query(
-    `CREATE TABLE customers (
-       id bigint PRIMARY KEY, name text NOT NULL, email text NOT NULL, created_at timestamptz NOT NULL);
-     CREATE TABLE orders (
-       id bigint PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers,
-       status text NOT NULL, total numeric(12,2) NOT NULL, placed_at timestamptz NOT NULL, note text);
-     CREATE TABLE events (
-       id bigint PRIMARY KEY, order_id bigint NOT NULL, kind text NOT NULL, payload jsonb NOT NULL,
-       at timestamptz NOT NULL);
-     INSERT INTO customers
-       SELECT g, 'customer ' || g, 'c' || g || '@example.com', '2024-01-01'::timestamptz + g * interval '1 minute'
-       FROM generate_series(1, ${customers}) AS g;
-     INSERT INTO orders
-       SELECT g, 1 + (g::bigint * 7919) % ${customers}, (ARRAY['new','paid','shipped','returned'])[1 + g % 4],
-              (g % 100000) / 100.0, '2024-01-01'::timestamptz + g * interval '10 seconds',
-              CASE WHEN g % 3 = 0 THEN repeat('note ', 1 + g % 20) END
-       FROM generate_series(1, ${orders}) AS g;
-     INSERT INTO events
-       SELECT g, 1 + g % ${orders}, (ARRAY['created','viewed','updated','closed'])[1 + g % 4],
-              jsonb_build_object('seq', g, 'source', 'bench', 'tags', jsonb_build_array(g % 7, g % 11)),
-              '2024-01-01'::timestamptz + g * interval '1 second'
-       FROM generate_series(1, ${events}) AS g;
-     CREATE INDEX orders_customer_idx ON orders (customer_id);
-     CREATE INDEX events_at_idx ON events (at);`,
-    [],
-    DB,
-  );
-  await source.query("VACUUM ANALYZE", [], DB);
-}
 
 /** Heap + TOAST bytes of the benchmark tables (what has to travel), excluding indexes. */
 async function dataBytes(source: PgServer): Promise<number> {

@@ -73,7 +73,13 @@ export interface PostgresMigrationArgs {
   migrateRoles?: pulumi.Input<boolean>;
   /** "full": give tables without a usable replica identity REPLICA IDENTITY FULL (Online). */
   fixReplicaIdentity?: pulumi.Input<"full">;
-  /** How the result is verified: "counts" (default), "checksum" or "none". */
+  /**
+   * How the result is verified. "snapshot" (default): right after the base copy, before any
+   * replicated change is applied, every table's rows are hashed on the source under the copy's
+   * snapshot and on the target (no downtime); a difference fails the migration naming the table
+   * and the first differing key; at cutover row counts are compared. "checksum": the same, with
+   * full checksums at cutover. "counts": row counts only. "none": no verification.
+   */
   verify?: pulumi.Input<VerifyMode>;
   /** Database on the target holding the `pgmigrate` control schema; default "postgres". */
   controlDatabase?: pulumi.Input<string>;

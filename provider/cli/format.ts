@@ -144,7 +144,8 @@ export function formatShow(o: MigrationOutputs, server: string, now = Date.now()
     );
     for (const t of mismatched) {
       lines.push(
-        `  ✗ ${t.databaseName} ${t.table}: source ${t.sourceRows} rows, target ${t.targetRows} rows`,
+        `  ✗ ${t.databaseName} ${t.table}: source ${t.sourceRows} rows, target ${t.targetRows} rows` +
+          (t.difference ? `; ${t.difference}` : ""),
       );
     }
   }

@@ -1,5 +1,5 @@
 // Offline clone of one database under one consistent snapshot: pre-data schema, parallel COPY of
-// every table, post-data (indexes, constraints, triggers, matview refresh), sequences, ANALYZE.
+// every table and the large objects, post-data (indexes, constraints, triggers, matview refresh), sequences, ANALYZE.
 import fs from "node:fs/promises";
 import type { Client } from "pg";
 import { serverMajor, withClient } from "../pg/connect";
@@ -8,6 +8,7 @@ import { qualify } from "../pg/ident";
 import type { MigrationSpec, ProgressSink, TableRef } from "../spec/types";
 import { findDumpTools, type DumpTools } from "../pg/dump-tools";
 import { CANCELED_CODE, copyTables } from "./copy";
+import { copyLargeObjects } from "./large-objects";
 import { copyDatabaseProperties } from "./properties";
 import { restorePrivileges } from "./privileges";
 import { readDatabasePrivileges, type DatabasePrivileges } from "../pg/privileges";
@@ -21,7 +22,9 @@ import { listTablesToCopy, sourceNotes, type TableToCopy } from "./tables";
 export { dropTargetDatabase, prepareTargetDatabase } from "./database";
 export { migrateRoles } from "./roles";
 export { syncSequences } from "./sequences";
+export { refreshMaterializedViews } from "./matviews";
 export { CANCELED_CODE } from "./copy";
+export { exportSnapshot, type HeldSnapshot } from "./snapshot";
 
 export interface CloneOptions {
   spec: MigrationSpec;
@@ -174,6 +177,15 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
       { spec, database, snapshot, encoding: plan.encoding, progress, signal },
       plan.tables,
     );
+    const largeObjects = await copyLargeObjects(spec, database, snapshot);
+    warnings.push(...largeObjects.warnings);
+    if (largeObjects.count > 0) {
+      await progress.event(
+        "info",
+        `${largeObjects.count} large object(s) copied (${largeObjects.bytes} bytes)`,
+        database,
+      );
+    }
     // Every worker has imported the snapshot and finished: nothing needs it any more.
     await held?.release();
 

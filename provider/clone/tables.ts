@@ -50,18 +50,11 @@ export async function listTablesToCopy(
 
 /** Facts about the source database the clone reports as warnings. */
 export async function sourceNotes(client: Client): Promise<string[]> {
-  const { rows } = await client.query<{ lobs: string; extconfig: string[] }>(
-    `SELECT (SELECT count(*) FROM pg_largeobject_metadata)::text AS lobs,
-            ARRAY(SELECT c.oid::regclass::text FROM pg_extension e, unnest(e.extconfig) AS x(oid)
+  const { rows } = await client.query<{ extconfig: string[] }>(
+    `SELECT ARRAY(SELECT c.oid::regclass::text FROM pg_extension e, unnest(e.extconfig) AS x(oid)
                     JOIN pg_class c ON c.oid = x.oid WHERE c.relkind = 'r') AS extconfig`,
   );
   const notes: string[] = [];
-  const lobs = Number(rows[0].lobs);
-  if (lobs > 0) {
-    notes.push(
-      `${lobs} large object(s) were not migrated: pg_dump/pg_restore them separately (pg_dump -b)`,
-    );
-  }
   if (rows[0].extconfig.length > 0) {
     notes.push(
       `rows users added to extension configuration tables were not copied: ${rows[0].extconfig.join(", ")}`,

@@ -25,7 +25,7 @@ const HINTS: Readonly<Record<string, string>> = {
   parallelism: "write { tables: 4, indexes: 2 }",
   "parallelism.tables": "write a whole number from 1 to 64",
   "parallelism.indexes": "write a whole number from 1 to 64",
-  verify: 'write "counts", "checksum" or "none"',
+  verify: 'write "snapshot", "counts", "checksum" or "none"',
   controlDatabase: 'write the name of a database on the target, e.g. "postgres"',
   runtime: 'write { kind: "local" } or { kind: "external" }',
 };

@@ -1,9 +1,9 @@
 // Cutover of an online migration: per database, record the source's current WAL position
 // (cutoverLsn), apply the backlog up to it however large, stop the stream, restore the triggers
-// disabled for apply, copy sequence values, verify, then drop the slot, the publication and our
-// bookkeeping on the target.
+// disabled for apply, copy sequence values, refresh materialized views, verify, then drop the
+// slot and the publication, restore replica identities, and drop our bookkeeping on the target.
 import { currentWalLsn, dropSlotAndPublication, dropTargetBookkeeping } from "../cdc";
-import { syncSequences } from "../clone";
+import { refreshMaterializedViews, syncSequences } from "../clone";
 import { setCutoverLsn } from "../control/progress";
 import { publicationName, slotName } from "../pg/names";
 import {
@@ -14,6 +14,7 @@ import {
   transition,
   type MigrationContext,
 } from "./context";
+import { restoreReplicaIdentities } from "./replica-identity";
 import { restoreTargetTriggers } from "./triggers";
 import { concludeVerification, verifyOne } from "./verification";
 
@@ -44,6 +45,10 @@ export async function cutover(ctx: MigrationContext): Promise<void> {
     checkpoint(ctx);
     const sequences = await syncSequences(spec, database);
     await ctx.journal.event("info", `copied ${sequences} sequence value(s)`, database);
+    const matviews = await refreshMaterializedViews(spec, database);
+    if (matviews > 0) {
+      await ctx.journal.event("info", `refreshed ${matviews} materialized view(s)`, database);
+    }
     await verifyOne(ctx, database);
   });
 
@@ -56,6 +61,15 @@ export async function cutover(ctx: MigrationContext): Promise<void> {
       slotName(spec.migrationName, database),
       publicationName(spec.migrationName),
     );
+    // Only now: with the publication gone, an identity-less table is writable on the source.
+    const identities = await restoreReplicaIdentities(spec, database, "cutover");
+    if (identities > 0) {
+      await ctx.journal.event(
+        "info",
+        `restored the replica identity of ${identities} table(s)`,
+        database,
+      );
+    }
     await dropTargetBookkeeping(spec.target, database);
     await dbStep(ctx, database, "completed", "Succeeded", "Cutover completed");
   });

@@ -1,9 +1,10 @@
 // The base copy of one database. Online: publication, slot with exported snapshot, clone under
-// that snapshot, then the change stream from the slot's consistent point. Offline: clone under
-// the clone's own snapshot. A copy interrupted by a crash restarts from scratch (its snapshot
-// died with the worker); a completed online copy resumes streaming.
+// that snapshot, verification under it, then the change stream from the slot's consistent
+// point. Offline: clone and verification under one exported snapshot. A copy interrupted by a
+// crash restarts from scratch (its snapshot died with the worker); a completed online copy
+// resumes streaming.
 import { createSlotWithSnapshot, dropSlotAndPublication, ensurePublication } from "../cdc";
-import { cloneDatabase, prepareTargetDatabase } from "../clone";
+import { cloneDatabase, exportSnapshot, prepareTargetDatabase } from "../clone";
 import { addCreatedDatabase } from "../control/migrations";
 import { markCopyCompleted, resetDatabase, setSlot, type DatabaseRow } from "../control/progress";
 import { isTransient, MigrationError } from "../pg/errors";
@@ -12,7 +13,9 @@ import { RetryWindow, sleep } from "../pg/retry";
 import { tablesWithoutReplicaIdentity } from "../validate";
 import { checkpoint, dbRows, dbStep, type MigrationContext } from "./context";
 import { errorText } from "./journal";
+import { recordReplicaIdentities, restoreReplicaIdentities } from "./replica-identity";
 import { suspendTargetTriggers } from "./triggers";
+import { verifiesAtSnapshot, verifyCopy } from "./verification";
 
 /**
  * How long a copy that keeps losing its connection (a server restarting, failing over) is tried
@@ -89,6 +92,8 @@ async function copyOnce(
         slotName(spec.migrationName, database),
         publicationName(spec.migrationName),
       );
+      // Recorded in the target database about to be emptied: put back while the record exists.
+      await restoreReplicaIdentities(spec, database, "replicate");
     }
     await resetDatabase(ctx.db, ctx.lease, database);
   }
@@ -107,7 +112,22 @@ async function copyOnce(
 
   if (!online) {
     await dbStep(ctx, database, "copying", "InProgress", "Copying schema and data");
-    await clone(ctx, database, undefined, signal);
+    if (!verifiesAtSnapshot(ctx)) {
+      // The clone exports its own snapshot and lets go of it as soon as the tables are copied.
+      await clone(ctx, database, undefined, signal);
+    } else {
+      // Held here, not by the clone: the copy is verified under the same snapshot afterwards.
+      const held = await exportSnapshot(spec.source, database).catch((err: unknown) => {
+        throw MigrationError.wrap("clone", err, `exporting a snapshot of database "${database}"`);
+      });
+      try {
+        await clone(ctx, database, held.snapshot, signal);
+        checkpoint(ctx);
+        await verifyCopy(ctx, database, held.snapshot, signal);
+      } finally {
+        await held.release();
+      }
+    }
     await markCopyCompleted(ctx.db, ctx.lease, database);
     await dbStep(ctx, database, "copied", "InProgress", "Copy completed");
     return;
@@ -115,6 +135,14 @@ async function copyOnce(
 
   await refuseUnpublishableTables(ctx, database);
   const slot = slotName(spec.migrationName, database);
+  const fixed = await recordReplicaIdentities(spec, database);
+  if (fixed > 0) {
+    await ctx.journal.event(
+      "info",
+      `${fixed} source table(s) without a replica identity get REPLICA IDENTITY FULL until the migration ends`,
+      database,
+    );
+  }
   await ensurePublication(spec.source, database, publicationName(spec.migrationName), {
     fixReplicaIdentity: spec.fixReplicaIdentity,
   });
@@ -129,6 +157,9 @@ async function copyOnce(
       `Copying schema and data under the snapshot of slot ${slot} (consistent point ${snapshot.consistentPoint})`,
     );
     await clone(ctx, database, snapshot.snapshotName, signal);
+    checkpoint(ctx);
+    // Before the stream starts: the target holds exactly the snapshot, nothing replicated yet.
+    await verifyCopy(ctx, database, snapshot.snapshotName, signal);
   } finally {
     await snapshot.release();
   }

@@ -10,6 +10,7 @@ import { publicationName, slotName, TARGET_BOOKKEEPING_SCHEMA } from "../pg/name
 import { sleep } from "../pg/retry";
 import { dbRows, transition, type MigrationContext } from "./context";
 import { errorText } from "./journal";
+import { restoreReplicaIdentities } from "./replica-identity";
 import { restoreTargetTriggers } from "./triggers";
 
 const CLEANUP_ATTEMPTS = 4;
@@ -68,6 +69,33 @@ async function restoreTriggers(
   );
 }
 
+/**
+ * Restores the replica identities fixReplicaIdentity changed in `database`, once its slot and
+ * publication are gone; returns the problem, if any.
+ */
+async function restoreIdentities(
+  ctx: MigrationContext,
+  database: string,
+  phase: "cancel" | "replicate",
+): Promise<string | undefined> {
+  if (ctx.spec.fixReplicaIdentity !== "full") return undefined;
+  const err = await attempt(async () => {
+    const restored = await restoreReplicaIdentities(ctx.spec, database, phase);
+    if (restored > 0) {
+      await ctx.journal.event(
+        "info",
+        `restored the replica identity of ${restored} table(s)`,
+        database,
+      );
+    }
+  });
+  if (!err) return undefined;
+  return (
+    `could not restore the replica identities of database "${database}" (recorded in ` +
+    `${TARGET_BOOKKEEPING_SCHEMA}.replica_identities on the target): ${errorText(err, [ctx.spec.source.password, ctx.spec.target.password])}`
+  );
+}
+
 /** Cancels: streams stopped, source cleaned, created target databases dropped → Canceled. */
 export async function cancelMigration(ctx: MigrationContext): Promise<void> {
   const { spec } = ctx;
@@ -79,6 +107,10 @@ export async function cancelMigration(ctx: MigrationContext): Promise<void> {
   // Triggers are disabled only once a copy has completed, just before its stream starts.
   const copied = new Set((await dbRows(ctx)).filter((r) => r.copyCompleted).map((r) => r.name));
   for (const database of spec.databases) {
+    // The record lives in the target database: restore before it may be dropped.
+    const identities =
+      problems.length === 0 ? await restoreIdentities(ctx, database, "cancel") : undefined;
+    if (identities) problems.push(identities);
     if (created.has(database)) {
       const err = await attempt(() => dropTargetDatabase(spec, database));
       if (err) problems.push(`could not drop target database "${database}": ${errorText(err, [])}`);
@@ -120,6 +152,12 @@ export async function failMigration(ctx: MigrationContext, error: unknown): Prom
       .map((r) => restoreTriggers(ctx, r.name, "replicate")),
   );
   for (const problem of restored) if (problem) problems.push(problem);
+  if (problems.length === 0) {
+    for (const row of rows) {
+      const problem = await restoreIdentities(ctx, row.name, "replicate");
+      if (problem) problems.push(problem);
+    }
+  }
   for (const row of rows) {
     if (row.step === "completed") continue;
     await setDatabaseStep(ctx.db, ctx.lease, row.name, row.step, "Failed", message);

@@ -7,7 +7,7 @@ import type { MigrationSpec } from "./types";
 export const SSL_MODES = ["disable", "prefer", "require", "verify-ca", "verify-full"] as const;
 export const MODES = ["Offline", "Online"] as const;
 export const OPTIONS = ["Validate", "Migrate", "ValidateAndMigrate"] as const;
-export const VERIFY_MODES = ["counts", "checksum", "none"] as const;
+export const VERIFY_MODES = ["snapshot", "counts", "checksum", "none"] as const;
 export const SERVER_TYPES = [
   "AWS_AURORA",
   "AWS_RDS",
@@ -91,7 +91,7 @@ export const migrationInputSchema = z
     fixReplicaIdentity: z
       .literal("full", { message: 'fixReplicaIdentity must be "full" when set' })
       .optional(),
-    verify: oneOf(VERIFY_MODES, "verify").default("counts"),
+    verify: oneOf(VERIFY_MODES, "verify").default("snapshot"),
     controlDatabase: z.string().min(1).max(63).default("postgres"),
     runtime: z
       .object({

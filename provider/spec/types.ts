@@ -28,7 +28,12 @@ export interface RuntimeOptions {
 
 export type MigrationMode = "Offline" | "Online";
 export type MigrationOption = "Validate" | "Migrate" | "ValidateAndMigrate";
-export type VerifyMode = "counts" | "checksum" | "none";
+/**
+ * "snapshot" (default): every table's rows hashed on both sides under the copy's exported
+ * snapshot right after the base copy, then counts at cutover; "checksum": the same, with full
+ * checksums at cutover; "counts": counts only; "none".
+ */
+export type VerifyMode = "snapshot" | "counts" | "checksum" | "none";
 
 /** A fully resolved migration, defaults applied. Contains passwords: never persist as is. */
 export interface MigrationSpec {
@@ -78,9 +83,13 @@ export type TableLoadState = "queued" | "loading" | "completed" | "errored";
 export interface TableVerification {
   readonly databaseName: string;
   readonly table: string;
+  /** "snapshot": row hashes under the copy's snapshot; "counts"/"checksum": at cutover or after an offline copy. */
+  readonly method: "snapshot" | "counts" | "checksum";
   readonly sourceRows: number;
   readonly targetRows: number;
   readonly match: boolean;
+  /** On a mismatch found by "snapshot": the first differing key, e.g. `(42)`, or what differs. */
+  readonly difference?: string;
   /** Set when the table was not compared (e.g. the source was still being written). */
   readonly skippedReason?: string;
 }

@@ -160,7 +160,7 @@ async function replicaIdentityCheck(client: Client, spec: MigrationSpec): Promis
   );
 }
 
-async function unsupportedObjectsCheck(client: Client): Promise<CheckResult> {
+async function unsupportedObjectsCheck(client: Client, spec: MigrationSpec): Promise<CheckResult> {
   const { rows } = await client.query<{
     large_objects: string;
     unlogged: string[];
@@ -170,9 +170,11 @@ async function unsupportedObjectsCheck(client: Client): Promise<CheckResult> {
   const r = rows[0];
   const notes: string[] = [];
   const largeObjects = Number(r.large_objects);
-  if (largeObjects > 0) {
+  // Copied with the base copy; like PostgreSQL's own logical replication, the stream has no
+  // large object changes.
+  if (largeObjects > 0 && spec.mode === "Online") {
     notes.push(
-      `${largeObjects} large object(s) (pg_largeobject) are not migrated: move them to bytea columns or copy them separately`,
+      `${largeObjects} large object(s) (pg_largeobject) are copied as of the snapshot; changes to large objects after it are not replicated (as with PostgreSQL's logical replication): stop changing them before the migration starts, or copy them again after the cutover`,
     );
   }
   if (r.unlogged.length > 0)
@@ -186,7 +188,9 @@ async function unsupportedObjectsCheck(client: Client): Promise<CheckResult> {
   if (notes.length > 0) return warning(CHECK.unsupportedObjects, ...notes);
   return succeeded(
     CHECK.unsupportedObjects,
-    "no large objects, unlogged tables, user-defined casts or base types",
+    largeObjects > 0
+      ? `no unlogged tables, user-defined casts or base types; ${largeObjects} large object(s) are copied`
+      : "no large objects, unlogged tables, user-defined casts or base types",
   );
 }
 
@@ -212,6 +216,8 @@ export async function sourceDatabaseChecks(
     );
   }
   checks.push(...(await guarded(CHECK.privileges, () => privilegesCheck(client, spec, catalog))));
-  checks.push(...(await guarded(CHECK.unsupportedObjects, () => unsupportedObjectsCheck(client))));
+  checks.push(
+    ...(await guarded(CHECK.unsupportedObjects, () => unsupportedObjectsCheck(client, spec))),
+  );
   return checks;
 }

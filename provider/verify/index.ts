@@ -4,46 +4,12 @@
 import type { Client } from "pg";
 import { withClient } from "../pg/connect";
 import { MigrationError } from "../pg/errors";
-import { qualify } from "../pg/ident";
 import { runWorkers } from "../pg/pool";
 import { sleep } from "../pg/retry";
-import { openSession } from "../pg/session";
-import type { MigrationSpec, TableRef, TableVerification, VerificationReport } from "../spec/types";
+import type { MigrationSpec, TableVerification, VerificationReport } from "../spec/types";
+import { closePair, keyOf, listTables, measure, openPair, same, type Measure } from "./measure";
 
-/** A table's measure on one side: rows, and with "checksum" the sum of 64-bit row hashes. */
-interface Measure {
-  readonly rows: number;
-  readonly hash: string | null;
-}
-
-/**
- * Output settings that make a row's text form identical on both servers (dates, intervals,
- * floats, bytea, money, regclass names): the checksum hashes that text.
- */
-const DETERMINISTIC_OUTPUT = [
-  "SET DateStyle = 'ISO, MDY'",
-  "SET IntervalStyle = 'postgres'",
-  "SET TimeZone = 'UTC'",
-  "SET extra_float_digits = 3",
-  "SET bytea_output = 'hex'",
-  "SET lc_monetary = 'C'",
-  "SET search_path = pg_catalog",
-].join("; ");
-
-/** Tables compared: those the clone copies (see clone/tables.ts), from the source catalog. */
-async function listTables(source: Client): Promise<TableRef[]> {
-  const { rows } = await source.query<TableRef>(
-    `SELECT n.nspname AS schema, c.relname AS name
-       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'r' AND c.relpersistence <> 't'
-        AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-        AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pgmigrate%'
-        AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                         WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-      ORDER BY pg_table_size(c.oid) DESC, 1, 2`,
-  );
-  return rows;
-}
+export { verifyAtSnapshot } from "./snapshot";
 
 /**
  * Writes to each table since statistics were reset: inserted + updated + deleted tuples (HOT
@@ -57,56 +23,12 @@ async function writeCounters(source: Client): Promise<Map<string, bigint>> {
   return new Map(rows.map((r) => [`${r.schema}.${r.name}`, BigInt(r.writes)]));
 }
 
-async function measure(
-  client: Client,
-  table: TableRef,
-  mode: "counts" | "checksum",
-): Promise<Measure> {
-  const name = qualify(table.schema, table.name);
-  // md5 of the row's text, first 64 bits as a signed bigint, summed as numeric (no overflow):
-  // independent of row order and physical layout, and sensitive to duplicate rows.
-  const sql =
-    mode === "counts"
-      ? `SELECT count(*)::text AS rows, NULL::text AS hash FROM ${name}`
-      : `SELECT count(*)::text AS rows,
-                COALESCE(sum(('x' || substr(md5(ROW(r.*)::text), 1, 16))::bit(64)::bigint), 0)::text AS hash
-           FROM ${name} AS r`;
-  const { rows } = await client.query<{ rows: string; hash: string | null }>(sql);
-  return { rows: Number(rows[0].rows), hash: rows[0].hash };
-}
-
-const same = (a: Measure, b: Measure): boolean => a.rows === b.rows && a.hash === b.hash;
-
 /**
  * How long a differing table is watched before it is called a mismatch. Long enough for a
  * running writer to commit again and for its statistics to be flushed (PostgreSQL 15+ flushes a
  * busy backend's table counters at most once a second).
  */
 const WATCH_MS = 1_500;
-
-/** Sessions for one verification worker. */
-interface Pair {
-  readonly source: Client;
-  readonly target: Client;
-}
-
-async function openPair(spec: MigrationSpec, database: string): Promise<Pair> {
-  const source = await openSession(spec.source, database, "pgmigrate verify");
-  try {
-    const target = await openSession(spec.target, database, "pgmigrate verify");
-    await Promise.all([source.query(DETERMINISTIC_OUTPUT), target.query(DETERMINISTIC_OUTPUT)]);
-    return { source, target };
-  } catch (err) {
-    await source.end().catch(() => undefined);
-    throw err;
-  }
-}
-
-async function closePair(pair: Pair): Promise<void> {
-  await Promise.all([pair.source.end(), pair.target.end()].map((p) => p.catch(() => undefined)));
-}
-
-const keyOf = (table: TableRef): string => `${table.schema}.${table.name}`;
 
 /**
  * Compares every user table of `database` (schemas pgmigrate* excluded) on source and target.
@@ -174,6 +96,7 @@ export async function verifyDatabase(
       const result = {
         databaseName: database,
         table: key,
+        method: mode,
         sourceRows: m.source.rows,
         targetRows: m.target.rows,
         match: same(m.source, m.target),

@@ -127,10 +127,10 @@ describe("runtime worker", function () {
     assert.ok(db.startedOn && db.endedOn);
     assert.equal(o.verification?.status, "Succeeded");
     assert.deepEqual(
-      o.verification?.tables.map((t) => [t.table, t.sourceRows, t.targetRows, t.match]),
+      o.verification?.tables.map((t) => [t.table, t.method, t.sourceRows, t.targetRows, t.match]),
       [
-        ["public.customers", 200, 200, true],
-        ["public.orders", 1000, 1000, true],
+        ["public.customers", "snapshot", 200, 200, true],
+        ["public.orders", "snapshot", 1000, 1000, true],
       ],
     );
     const comparison = await compareDatabases(source, "offline_db", target, "offline_db");
@@ -187,7 +187,17 @@ describe("runtime worker", function () {
     assert.equal(done.substate, "Completed");
     assert.equal(done.dbDetails.online_db.migrationState, "Succeeded");
     assert.equal(done.dbDetails.online_db2.migrationState, "Succeeded");
-    assert.equal(done.verification?.tables.length, 4);
+    // Each table twice: under the copy's snapshot, then counted at cutover.
+    assert.deepEqual(done.verification?.tables.map((t) => t.method).sort(), [
+      "counts",
+      "counts",
+      "counts",
+      "counts",
+      "snapshot",
+      "snapshot",
+      "snapshot",
+      "snapshot",
+    ]);
     assert.equal(done.verification?.status, "Succeeded");
     assert.deepEqual(
       (await compareDatabases(source, "online_db", target, "online_db")).differences,

@@ -443,7 +443,7 @@ describe("premigration validation", () => {
     const check = dbCheck(report, "extras", "UnsupportedObjects");
     assert.equal(check.state, "Warning");
     assert.deepEqual(check.messages, [
-      "1 large object(s) (pg_largeobject) are not migrated: move them to bytea columns or copy them separately",
+      "1 large object(s) (pg_largeobject) are copied as of the snapshot; changes to large objects after it are not replicated (as with PostgreSQL's logical replication): stop changing them before the migration starts, or copy them again after the cutover",
       "unlogged tables are not migrated: public.cache",
       "user-defined casts are not migrated: mood AS integer",
       "user-defined base types are not migrated (they need their C functions on the target): public.mytext",

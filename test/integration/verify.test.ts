@@ -1,9 +1,9 @@
 // Verification on real servers: counts and checksums agree after a clone, a one-row difference
 // is found and named, and a table the source is still writing is skipped, not called a mismatch.
 import assert from "node:assert/strict";
-import { cloneDatabase, prepareTargetDatabase } from "../../provider/clone";
+import { cloneDatabase, exportSnapshot, prepareTargetDatabase } from "../../provider/clone";
 import type { MigrationSpec, ProgressSink } from "../../provider/spec/types";
-import { summarizeVerification, verifyDatabase } from "../../provider/verify";
+import { summarizeVerification, verifyAtSnapshot, verifyDatabase } from "../../provider/verify";
 import { FIXTURE_TABLES, loadFixture } from "../support/fixture";
 import { startPostgres, type PgServer } from "../support/postgres";
 import { specOf } from "../support/spec";
@@ -157,6 +157,67 @@ describe("verification", function () {
       assert.equal(feedNow?.skippedReason, undefined);
       assert.equal(feedNow?.sourceRows, 5000 + inserted);
       assert.equal(summarizeVerification(quietNow).status, "Failed");
+    });
+  });
+
+  describe("under the copy's snapshot", () => {
+    let spec: MigrationSpec;
+    before(async () => {
+      await source.query("CREATE DATABASE snap");
+      await source.query(
+        `CREATE TABLE pairs (a int, b text, v numeric, PRIMARY KEY (a, b));
+         INSERT INTO pairs SELECT i, 'k' || i, i / 7.0 FROM generate_series(1, 20000) i;
+         CREATE TABLE loose (v text);
+         INSERT INTO loose SELECT 'v' || (i % 50) FROM generate_series(1, 400) i;`,
+        [],
+        "snap",
+      );
+      spec = specFor(source, target, "snap");
+      await prepareTargetDatabase(spec, "snap");
+    });
+
+    it("sees the snapshot, not later source writes; names the first differing key, or none without a key", async () => {
+      const held = await exportSnapshot(spec.source, "snap");
+      try {
+        await cloneDatabase({ spec, database: "snap", snapshot: held.snapshot, progress: quiet });
+        // Written after the snapshot: not what the copy saw, so not a difference.
+        await source.query(
+          "DELETE FROM pairs WHERE a <= 10; INSERT INTO loose VALUES ('new')",
+          [],
+          "snap",
+        );
+        const clean = await verifyAtSnapshot(spec, "snap", held.snapshot);
+        assert.deepEqual(
+          clean.map((t) => [t.table, t.method, t.sourceRows, t.targetRows, t.match]),
+          [
+            ["public.pairs", "snapshot", 20000, 20000, true],
+            ["public.loose", "snapshot", 400, 400, true],
+          ],
+        );
+
+        await target.query(
+          `UPDATE pairs SET v = v + 0.000001 WHERE a = 12345;
+           DELETE FROM loose WHERE ctid = (SELECT min(ctid) FROM loose WHERE v = 'v7')`,
+          [],
+          "snap",
+        );
+        const changed = await verifyAtSnapshot(spec, "snap", held.snapshot);
+        assert.deepEqual(
+          changed.map((t) => [t.table, t.match, t.difference]),
+          [
+            ["public.pairs", false, "the row with key (12345,k12345) differs"],
+            ["public.loose", false, "a source row is missing on the target"],
+          ],
+        );
+        assert.equal(summarizeVerification(changed).status, "Failed");
+
+        await target.query("DELETE FROM pairs WHERE a = 12345", [], "snap");
+        const [missing] = await verifyAtSnapshot(spec, "snap", held.snapshot);
+        assert.equal(missing.difference, "key (12345,k12345) is missing on the target");
+        assert.equal(missing.targetRows, 19999);
+      } finally {
+        await held.release();
+      }
     });
   });
 });

@@ -136,6 +136,7 @@ describe("pgmigrate output formatting", () => {
             {
               databaseName: "orders",
               table: "public.a",
+              method: "counts",
               sourceRows: 3,
               targetRows: 3,
               match: true,
@@ -143,6 +144,8 @@ describe("pgmigrate output formatting", () => {
             {
               databaseName: "orders",
               table: "public.b",
+              method: "snapshot",
+              difference: "key (3) is missing on the target",
               sourceRows: 5,
               targetRows: 4,
               match: false,
@@ -160,7 +163,10 @@ describe("pgmigrate output formatting", () => {
     assert.match(text, /orders: InProgress, tables 12\/12 copied/);
     assert.match(text, /10 inserts, 2 updates, 1 deletes; applied 13, incoming 0; latency 0\.3 s/);
     assert.match(text, /Verification: Failed \(2 tables, 1 mismatched\)/);
-    assert.match(text, /✗ orders public\.b: source 5 rows, target 4 rows/);
+    assert.match(
+      text,
+      /✗ orders public\.b: source 5 rows, target 4 rows; key \(3\) is missing on the target/,
+    );
   });
 
   it("draws progress bars per table during the copy and counters during replication", () => {

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { checkMigration, suggestMigrationName } from "../../provider/pulumi/check";
 import { UNKNOWN } from "../../provider/pulumi/state";
+import { resolveSpec } from "../../provider/spec/inputs";
 
 type Inputs = Record<string, unknown>;
 
@@ -33,6 +34,12 @@ const cases: readonly Case[] = [
     name: "the provider's own key",
     news: { ...valid, __provider: "exports.handler = ..." },
     failures: {},
+  },
+  { name: "verify under the snapshot", news: { ...valid, verify: "snapshot" }, failures: {} },
+  {
+    name: "an unknown verify mode",
+    news: { ...valid, verify: "fast" },
+    failures: { verify: /"snapshot", "counts", "checksum"/ },
   },
   {
     name: "missing source",
@@ -156,6 +163,12 @@ describe("provider check", () => {
       assert.equal(result.inputs, c.news, "the inputs are passed on as written");
     });
   }
+
+  it("verifies under the copy's snapshot unless told otherwise", () => {
+    const resolved = resolveSpec(valid);
+    assert.ok(resolved.ok);
+    assert.equal(resolved.spec.verify, "snapshot");
+  });
 
   it("never echoes a password in a failure", () => {
     const news = {
