@@ -7,6 +7,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { Client } from "pg";
+import { pause } from "./wait";
 
 /** A running PostgreSQL server owned by the test that started it. */
 export interface PgServer {
@@ -330,7 +331,7 @@ class LocalServer implements PgServer {
       return;
     }
     await this.runAsync("pg_ctl", ["stop", "-m", "fast", "-w", "-D", this.dataDir]);
-    await new Promise((resolve) => setTimeout(resolve, options.downMs));
+    await pause(options.downMs); // the outage itself
     await this.runAsync("pg_ctl", ["start", ...startArgs]);
   }
 
