@@ -16,6 +16,7 @@ import type { ResourceState } from "../../provider/pulumi/state";
 import { compareDatabases } from "../support/checksum";
 import { loadFixture, writeWorkload } from "../support/fixture";
 import { startPostgres, type PgServer } from "../support/postgres";
+import { until } from "../support/wait";
 
 type Inputs = Record<string, unknown>;
 
@@ -26,14 +27,6 @@ function workerPids(name: string): number[] {
     .split("\n")
     .filter((l) => l.includes(" runtime ") && new RegExp(`--migration-name ${name}(\\s|$)`).test(l))
     .map((l) => Number(l.trim().split(/\s+/)[0]));
-}
-
-async function eventually(what: string, probe: () => Promise<boolean> | boolean): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (!(await probe())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 /** The slot and publication of migration `name` still on the source database `database`. */
@@ -145,11 +138,17 @@ describe("Pulumi provider on real servers", function () {
     const [first] = workerPids(names.online);
     assert.ok(first, "a worker serves the migration");
     process.kill(first, "SIGKILL");
-    await eventually("the killed worker is gone", () => !workerPids(names.online).includes(first));
+    await until(() => !workerPids(names.online).includes(first), {
+      what: "the killed worker is gone",
+      intervalMs: 250,
+    });
     const refreshed = await provider.read!(names.online, outs);
     assert.equal(refreshed.id, names.online);
     assert.equal((refreshed.props as ResourceState).state, "WaitingForUserAction");
-    await eventually("a new worker runs", () => workerPids(names.online).some((p) => p !== first));
+    await until(() => workerPids(names.online).some((p) => p !== first), {
+      what: "a new worker runs",
+      intervalMs: 250,
+    });
 
     // `cutover: true`: an in-place update that drains and ends Succeeded.
     const cutoverInputs = { ...inputs, cutover: true };
@@ -169,7 +168,10 @@ describe("Pulumi provider on real servers", function () {
     assert.ok((await compareDatabases(source, "shop", target, "shop")).equal);
     // After a forget, a refresh reports the resource gone.
     assert.deepEqual(await provider.read!(names.online, done), {});
-    await eventually("the worker exits", () => workerPids(names.online).length === 0);
+    await until(() => workerPids(names.online).length === 0, {
+      what: "the worker exits",
+      intervalMs: 250,
+    });
   });
 
   it("create → delete while waiting: canceled and rolled back, nothing left behind", async () => {
@@ -198,7 +200,10 @@ describe("Pulumi provider on real servers", function () {
     assert.equal(databases.length, 0, "the target database the migration created is dropped");
     assert.deepEqual(await sourceLeftovers(source, names.cancel, "stock"), []);
     assert.equal(await engine.getMigration(at(), names.cancel), undefined);
-    await eventually("the worker exits", () => workerPids(names.cancel).length === 0);
+    await until(() => workerPids(names.cancel).length === 0, {
+      what: "the worker exits",
+      intervalMs: 250,
+    });
   });
 
   it("create with a failed validation lists the failed checks and leaves nothing", async () => {
