@@ -20,6 +20,7 @@ import {
   killWalsender,
   publishPair,
   stream,
+  applyWaitingForLock,
   waitingForLock,
   type Pair,
 } from "../support/cdc";
@@ -530,21 +531,8 @@ describe("change data capture edge cases (PostgreSQL 15 → 15)", function () {
       );
       await source.query("INSERT INTO z.events VALUES (2, 'second')", [], pair.db);
       const position = await currentWalLsn(endpointOf(source), pair.db);
-      const db = pair.db;
-      await until(
-        async () =>
-          (
-            await target.query(
-              "SELECT 1 FROM pg_stat_activity WHERE application_name = 'pgmigrate_apply' AND datname = $1 AND wait_event_type = 'Lock'",
-              [db],
-            )
-          ).length > 0,
-        {
-          what: "the live session to wait for the position row",
-          timeoutMs: 10_000,
-          intervalMs: 20,
-        },
-      );
+      // The live session waits for the position row.
+      await applyWaitingForLock(target, pair.db);
       await lingering.query("INSERT INTO z.events VALUES (2, 'second')");
       await lingering.query(
         "UPDATE pgmigrate_apply.progress SET applied_lsn = $2 WHERE slot_name = $1",

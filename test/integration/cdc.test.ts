@@ -312,6 +312,7 @@ describe("change data capture (PostgreSQL 15 → 15)", function () {
     );
     assert.equal(stats.appliedChanges, 241);
     assert.equal(stats.incomingChanges, 241);
+    await until(() => seen.length > 0, { what: "onStats to report (once a second)" });
     stats = await until(() => s.stats(), {
       what: "latency to fall to 0",
       accept: (st) => st.latencySeconds === 0,

@@ -11,9 +11,9 @@ import type { MigrationListItem } from "../../provider/api/index";
 import type { DbDetails, MigrationOutputs } from "../../provider/spec/types";
 import { compareDatabases } from "../support/checksum";
 import { loadFixture, writeWorkload, type WorkloadCounts } from "../support/fixture";
-import { processGone } from "../support/online";
 import { startPostgres, type PgServer } from "../support/postgres";
 import { until } from "../support/wait";
+import { killWorkers, processGone, workerPids } from "../support/workers";
 
 const MAIN = path.resolve(__dirname, "../../provider/cli/main.js");
 
@@ -45,15 +45,6 @@ function cli(
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-/** Pids of the workers serving `name` (`pgmigrate runtime ... --migration-name name`). */
-function workerPids(name: string): number[] {
-  const ps = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });
-  return ps
-    .split("\n")
-    .filter((l) => l.includes(" runtime ") && new RegExp(`--migration-name ${name}(\\s|$)`).test(l))
-    .map((l) => Number(l.trim().split(/\s+/)[0]));
 }
 
 /**
@@ -166,15 +157,7 @@ describe("pgmigrate command line", function () {
   });
 
   after(async () => {
-    for (const name of [online, offline, external, `cli-cancel-${suffix}`]) {
-      for (const pid of workerPids(name)) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          // already gone
-        }
-      }
-    }
+    killWorkers([online, offline, external, `cli-cancel-${suffix}`]);
     await Promise.all([source?.stop(), target?.stop()]);
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
     for (const file of logFiles) fs.rmSync(file, { force: true });

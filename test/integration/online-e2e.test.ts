@@ -10,6 +10,7 @@ import {
   waitForMigration,
 } from "../../provider/api/index";
 import type { DbDetails, MigrationOutputs } from "../../provider/spec/types";
+import { applyWaitingForLock } from "../support/cdc";
 import { addTableWithoutPrimaryKey } from "../support/fixture";
 import {
   assertMigrated,
@@ -18,7 +19,6 @@ import {
   cutOverSpawned,
   onlineSpec,
   prepareSource,
-  processGone,
   Scenario,
   startWriters,
   terminateApply,
@@ -28,6 +28,7 @@ import {
 import { startPgbench } from "../support/pgbench";
 import type { PgServer } from "../support/postgres";
 import { pause, until } from "../support/wait";
+import { processGone } from "../support/workers";
 
 const DATABASE = "shop";
 const HISTORY_ROWS = "SELECT count(*) AS n FROM pgbench_history";
@@ -107,45 +108,39 @@ async function migrateUnderLoad(
 }
 
 describe("online migration end to end under load", function () {
-  describe("PostgreSQL 15 → 15, writes during copy and streaming (history with a primary key)", () => {
-    const s = useScenario();
-
-    it("ends with identical data, correct sequences and nothing left behind", async () => {
-      await migrateUnderLoad(s, "load-pk", { historyPrimaryKey: true });
-    });
-  });
-
-  describe("PostgreSQL 13 → 16, writes during copy and streaming (fixReplicaIdentity full)", () => {
-    const s = useScenario(13, 16);
-
-    it("ends with identical data, correct sequences and nothing left behind", async () => {
-      await migrateUnderLoad(s, "load-13-16", {
-        historyPrimaryKey: false,
-        withoutPrimaryKeyTable: true,
-      });
-    });
-  });
-
   // The newest majors as targets (17 renamed daticulocale; 18 made generated columns virtual by
-  // default), and 14 as a source.
-  describe("PostgreSQL 14 → 18, writes during copy and streaming", () => {
-    const s = useScenario(14, 18);
+  // default), 13 and 14 as sources; without a history primary key, fixReplicaIdentity full.
+  const underLoad: {
+    versions: [number?, number?];
+    name: string;
+    options: { historyPrimaryKey: boolean; withoutPrimaryKeyTable?: boolean };
+  }[] = [
+    { versions: [], name: "load-pk", options: { historyPrimaryKey: true } },
+    {
+      versions: [13, 16],
+      name: "load-13-16",
+      options: { historyPrimaryKey: false, withoutPrimaryKeyTable: true },
+    },
+    { versions: [14, 18], name: "load-14-18", options: { historyPrimaryKey: true } },
+    {
+      versions: [15, 17],
+      name: "load-15-17",
+      options: { historyPrimaryKey: false, withoutPrimaryKeyTable: true },
+    },
+  ];
+  for (const { versions, name, options } of underLoad) {
+    const [from = 15, to = 15] = versions;
+    const identity = options.historyPrimaryKey
+      ? "history with a primary key"
+      : "fixReplicaIdentity full";
+    describe(`PostgreSQL ${from} → ${to}, writes during copy and streaming (${identity})`, () => {
+      const s = useScenario(...versions);
 
-    it("ends with identical data, correct sequences and nothing left behind", async () => {
-      await migrateUnderLoad(s, "load-14-18", { historyPrimaryKey: true });
-    });
-  });
-
-  describe("PostgreSQL 15 → 17, writes during copy and streaming (fixReplicaIdentity full)", () => {
-    const s = useScenario(15, 17);
-
-    it("ends with identical data, correct sequences and nothing left behind", async () => {
-      await migrateUnderLoad(s, "load-15-17", {
-        historyPrimaryKey: false,
-        withoutPrimaryKeyTable: true,
+      it("ends with identical data, correct sequences and nothing left behind", async () => {
+        await migrateUnderLoad(s, name, options);
       });
     });
-  });
+  }
 
   describe("connections killed while streaming", () => {
     const s = useScenario();
@@ -318,17 +313,7 @@ describe("online migration end to end under load", function () {
         timeoutMs: 30_000,
       });
       // The apply session waits for the lock: the cutover cannot pass the backlog.
-      await until(
-        async () =>
-          (
-            await target.query(
-              `SELECT 1 FROM pg_stat_activity WHERE application_name = 'pgmigrate_apply'
-                 AND datname = $1 AND wait_event_type = 'Lock'`,
-              [DATABASE],
-            )
-          ).length > 0,
-        { what: "the apply session to wait for the locked table" },
-      );
+      await applyWaitingForLock(target, DATABASE);
       const blocked = (await getMigration(at, "backlog")) as MigrationOutputs;
       assert.equal(blocked.state, "InProgress", "the cutover waits for the backlog");
 

@@ -2,7 +2,6 @@
 // an online migration created, refreshed (a dead worker replaced), cut over and forgotten with
 // its data kept; another one destroyed while waiting and rolled back; a failed validation.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -17,17 +16,9 @@ import { compareDatabases } from "../support/checksum";
 import { loadFixture, writeWorkload } from "../support/fixture";
 import { startPostgres, type PgServer } from "../support/postgres";
 import { until } from "../support/wait";
+import { killWorkers, workerPids } from "../support/workers";
 
 type Inputs = Record<string, unknown>;
-
-/** Pids of the workers serving `name`. */
-function workerPids(name: string): number[] {
-  const ps = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });
-  return ps
-    .split("\n")
-    .filter((l) => l.includes(" runtime ") && new RegExp(`--migration-name ${name}(\\s|$)`).test(l))
-    .map((l) => Number(l.trim().split(/\s+/)[0]));
-}
 
 /** The slot and publication of migration `name` still on the source database `database`. */
 async function sourceLeftovers(
@@ -101,15 +92,7 @@ describe("Pulumi provider on real servers", function () {
   });
 
   after(async () => {
-    for (const name of Object.values(names)) {
-      for (const pid of workerPids(name)) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          // already gone
-        }
-      }
-    }
+    killWorkers(Object.values(names));
     await Promise.all([source?.stop(), target?.stop()]);
     if (logDir) fs.rmSync(logDir, { recursive: true, force: true });
   });

@@ -20,8 +20,8 @@ import { parseOwnerId } from "../../provider/runtime/lease";
 import type { MigrationOutputs, MigrationSpec } from "../../provider/spec/types";
 import { compareDatabases } from "../support/checksum";
 import { startPostgres, type PgServer } from "../support/postgres";
-import { processGone } from "../support/online";
 import { until } from "../support/wait";
+import { processGone } from "../support/workers";
 import { specOf } from "../support/spec";
 
 const DATABASE = "spawned_db";

@@ -112,16 +112,34 @@ export const killApplier = (target: PgServer, pair: Pair): Promise<number> =>
     [pair.db],
   );
 
-/** Resolves once backend `pid` (a client's processID) waits for a lock another session holds. */
-export async function waitingForLock(server: PgServer, pid: number): Promise<void> {
+/** Resolves once a backend `condition` picks out (in pg_stat_activity) waits for a lock. */
+async function untilLockWait(
+  server: PgServer,
+  condition: string,
+  params: unknown[],
+  what: string,
+): Promise<void> {
   await until(
     async () =>
       (
         await server.query(
-          "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'",
-          [pid],
+          `SELECT 1 FROM pg_stat_activity WHERE ${condition} AND wait_event_type = 'Lock'`,
+          params,
         )
       ).length > 0,
-    { what: `backend ${pid} to wait for a lock`, intervalMs: 20, timeoutMs: 10_000 },
+    { what, intervalMs: 20 },
   );
 }
+
+/** Resolves once backend `pid` waits for a lock another session holds. */
+export const waitingForLock = (server: PgServer, pid: number): Promise<void> =>
+  untilLockWait(server, "pid = $1", [pid], `backend ${pid} to wait for a lock`);
+
+/** Resolves once the apply session in target database `db` waits for a lock. */
+export const applyWaitingForLock = (target: PgServer, db: string): Promise<void> =>
+  untilLockWait(
+    target,
+    "application_name = 'pgmigrate_apply' AND datname = $1",
+    [db],
+    `the apply session in ${db} to wait for a lock`,
+  );

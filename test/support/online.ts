@@ -196,11 +196,6 @@ export async function cutOverSpawned(
   return wait((o) => isEnded(o.state));
 }
 
-/** Resolves once process `pid` has exited (a zombie counts as exited). */
-export async function processGone(pid: number, what: string): Promise<void> {
-  await until(() => !processAlive(pid), { what });
-}
-
 /**
  * Local (spawned) runtime for `spec` logging to `logDir`, and a wait on its migration that keeps
  * a worker running (ensureWorker) while it polls.

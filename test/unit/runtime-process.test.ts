@@ -7,6 +7,9 @@ import fs from "node:fs";
 import { processAlive, workerProcessAlive } from "../../provider/runtime/spawn";
 import { until } from "../support/wait";
 
+// Processes start and end within seconds: polled often, given up on soon.
+const QUICKLY = { timeoutMs: 10_000, intervalMs: 50 };
+
 const LINUX = process.platform === "linux";
 
 /** Starts `argv` detached from a short-lived node process, so this process is not its parent. */
@@ -49,16 +52,14 @@ describe("worker processes", () => {
     started.push(pid);
     await until(() => workerProcessAlive(pid, "orders"), {
       what: "the worker to start",
-      timeoutMs: 10_000,
-      intervalMs: 50,
+      ...QUICKLY,
     });
     assert.equal(processAlive(pid), true);
 
     process.kill(pid, "SIGKILL");
     await until(() => !processAlive(pid), {
       what: "the worker to be noticed dead",
-      timeoutMs: 10_000,
-      intervalMs: 50,
+      ...QUICKLY,
     });
     // Where PID 1 does not reap (as in many containers), the kernel still lists it: a zombie
     // that signal 0 reaches, yet dead.
@@ -73,8 +74,7 @@ describe("worker processes", () => {
     const pid = other.pid as number;
     await until(() => processAlive(pid), {
       what: "sleep to start",
-      timeoutMs: 10_000,
-      intervalMs: 50,
+      ...QUICKLY,
     });
     assert.equal(workerProcessAlive(pid, "orders"), false, "not a pgmigrate runtime");
 
@@ -87,8 +87,7 @@ describe("worker processes", () => {
     const workerPid = worker.pid as number;
     await until(() => processAlive(workerPid), {
       what: "the worker to start",
-      timeoutMs: 10_000,
-      intervalMs: 50,
+      ...QUICKLY,
     });
     assert.equal(workerProcessAlive(workerPid, "orders"), true);
     assert.equal(workerProcessAlive(workerPid, "invoices"), false, "serves another migration");
