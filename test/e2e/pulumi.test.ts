@@ -6,8 +6,9 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { compareDatabases } from "../support/checksum";
 import { loadFixture, writeWorkload } from "../support/fixture";
-import { count, ourSourceObjects, until } from "../support/online";
+import { count, ourSourceObjects } from "../support/online";
 import { startPostgres, type PgServer } from "../support/postgres";
+import { until } from "../support/wait";
 import {
   changedInputs,
   killTree,
@@ -203,8 +204,7 @@ describe("pulumi CLI end to end", function () {
           const applied = d.cdcInsertCounter >= counts.inserts && d.cdcDeleteCounter > 0;
           return applied && last.latencySeconds !== null ? last : undefined;
         },
-        "refresh to show the applied changes",
-        90_000,
+        { what: "refresh to show the applied changes", timeoutMs: 90_000 },
       ).catch((err: Error) => {
         throw new Error(`${err.message}; wrote ${JSON.stringify(counts)}; ${JSON.stringify(last)}`);
       });
@@ -266,10 +266,7 @@ describe("pulumi CLI end to end", function () {
       const comparison = await compareDatabases(source, DB, target, DB);
       assert.deepEqual(comparison.differences, []);
       assert.deepEqual(await ourSourceObjects(source, DB), []);
-      await until(
-        async () => (workerPids(name).length === 0 ? true : undefined),
-        "the worker to exit",
-      );
+      await until(() => workerPids(name).length === 0, { what: "the worker to exit" });
       await assertNoSecretLeaked(stack, up.stdout, up.stderr);
       // Settled: refreshing changes nothing and the next preview has nothing to do.
       const refreshed = await stack.run(["refresh", "--yes", "--skip-preview"]);
@@ -309,15 +306,18 @@ describe("pulumi CLI end to end", function () {
         await locker.query("BEGIN; LOCK TABLE public.customers IN ACCESS EXCLUSIVE MODE");
         first = stack.startUp();
         exited = new Promise((resolve) => first?.on("close", resolve));
-        const startedOn = await until(async () => {
-          const rows = await target
-            .query<{ substate: string; started_on: Date }>(
-              "SELECT substate, started_on FROM pgmigrate.migrations WHERE name = $1",
-              [name],
-            )
-            .catch(() => []); // the control store may not exist yet
-          return rows[0]?.substate === "MigratingData" ? rows[0].started_on : undefined;
-        }, "the copy to start");
+        const startedOn = await until(
+          async () => {
+            const rows = await target
+              .query<{ substate: string; started_on: Date }>(
+                "SELECT substate, started_on FROM pgmigrate.migrations WHERE name = $1",
+                [name],
+              )
+              .catch(() => []); // the control store may not exist yet
+            return rows[0]?.substate === "MigratingData" ? rows[0].started_on : undefined;
+          },
+          { what: "the copy to start" },
+        );
         await killFirst(); // mid-create
         assert.equal(workerPids(name).length, 1, "the detached worker outlives pulumi");
         await locker.query("COMMIT");
@@ -378,10 +378,13 @@ describe("pulumi CLI end to end", function () {
         );
         const update = await stack.up();
         assert.equal(update.code, 0, update.stdout + update.stderr);
-        const after = await until(async () => {
-          const pids = workerPids(name);
-          return pids.length === 1 && pids[0] !== before ? pids[0] : undefined;
-        }, "a new worker");
+        const after = await until(
+          async () => {
+            const pids = workerPids(name);
+            return pids.length === 1 && pids[0] !== before ? pids[0] : undefined;
+          },
+          { what: "a new worker" },
+        );
         assert.notEqual(after, before);
 
         // The new worker replicates with the new passwords, through to the cutover.
@@ -396,7 +399,7 @@ describe("pulumi CLI end to end", function () {
       } finally {
         const destroyed = await stack.run(["destroy", "--yes", "--skip-preview"]);
         if (destroyed.code !== 0) console.error(destroyed.stdout + destroyed.stderr);
-        await until(async () => (workerPids(name).length === 0 ? true : undefined), "no worker");
+        await until(() => workerPids(name).length === 0, { what: "no worker" });
         for (const server of [source, target]) {
           // What migrator created (the target database, the control schema) stays, owned by postgres.
           const dbs = await server.query<{ datname: string }>(
@@ -429,7 +432,7 @@ describe("pulumi CLI end to end", function () {
       const dbs = await target.query("SELECT 1 FROM pg_database WHERE datname = $1", [DB]);
       assert.equal(dbs.length, 0, "the target database this migration created is dropped");
       assert.equal(await migrationRow(name), undefined);
-      await until(async () => (workerPids(name).length === 0 ? true : undefined), "no worker");
+      await until(() => workerPids(name).length === 0, { what: "no worker" });
       await stack.ok(["stack", "rm", "--yes"]);
     });
   });

@@ -2,6 +2,7 @@
 // value texts that depend on session settings, replica identities, truncates, transaction
 // boundaries and a crash between the target commit and the acknowledgement.
 import assert from "node:assert/strict";
+import type { Client } from "pg";
 import { LogicalReplicationService } from "pg-logical-replication";
 import {
   currentWalLsn,
@@ -13,9 +14,19 @@ import { MigrationError } from "../../provider/pg/errors";
 import { quoteLiteral } from "../../provider/pg/ident";
 import type { TableRef } from "../../provider/spec/types";
 import { STABLE_SESSION_SQL } from "../support/checksum";
-import { catchUp as catchUpWithin, publishPair, stream, type Pair } from "../support/cdc";
+import {
+  catchUp as catchUpWithin,
+  killApplier,
+  killWalsender,
+  publishPair,
+  stream,
+  applyWaitingForLock,
+  waitingForLock,
+  type Pair,
+} from "../support/cdc";
 import { startPostgres, type PgServer } from "../support/postgres";
 import { endpointOf } from "../support/spec";
+import { until } from "../support/wait";
 
 const MIGRATION = "cdc-edge";
 /** A target role that owns the tables but is no superuser: no session_replication_role. */
@@ -110,19 +121,10 @@ async function cleanUp(source: PgServer, pair: Pair): Promise<void> {
   await dropSlotAndPublication(endpointOf(source), pair.db, pair.slot, pair.publication);
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Terminates the backends `sql` finds, waiting up to 10 s for one to appear. */
-async function terminate(server: PgServer, sql: string, params: unknown[]): Promise<number> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const rows = await server.query<{ pid: number }>(sql, params);
-    if (rows.length > 0 || Date.now() > deadline) {
-      for (const { pid } of rows) await server.query("SELECT pg_terminate_backend($1)", [pid]);
-      return rows.length;
-    }
-    await sleep(50);
-  }
+/** The server-side pid of a client's session. */
+async function backendPid(client: Client): Promise<number> {
+  const { rows } = await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+  return rows[0].pid;
 }
 
 /** Incompressible text well above the TOAST threshold (stored out of line). */
@@ -453,17 +455,23 @@ describe("change data capture edge cases (PostgreSQL 15 → 15)", function () {
     const afterLocal = await currentWalLsn(endpointOf(source), pair.db);
     await catchUp(source, pair, s);
     assert.equal(await storedAppliedLsn(endpointOf(target), pair.db, pair.slot), storedBefore);
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const [slot] = await source.query<{ behind: string }>(
-        "SELECT pg_wal_lsn_diff($2::pg_lsn, confirmed_flush_lsn) AS behind FROM pg_replication_slots WHERE slot_name = $1",
-        [pair.slot, afterLocal],
-      );
+    const slotName = pair.slot;
+    await until(
+      async () => {
+        const [slot] = await source.query<{ behind: string }>(
+          "SELECT pg_wal_lsn_diff($2::pg_lsn, confirmed_flush_lsn) AS behind FROM pg_replication_slots WHERE slot_name = $1",
+          [slotName, afterLocal],
+        );
+        return Number(slot.behind);
+      },
       // Within a WAL page header of the position: see waitForLsn.
-      if (Number(slot.behind) <= 40) break;
-      assert.ok(Date.now() < deadline, `slot stays ${slot.behind} bytes behind`);
-      await sleep(100);
-    }
+      {
+        what: "the slot to confirm the position",
+        accept: (behind) => behind <= 40,
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      },
+    );
     // Rolled back, and savepoints rolled back to: never on the target.
     await run("BEGIN; UPDATE x.acct SET balance = -1; DELETE FROM x.acct WHERE id = 2; ROLLBACK");
     await run(`BEGIN;
@@ -477,6 +485,7 @@ describe("change data capture edge cases (PostgreSQL 15 → 15)", function () {
     // Two sessions interleaving updates of the same rows: commit order decides.
     const [a, b] = await Promise.all([source.connect(pair.db), source.connect(pair.db)]);
     try {
+      const [aPid, bPid] = await Promise.all([a, b].map(backendPid));
       await a.query("BEGIN");
       await b.query("BEGIN");
       await a.query("UPDATE x.acct SET balance = balance - 10, note = 'a' WHERE id = 10");
@@ -484,12 +493,12 @@ describe("change data capture edge cases (PostgreSQL 15 → 15)", function () {
       await b.query("INSERT INTO x.acct VALUES (60, 60, 'b first')");
       await a.query("UPDATE x.acct SET balance = balance - 1 WHERE id = 12");
       const blocked = b.query("UPDATE x.acct SET balance = balance * 2, note = 'b' WHERE id = 10");
-      await sleep(100);
+      await waitingForLock(source, bPid);
       await a.query("COMMIT");
       await blocked;
       await a.query("BEGIN");
       const waiting = a.query("UPDATE x.acct SET note = 'a again' WHERE id IN (11, 60)");
-      await sleep(100);
+      await waitingForLock(source, aPid);
       await b.query("COMMIT");
       await waiting;
       await a.query("COMMIT");
@@ -522,18 +531,8 @@ describe("change data capture edge cases (PostgreSQL 15 → 15)", function () {
       );
       await source.query("INSERT INTO z.events VALUES (2, 'second')", [], pair.db);
       const position = await currentWalLsn(endpointOf(source), pair.db);
-      const deadline = Date.now() + 10_000;
-      while (
-        (
-          await target.query(
-            "SELECT 1 FROM pg_stat_activity WHERE application_name = 'pgmigrate_apply' AND datname = $1 AND wait_event_type = 'Lock'",
-            [pair.db],
-          )
-        ).length === 0
-      ) {
-        assert.ok(Date.now() < deadline, "the live session waits for the position row");
-        await sleep(20);
-      }
+      // The live session waits for the position row.
+      await applyWaitingForLock(target, pair.db);
       await lingering.query("INSERT INTO z.events VALUES (2, 'second')");
       await lingering.query(
         "UPDATE pgmigrate_apply.progress SET applied_lsn = $2 WHERE slot_name = $1",
@@ -586,18 +585,7 @@ describe("change data capture edge cases (PostgreSQL 15 → 15)", function () {
         "the source never learned about them",
       );
       // Crash: both connections gone, no clean stop.
-      await Promise.all([
-        terminate(
-          source,
-          "SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL",
-          [pair.slot],
-        ),
-        terminate(
-          target,
-          "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgmigrate_apply' AND datname = $1",
-          [pair.db],
-        ),
-      ]);
+      await Promise.all([killWalsender(source, pair), killApplier(target, pair)]);
       await assert.rejects(s1.done);
     } finally {
       LogicalReplicationService.prototype.acknowledge = acknowledge;

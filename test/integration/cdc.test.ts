@@ -10,9 +10,17 @@ import {
 } from "../../provider/cdc";
 import { MigrationError } from "../../provider/pg/errors";
 import { STABLE_SESSION_SQL } from "../support/checksum";
-import { catchUp as catchUpWithin, publishPair, stream, type Pair } from "../support/cdc";
+import {
+  catchUp as catchUpWithin,
+  killApplier,
+  killWalsender,
+  publishPair,
+  stream,
+  type Pair,
+} from "../support/cdc";
 import { startPostgres, type PgServer } from "../support/postgres";
 import { endpointOf } from "../support/spec";
+import { pause, until } from "../support/wait";
 
 const MIGRATION = "cdc-test";
 
@@ -132,34 +140,6 @@ async function cleanUp(source: PgServer, pair: Pair): Promise<void> {
   assert.deepEqual(pubs, []);
 }
 
-/** Terminates the backends `sql` finds, waiting up to 10 s for one to appear. */
-async function terminate(server: PgServer, sql: string, params: unknown[]): Promise<number> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const rows = await server.query<{ pid: number }>(sql, params);
-    if (rows.length > 0 || Date.now() > deadline) {
-      for (const { pid } of rows) await server.query("SELECT pg_terminate_backend($1)", [pid]);
-      return rows.length;
-    }
-    await sleep(50);
-  }
-}
-
-const killWalsender = (source: PgServer, pair: Pair): Promise<number> =>
-  terminate(
-    source,
-    "SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL",
-    [pair.slot],
-  );
-const killApplier = (target: PgServer, pair: Pair): Promise<number> =>
-  terminate(
-    target,
-    "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgmigrate_apply' AND datname = $1",
-    [pair.db],
-  );
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /** Commits `count` small transactions (2 inserts, 1 update, 1 delete each) on the source. */
 async function writeTransactions(
   source: PgServer,
@@ -189,7 +169,7 @@ async function writeTransactions(
       ]);
       await client.query("DELETE FROM app.kinds WHERE id = $1", [1000 + k + 1000000]);
       await client.query("COMMIT");
-      if (pauseMs) await sleep(pauseMs);
+      if (pauseMs) await pause(pauseMs); // the writer's pace
     }
   } finally {
     await client.end();
@@ -332,8 +312,11 @@ describe("change data capture (PostgreSQL 15 → 15)", function () {
     );
     assert.equal(stats.appliedChanges, 241);
     assert.equal(stats.incomingChanges, 241);
-    await sleep(1500);
-    stats = s.stats();
+    await until(() => seen.length > 0, { what: "onStats to report (once a second)" });
+    stats = await until(() => s.stats(), {
+      what: "latency to fall to 0",
+      accept: (st) => st.latencySeconds === 0,
+    });
     assert.equal(stats.latencySeconds, 0);
     assert.ok(seen.length > 0, "onStats was called");
     await assertSameRows(source, target, pair.db);
@@ -344,11 +327,18 @@ describe("change data capture (PostgreSQL 15 → 15)", function () {
     const s1 = await stream(source, target, pair);
     // Writes flow while the walsender and the apply backend are killed, alone and together.
     const writes = writeTransactions(source, pair.db, 0, 150, 10);
-    await sleep(300);
+    // Each kill once the stream has applied more since the last one (4 changes a transaction,
+    // 600 in all: once all are applied, the kills still land on a live stream).
+    const applied = (n: number) =>
+      until(() => s1.stats().appliedChanges >= Math.min(n, 600), {
+        what: `${n} changes applied`,
+        intervalMs: 20,
+      });
+    await applied(40);
     assert.equal(await killWalsender(source, pair), 1);
-    await sleep(600);
+    await applied(s1.stats().appliedChanges + 40);
     assert.equal(await killApplier(target, pair), 1);
-    await sleep(1200);
+    await applied(s1.stats().appliedChanges + 40);
     assert.deepEqual(
       await Promise.all([killWalsender(source, pair), killApplier(target, pair)]),
       [1, 1],
@@ -367,7 +357,10 @@ describe("change data capture (PostgreSQL 15 → 15)", function () {
     await s1.stop();
     const s2 = await stream(source, target, pair, { maxRetries: 0 });
     const more = writeTransactions(source, pair.db, 150, 100, 5);
-    await sleep(400);
+    await until(() => s2.stats().appliedChanges > 0, {
+      what: "the new stream to apply",
+      intervalMs: 20,
+    });
     await Promise.all([killWalsender(source, pair), killApplier(target, pair)]);
     await assert.rejects(
       s2.done,
@@ -483,7 +476,10 @@ describe("change data capture (PostgreSQL 15 → 15)", function () {
     pair = await preparePair(source, target, 50_000);
     const s1 = await stream(source, target, pair);
     await source.query("UPDATE app.big SET pad = 'half way'", [], pair.db);
-    while (s1.stats().incomingChanges === 0) await sleep(5);
+    await until(() => s1.stats().incomingChanges > 0, {
+      what: "the large transaction to start arriving",
+      intervalMs: 5,
+    });
     const stopping = Date.now();
     await s1.stop();
     assert.ok(Date.now() - stopping < 5_000, "stop() does not hang on a paused stream");

@@ -12,6 +12,8 @@ import type { DbDetails, MigrationOutputs } from "../../provider/spec/types";
 import { compareDatabases } from "../support/checksum";
 import { loadFixture, writeWorkload, type WorkloadCounts } from "../support/fixture";
 import { startPostgres, type PgServer } from "../support/postgres";
+import { until } from "../support/wait";
+import { killWorkers, processGone, workerPids } from "../support/workers";
 
 const MAIN = path.resolve(__dirname, "../../provider/cli/main.js");
 
@@ -45,15 +47,6 @@ function cli(
   });
 }
 
-/** Pids of the workers serving `name` (`pgmigrate runtime ... --migration-name name`). */
-function workerPids(name: string): number[] {
-  const ps = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });
-  return ps
-    .split("\n")
-    .filter((l) => l.includes(" runtime ") && new RegExp(`--migration-name ${name}(\\s|$)`).test(l))
-    .map((l) => Number(l.trim().split(/\s+/)[0]));
-}
-
 /**
  * Every change of the workload is counted (a cross-partition UPDATE arrives as a DELETE and an
  * INSERT, cascades add more, so only the total is exact), and each kind of counter rose.
@@ -69,7 +62,13 @@ function caughtUp(before: DbDetails, now: DbDetails, counts: WorkloadCounts): bo
   );
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Sessions of `pgmigrate runtime` processes (their control-store pool) on the target. */
+async function runtimeSessions(target: PgServer): Promise<number> {
+  const rows = await target.query(
+    "SELECT 1 FROM pg_stat_activity WHERE application_name = 'pgmigrate-runtime'",
+  );
+  return rows.length;
+}
 
 /** Every row of every control table, as text. */
 async function controlTablesText(target: PgServer): Promise<string> {
@@ -158,15 +157,7 @@ describe("pgmigrate command line", function () {
   });
 
   after(async () => {
-    for (const name of [online, offline, external, `cli-cancel-${suffix}`]) {
-      for (const pid of workerPids(name)) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          // already gone
-        }
-      }
-    }
+    killWorkers([online, offline, external, `cli-cancel-${suffix}`]);
     await Promise.all([source?.stop(), target?.stop()]);
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
     for (const file of logFiles) fs.rmSync(file, { force: true });
@@ -224,23 +215,16 @@ describe("pgmigrate command line", function () {
   it("replicates writes: counters rise and latency falls to ~0", async () => {
     const before = (await showJson(online)).dbDetails.orders;
     const counts = await writeWorkload(source, "orders", { transactions: 15 });
-    let last: MigrationOutputs | undefined;
-    for (let i = 0; i < 90; i++) {
-      last = await showJson(online);
-      const d = last.dbDetails.orders;
-      if (
-        caughtUp(before, d, counts) &&
-        d.incomingChanges === 0 &&
+    await until(() => showJson(online), {
+      what: `replication to catch up with ${JSON.stringify(counts)}`,
+      accept: (last) =>
+        caughtUp(before, last.dbDetails.orders, counts) &&
+        last.dbDetails.orders.incomingChanges === 0 &&
         last.latencySeconds !== null &&
-        last.latencySeconds < 5
-      ) {
-        return;
-      }
-      await sleep(1000);
-    }
-    assert.fail(
-      `replication did not catch up with ${JSON.stringify(counts)}: ${JSON.stringify(last?.dbDetails)}`,
-    );
+        last.latencySeconds < 5,
+      timeoutMs: 90_000,
+      intervalMs: 1000,
+    });
   });
 
   it("keeps passwords out of ps, the control tables and the worker's log", async () => {
@@ -265,7 +249,7 @@ describe("pgmigrate command line", function () {
     const before = (await showJson(online)).dbDetails.orders;
     const [killed] = workerPids(online);
     process.kill(killed, "SIGKILL");
-    await sleep(500);
+    await processGone(killed, "the killed worker to die");
     const counts = await writeWorkload(source, "orders", { transactions: 5 });
     // The dead worker is noticed at once, long before its heartbeat is stale, although its
     // spawner has exited and nobody reaps it (it stays a zombie where PID 1 reaps nothing).
@@ -280,15 +264,20 @@ describe("pgmigrate command line", function () {
       /warning: .*cannot be restarted from here: set PGMIGRATE_SOURCE_PASSWORD/,
     );
     assert.deepEqual(workerPids(online), []);
-    let shown: CliResult | undefined;
-    for (let i = 0; i < 30; i++) {
-      shown = await run(["show", "--server", server, "--migration-name", online]);
-      assert.equal(shown.code, 0, shown.stderr);
-      assert.match(shown.stdout, /Status:\s+(WaitingForUserAction|InProgress)/);
-      if (/started a new worker/.test(shown.stderr)) break;
-      await sleep(2000);
-    }
-    assert.match(shown?.stderr ?? "", /started a new worker/);
+    const shown = await until(
+      async () => {
+        const result = await run(["show", "--server", server, "--migration-name", online]);
+        assert.equal(result.code, 0, result.stderr);
+        assert.match(result.stdout, /Status:\s+(WaitingForUserAction|InProgress)/);
+        return result;
+      },
+      {
+        what: "show to start a new worker",
+        accept: (result) => /started a new worker/.test(result.stderr),
+        intervalMs: 2000,
+      },
+    );
+    assert.match(shown.stderr, /started a new worker/);
     const revived = workerPids(online);
     assert.equal(revived.length, 1);
     assert.notEqual(revived[0], killed);
@@ -298,23 +287,16 @@ describe("pgmigrate command line", function () {
       [online],
     );
     assert.equal(log, path.join(dir, "worker-logs", `${online}.log`));
-    let last: MigrationOutputs | undefined;
-    for (let i = 0; i < 120; i++) {
-      last = await showJson(online);
-      const d = last.dbDetails.orders;
-      if (
+    await until(() => showJson(online), {
+      what: `the new worker to carry on with ${JSON.stringify(counts)}`,
+      accept: (last) =>
         last.state === "WaitingForUserAction" &&
-        caughtUp(before, d, counts) &&
-        d.incomingChanges === 0
-      ) {
-        await rememberLogs();
-        return;
-      }
-      await sleep(1000);
-    }
-    assert.fail(
-      `the new worker did not carry on with ${JSON.stringify(counts)}: ${JSON.stringify(last?.dbDetails)}`,
-    );
+        caughtUp(before, last.dbDetails.orders, counts) &&
+        last.dbDetails.orders.incomingChanges === 0,
+      timeoutMs: 120_000,
+      intervalMs: 1000,
+    });
+    await rememberLogs();
   });
 
   it("refuses bad input with one line and exit code 2", async () => {
@@ -554,7 +536,12 @@ describe("pgmigrate command line", function () {
     const exited = new Promise<number | null>((resolve) =>
       child.on("close", (code) => resolve(code)),
     );
-    await sleep(3500);
+    // Ctrl-C once it has drawn a frame over an earlier one, showing the migration.
+    const status = new RegExp(`${online}\\s+WaitingForUserAction \\(WaitingForCutoverTrigger\\)`);
+    await until(() => /\x1b\[\d+F\x1b\[J/.test(screen) && status.test(screen), {
+      what: "watch to redraw its screen",
+      intervalMs: 100,
+    });
     child.stdin.write("\x03");
     assert.equal(await exited, 0, screen);
     transcripts.push(screen);
@@ -563,10 +550,7 @@ describe("pgmigrate command line", function () {
       "cursor hidden, then restored",
     );
     assert.match(screen, /\x1b\[\d+F\x1b\[J/, "later frames move up over the previous one");
-    assert.match(
-      screen,
-      new RegExp(`${online}\\s+WaitingForUserAction \\(WaitingForCutoverTrigger\\)`),
-    );
+    assert.match(screen, status);
     assert.match(screen, /latency \d+\.\d s\s+inserts \d+\s+updates \d+\s+deletes \d+/);
   });
 
@@ -601,6 +585,11 @@ describe("pgmigrate command line", function () {
   });
 
   it("stops `pgmigrate runtime` cleanly on SIGTERM (exit 0)", async () => {
+    // The migrations' own workers have exited: the sessions counted next are this runtime's.
+    await until(() => runtimeSessions(target), {
+      what: "earlier workers to disconnect",
+      accept: (n) => n === 0,
+    });
     const child = spawn(process.execPath, [MAIN, "runtime", "--server", server], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
@@ -608,7 +597,11 @@ describe("pgmigrate command line", function () {
     let stderr = "";
     child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
     child.stdout.resume();
-    await sleep(3000);
+    // Stopped once it serves: its control-store pool is open.
+    await until(() => runtimeSessions(target), {
+      what: "pgmigrate runtime to connect",
+      accept: (n) => n > 0,
+    });
     const exited = new Promise<number | null>((resolve) =>
       child.on("close", (code) => resolve(code)),
     );

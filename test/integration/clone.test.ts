@@ -27,6 +27,7 @@ import { compareDatabases, sequenceStates } from "../support/checksum";
 import { FIXTURE_TABLES, loadFixture } from "../support/fixture";
 import { startPostgres, type PgServer } from "../support/postgres";
 import { specOf } from "../support/spec";
+import { until } from "../support/wait";
 
 /** A spec for migrating `databases` from `source` to `target` (superusers, no TLS). */
 function specFor(
@@ -300,7 +301,8 @@ describe("offline clone 15 → 15", function () {
       }
     })();
     try {
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      // The copy starts while transfers are committing.
+      await until(() => committed >= 3020, { what: "20 transfers committed", intervalMs: 10 });
       const spec = specFor(source, target, ["bank"], { parallelism: { tables: 3, indexes: 2 } });
       await prepareTargetDatabase(spec, "bank");
       await cloneDatabase({ spec, database: "bank", progress: memoryProgress() });
@@ -472,13 +474,12 @@ describe("offline clone 15 → 15", function () {
     );
     assert.equal(rows.n, "0", "the interrupted copy was rolled back");
     // Sessions whose socket we closed may take a moment to disappear on the server.
-    for (
-      let i = 0;
-      i < 50 && (await pgmigrateSessions(source)) + (await pgmigrateSessions(target)) > 0;
-      i++
-    ) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await until(async () => (await pgmigrateSessions(source)) + (await pgmigrateSessions(target)), {
+      what: "our sessions to end",
+      accept: (n) => n === 0,
+      timeoutMs: 5_000,
+      intervalMs: 100,
+    });
     assert.equal(await pgmigrateSessions(source), 0);
     assert.equal(await pgmigrateSessions(target), 0);
     await dropTargetDatabase(spec, "slow");

@@ -40,7 +40,7 @@ import { LeaseKeeper } from "../../provider/runtime/lease";
 import { controlUrl } from "../../provider/runtime/spawn";
 import { runWorker } from "../../provider/runtime/worker";
 import type { MigrationSpec } from "../../provider/spec/types";
-import { until } from "../support/online";
+import { until } from "../support/wait";
 import { startPostgres, type PgServer } from "../support/postgres";
 import { specOf } from "../support/spec";
 
@@ -274,21 +274,29 @@ describe("control store safety", () => {
     // Several seconds of ticks (one a second): one backend throughout.
     const first = Date.now();
     let samples = 0;
-    await until(async () => {
-      if ((await sample()) > 0) samples++;
-      return Date.now() - first > 5_000 ? true : undefined;
-    }, "five seconds of waiting");
+    await until(
+      async () => {
+        if ((await sample()) > 0) samples++;
+        return Date.now() - first > 5_000 ? true : undefined;
+      },
+      { what: "five seconds of waiting" },
+    );
     assert.ok(samples >= 10, `the wait's connection was seen ${samples} times`);
     assert.equal(backends.size, 1, `connections opened: ${[...backends].join(", ")}`);
 
     // The target (home of the control store) goes away for a while and comes back.
     await target.restart({ downMs: 3_000 });
-    await until(async () => ((await sample()) > 0 ? true : undefined), "the wait to reconnect");
+    await until(async () => ((await sample()) > 0 ? true : undefined), {
+      what: "the wait to reconnect",
+    });
     const reconnected = Date.now();
-    await until(async () => {
-      await sample();
-      return Date.now() - reconnected > 3_000 ? true : undefined;
-    }, "three more seconds of waiting");
+    await until(
+      async () => {
+        await sample();
+        return Date.now() - reconnected > 3_000 ? true : undefined;
+      },
+      { what: "three more seconds of waiting" },
+    );
     assert.equal(backends.size, 2, `one reconnection only: ${[...backends].join(", ")}`);
     assert.ok(warnings.some((w) => /control store unreachable/.test(w)));
 

@@ -4,34 +4,31 @@
 // sequences and nothing of ours left on either server.
 import assert from "node:assert/strict";
 import {
-  createMigration,
   ensureWorker,
   getMigration,
-  isEnded,
-  isSettled,
   requestAction,
   waitForMigration,
 } from "../../provider/api/index";
-import { processAlive } from "../../provider/pg/process";
 import type { DbDetails, MigrationOutputs } from "../../provider/spec/types";
+import { applyWaitingForLock } from "../support/cdc";
 import { addTableWithoutPrimaryKey } from "../support/fixture";
 import {
   assertMigrated,
   controlOf,
   count,
-  leaseHolderPid,
-  localRun,
+  cutOverSpawned,
   onlineSpec,
   prepareSource,
   Scenario,
-  sleep,
   startWriters,
   terminateApply,
   terminateWalsender,
-  until,
+  useScenario,
 } from "../support/online";
 import { startPgbench } from "../support/pgbench";
 import type { PgServer } from "../support/postgres";
+import { pause, until } from "../support/wait";
+import { processGone } from "../support/workers";
 
 const DATABASE = "shop";
 const HISTORY_ROWS = "SELECT count(*) AS n FROM pgbench_history";
@@ -70,15 +67,11 @@ async function migrateUnderLoad(
 
   const writers = startWriters(source, DATABASE);
   s.cleanups.push(() => writers.stop());
-  await until(
-    async () => ((await count(source, DATABASE, HISTORY_ROWS)) > 20 ? true : undefined),
-    "pgbench to write",
-  );
-  const historyAtStart = await count(source, DATABASE, HISTORY_ROWS);
-  const { worker, settled } = await s.startInProcess(spec);
-  assert.equal(settled.error, null);
-  assert.equal(settled.state, "WaitingForUserAction");
-  assert.equal(settled.substate, "WaitingForCutoverTrigger");
+  const historyAtStart = await until(() => count(source, DATABASE, HISTORY_ROWS), {
+    what: "pgbench to write",
+    accept: (n) => n > 20,
+  });
+  const { worker, settled } = await s.startStreaming(spec);
   assert.ok(
     (await count(source, DATABASE, HISTORY_ROWS)) > historyAtStart,
     "pgbench kept writing while the copy ran",
@@ -109,66 +102,48 @@ async function migrateUnderLoad(
   const written = await writers.stop();
   assert.ok(written.workload.transactions > 0, "the fixture workload committed transactions");
 
-  await requestAction(at, name, "cutover");
-  await worker;
-  const done = (await getMigration(at, name)) as MigrationOutputs;
+  const done = await s.cutOver(spec, worker);
   assert.ok(details(done).cdcInsertCounter > base.cdcInsertCounter);
   await assertMigrated(s, DATABASE, done, options);
 }
 
 describe("online migration end to end under load", function () {
-  describe("PostgreSQL 15 → 15, writes during copy and streaming (history with a primary key)", () => {
-    const s = new Scenario();
-    before(() => s.start());
-    after(() => s.stop());
-
-    it("ends with identical data, correct sequences and nothing left behind", async () => {
-      await migrateUnderLoad(s, "load-pk", { historyPrimaryKey: true });
-    });
-  });
-
-  describe("PostgreSQL 13 → 16, writes during copy and streaming (fixReplicaIdentity full)", () => {
-    const s = new Scenario();
-    before(() => s.start(13, 16));
-    after(() => s.stop());
-
-    it("ends with identical data, correct sequences and nothing left behind", async () => {
-      await migrateUnderLoad(s, "load-13-16", {
-        historyPrimaryKey: false,
-        withoutPrimaryKeyTable: true,
-      });
-    });
-  });
-
   // The newest majors as targets (17 renamed daticulocale; 18 made generated columns virtual by
-  // default), and 14 as a source.
-  describe("PostgreSQL 14 → 18, writes during copy and streaming", () => {
-    const s = new Scenario();
-    before(() => s.start(14, 18));
-    after(() => s.stop());
+  // default), 13 and 14 as sources; without a history primary key, fixReplicaIdentity full.
+  const underLoad: {
+    versions: [number?, number?];
+    name: string;
+    options: { historyPrimaryKey: boolean; withoutPrimaryKeyTable?: boolean };
+  }[] = [
+    { versions: [], name: "load-pk", options: { historyPrimaryKey: true } },
+    {
+      versions: [13, 16],
+      name: "load-13-16",
+      options: { historyPrimaryKey: false, withoutPrimaryKeyTable: true },
+    },
+    { versions: [14, 18], name: "load-14-18", options: { historyPrimaryKey: true } },
+    {
+      versions: [15, 17],
+      name: "load-15-17",
+      options: { historyPrimaryKey: false, withoutPrimaryKeyTable: true },
+    },
+  ];
+  for (const { versions, name, options } of underLoad) {
+    const [from = 15, to = 15] = versions;
+    const identity = options.historyPrimaryKey
+      ? "history with a primary key"
+      : "fixReplicaIdentity full";
+    describe(`PostgreSQL ${from} → ${to}, writes during copy and streaming (${identity})`, () => {
+      const s = useScenario(...versions);
 
-    it("ends with identical data, correct sequences and nothing left behind", async () => {
-      await migrateUnderLoad(s, "load-14-18", { historyPrimaryKey: true });
-    });
-  });
-
-  describe("PostgreSQL 15 → 17, writes during copy and streaming (fixReplicaIdentity full)", () => {
-    const s = new Scenario();
-    before(() => s.start(15, 17));
-    after(() => s.stop());
-
-    it("ends with identical data, correct sequences and nothing left behind", async () => {
-      await migrateUnderLoad(s, "load-15-17", {
-        historyPrimaryKey: false,
-        withoutPrimaryKeyTable: true,
+      it("ends with identical data, correct sequences and nothing left behind", async () => {
+        await migrateUnderLoad(s, name, options);
       });
     });
-  });
+  }
 
   describe("connections killed while streaming", () => {
-    const s = new Scenario();
-    before(() => s.start());
-    after(() => s.stop());
+    const s = useScenario();
 
     it("survives terminated walsender and apply backends with exact counters", async () => {
       const { source, target } = s;
@@ -180,9 +155,7 @@ describe("online migration end to end under load", function () {
       );
       const spec = specFor(source, target, "faults");
       const at = controlOf(spec);
-      const { worker, settled } = await s.startInProcess(spec);
-      assert.equal(settled.error, null);
-      assert.equal(settled.state, "WaitingForUserAction");
+      const { worker, settled } = await s.startStreaming(spec);
       assert.equal(details(settled).appliedChanges, 0, "nothing written since the snapshot");
 
       // Only deterministic writes from here on: 500 pgbench transactions (3 updates and 1
@@ -198,10 +171,26 @@ describe("online migration end to end under load", function () {
       let writing = true;
       const kills = { walsender: 0, apply: 0 };
       const writersDone = Promise.all([pgbench.done, counted]).finally(() => (writing = false));
+      const applied = async () => details((await getMigration(at, "faults")) as MigrationOutputs);
       for (let round = 0; writing || kills.walsender < 3 || kills.apply < 3; round++) {
-        await sleep(1_200);
-        if (round % 2 === 0) kills.walsender += await terminateWalsender(source);
-        else kills.apply += await terminateApply(target, DATABASE);
+        // Each kill lands on a stream that came back and applied more since the last one (or
+        // on the last backlog once the writers are done).
+        const before = (await applied()).appliedChanges;
+        await until(async () => !writing || (await applied()).appliedChanges > before, {
+          what: "the stream to apply changes between kills",
+        });
+        if (round % 2 === 0)
+          kills.walsender += await until(() => terminateWalsender(source), {
+            what: "a walsender to terminate",
+            accept: (n) => n > 0,
+            intervalMs: 50,
+          });
+        else
+          kills.apply += await until(() => terminateApply(target, DATABASE), {
+            what: "an apply backend to terminate",
+            accept: (n) => n > 0,
+            intervalMs: 50,
+          });
         if (round > 40) break;
       }
       const [bench, countedChanges] = await writersDone;
@@ -215,9 +204,7 @@ describe("online migration end to end under load", function () {
         cdcUpdateCounter: 1500 + countedChanges.updates,
         cdcDeleteCounter: countedChanges.deletes,
       };
-      await requestAction(at, "faults", "cutover");
-      await worker;
-      const done = (await getMigration(at, "faults")) as MigrationOutputs;
+      const done = await s.cutOver(spec, worker);
       const db = details(done);
       assert.deepEqual(
         {
@@ -241,44 +228,38 @@ describe("online migration end to end under load", function () {
   });
 
   describe("worker SIGKILLed while streaming", () => {
-    const s = new Scenario();
-    let logDir: string;
-    before(async () => {
-      logDir = s.makeLogDir("pgmigrate-e2e-");
-      await s.start();
-    });
-    after(() => s.stop());
+    const s = useScenario();
 
     it("resumes in a new worker and cuts over without duplicates", async () => {
       const { source, target } = s;
       // No primary key on pgbench_history: a duplicate row would show in its count.
       await prepareSource(source, DATABASE, { rows: 1000, scale: 1, historyPrimaryKey: false });
       const spec = specFor(source, target, "killed", { fixReplicaIdentity: "full" });
-      const { runtime, wait } = localRun(spec, logDir);
       const at = controlOf(spec);
 
       const writers = startWriters(source, DATABASE);
       s.cleanups.push(() => writers.stop());
-      await createMigration(spec, runtime);
-      const settled = await wait(isSettled);
-      assert.equal(settled.error, null);
-      assert.equal(settled.state, "WaitingForUserAction");
-      const firstPid = await until(() => leaseHolderPid(target, "killed"), "the worker's lease");
-      s.spawnedPids.add(firstPid);
+      const {
+        runtime,
+        wait,
+        settled,
+        pid: firstPid,
+      } = await s.startSpawnedStreaming(spec, "pgmigrate-e2e-");
 
       const firstCount = details(settled).cdcInsertCounter;
       await wait((o) => details(o).cdcInsertCounter >= firstCount + 100);
       process.kill(firstPid, "SIGKILL");
-      await until(async () => (processAlive(firstPid) ? undefined : true), "the worker to die");
+      await processGone(firstPid, "the killed worker to die");
       const atKill = details((await getMigration(at, "killed")) as MigrationOutputs);
-      await sleep(2_000); // the writers keep going without a worker
+      // The writers keep going without a worker: the successor starts with a backlog.
+      const historyAtKill = await count(source, DATABASE, HISTORY_ROWS);
+      await until(() => count(source, DATABASE, HISTORY_ROWS), {
+        what: "pgbench to write while no worker runs",
+        accept: (n) => n >= historyAtKill + 50,
+      });
 
       assert.equal(await ensureWorker(spec, runtime), true);
-      const secondPid = await until(async () => {
-        const pid = await leaseHolderPid(target, "killed");
-        return pid !== undefined && pid !== firstPid ? pid : undefined;
-      }, "a successor's lease");
-      s.spawnedPids.add(secondPid);
+      const secondPid = await s.leaseHolder(spec, firstPid);
       await wait(
         (o) =>
           details(o).cdcInsertCounter >= atKill.cdcInsertCounter + 100 &&
@@ -286,29 +267,25 @@ describe("online migration end to end under load", function () {
       );
 
       await writers.stop();
-      await requestAction(at, "killed", "cutover");
-      const done = await wait((o) => isEnded(o.state));
+      const done = await cutOverSpawned(spec, wait);
       await assertMigrated(s, DATABASE, done, { historyPrimaryKey: false });
       const [sourceRows, targetRows] = await Promise.all(
         [source, target].map((server) => count(server, DATABASE, HISTORY_ROWS)),
       );
       assert.equal(targetRows, sourceRows, "no history row applied twice");
-      await until(async () => (processAlive(secondPid) ? undefined : true), "the worker to exit");
+      await processGone(secondPid, "the worker to exit");
     });
   });
 
   describe("cutover requested with a backlog", () => {
-    const s = new Scenario();
-    before(() => s.start());
-    after(() => s.stop());
+    const s = useScenario();
 
     it("applies the backlog and completes", async () => {
       const { source, target } = s;
       await prepareSource(source, DATABASE, { rows: 500, scale: 1, historyPrimaryKey: true });
       const spec = specFor(source, target, "backlog");
       const at = controlOf(spec);
-      const { worker, settled } = await s.startInProcess(spec);
-      assert.equal(settled.error, null);
+      const { worker } = await s.startStreaming(spec);
 
       const writers = startWriters(source, DATABASE);
       s.cleanups.push(() => writers.stop());
@@ -335,7 +312,8 @@ describe("online migration end to end under load", function () {
       await waitForMigration(at, "backlog", (o) => o.substate === "CompletingMigration", {
         timeoutMs: 30_000,
       });
-      await sleep(2_000);
+      // The apply session waits for the lock: the cutover cannot pass the backlog.
+      await applyWaitingForLock(target, DATABASE);
       const blocked = (await getMigration(at, "backlog")) as MigrationOutputs;
       assert.equal(blocked.state, "InProgress", "the cutover waits for the backlog");
 
@@ -374,7 +352,7 @@ async function writeCounted(
       counts.inserts += ins.rowCount ?? 0;
       counts.updates += upd.rowCount ?? 0;
       counts.deletes += del.rowCount ?? 0;
-      await sleep(80);
+      await pause(80); // the writer's pace: ~10 s of changes for the kills to land on
     }
   } finally {
     await client.end();

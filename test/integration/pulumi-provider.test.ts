@@ -2,7 +2,6 @@
 // an online migration created, refreshed (a dead worker replaced), cut over and forgotten with
 // its data kept; another one destroyed while waiting and rolled back; a failed validation.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -16,25 +15,10 @@ import type { ResourceState } from "../../provider/pulumi/state";
 import { compareDatabases } from "../support/checksum";
 import { loadFixture, writeWorkload } from "../support/fixture";
 import { startPostgres, type PgServer } from "../support/postgres";
+import { until } from "../support/wait";
+import { killWorkers, workerPids } from "../support/workers";
 
 type Inputs = Record<string, unknown>;
-
-/** Pids of the workers serving `name`. */
-function workerPids(name: string): number[] {
-  const ps = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });
-  return ps
-    .split("\n")
-    .filter((l) => l.includes(" runtime ") && new RegExp(`--migration-name ${name}(\\s|$)`).test(l))
-    .map((l) => Number(l.trim().split(/\s+/)[0]));
-}
-
-async function eventually(what: string, probe: () => Promise<boolean> | boolean): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (!(await probe())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 /** The slot and publication of migration `name` still on the source database `database`. */
 async function sourceLeftovers(
@@ -108,15 +92,7 @@ describe("Pulumi provider on real servers", function () {
   });
 
   after(async () => {
-    for (const name of Object.values(names)) {
-      for (const pid of workerPids(name)) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          // already gone
-        }
-      }
-    }
+    killWorkers(Object.values(names));
     await Promise.all([source?.stop(), target?.stop()]);
     if (logDir) fs.rmSync(logDir, { recursive: true, force: true });
   });
@@ -145,12 +121,18 @@ describe("Pulumi provider on real servers", function () {
     const [first] = workerPids(names.online);
     assert.ok(first, "a worker serves the migration");
     process.kill(first, "SIGKILL");
-    await eventually("the killed worker is gone", () => !workerPids(names.online).includes(first));
+    await until(() => !workerPids(names.online).includes(first), {
+      what: "the killed worker is gone",
+      intervalMs: 250,
+    });
     const refreshed = await provider.read!(names.online, outs);
     assert.equal(refreshed.id, names.online);
     const live = refreshed.props as ResourceState;
     assert.equal(live.state, "WaitingForUserAction");
-    await eventually("a new worker runs", () => workerPids(names.online).some((p) => p !== first));
+    await until(() => workerPids(names.online).some((p) => p !== first), {
+      what: "a new worker runs",
+      intervalMs: 250,
+    });
 
     // `cutover: true`: an in-place update that drains and ends Succeeded.
     const cutoverInputs = { ...inputs, cutover: true };
@@ -170,7 +152,10 @@ describe("Pulumi provider on real servers", function () {
     assert.ok((await compareDatabases(source, "shop", target, "shop")).equal);
     // After a forget, a refresh reports the resource gone.
     assert.deepEqual(await provider.read!(names.online, done), {});
-    await eventually("the worker exits", () => workerPids(names.online).length === 0);
+    await until(() => workerPids(names.online).length === 0, {
+      what: "the worker exits",
+      intervalMs: 250,
+    });
   });
 
   it("create → delete while waiting: canceled and rolled back, nothing left behind", async () => {
@@ -199,7 +184,10 @@ describe("Pulumi provider on real servers", function () {
     assert.equal(databases.length, 0, "the target database the migration created is dropped");
     assert.deepEqual(await sourceLeftovers(source, names.cancel, "stock"), []);
     assert.equal(await engine.getMigration(at(), names.cancel), undefined);
-    await eventually("the worker exits", () => workerPids(names.cancel).length === 0);
+    await until(() => workerPids(names.cancel).length === 0, {
+      what: "the worker exits",
+      intervalMs: 250,
+    });
   });
 
   it("create with a failed validation lists the failed checks and leaves nothing", async () => {

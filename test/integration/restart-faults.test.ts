@@ -5,29 +5,22 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import type { Client } from "pg";
-import {
-  createMigration,
-  getMigration,
-  isEnded,
-  isSettled,
-  requestAction,
-  waitForMigration,
-} from "../../provider/api/index";
+import { createMigration, isSettled, waitForMigration } from "../../provider/api/index";
 import type { DbDetails, MigrationOutputs } from "../../provider/spec/types";
 import { compareDatabases } from "../support/checksum";
 import { loadFixture } from "../support/fixture";
 import {
+  assertStreaming,
   controlOf,
   count,
-  leaseHolderPid,
-  localRun,
+  cutOverSpawned,
   onlineSpec,
   ourSourceObjects,
   Scenario,
-  sleep,
-  until,
+  useScenario,
 } from "../support/online";
 import type { PgServer } from "../support/postgres";
+import { pause, until } from "../support/wait";
 
 const DATABASE = "shop";
 const TICKS = "SELECT count(*) AS n FROM public.ticks";
@@ -54,7 +47,8 @@ class TickWriter {
   committed = 0;
   uncertain = 0;
   errors = 0;
-  private paused = false;
+  /** Set while paused: resolves on resume() or stop(). */
+  private paused?: { resumed: Promise<void>; resume: () => void };
   private stopped = false;
   private readonly loop: Promise<void>;
   private idle: () => void = () => undefined;
@@ -68,7 +62,7 @@ class TickWriter {
     let client: Client | undefined;
     while (!this.stopped) {
       if (this.paused) {
-        await sleep(50);
+        await this.paused.resumed;
         continue;
       }
       let finished: () => void = () => undefined;
@@ -85,11 +79,11 @@ class TickWriter {
         if (client) this.uncertain++;
         await client?.end().catch(() => undefined);
         client = undefined;
-        await sleep(200);
+        await pause(200); // before reconnecting to a server that may be down
       } finally {
         finished();
       }
-      await sleep(20);
+      await pause(20); // the writer's pace
     }
     await client?.end().catch(() => undefined);
     this.idle();
@@ -103,18 +97,29 @@ class TickWriter {
 
   /** Resolves once no insert is in flight; none starts until resume(). */
   async pause(): Promise<void> {
-    this.paused = true;
+    if (!this.paused) {
+      let resume: () => void = () => undefined;
+      const resumed = new Promise<void>((resolve) => (resume = resolve));
+      this.paused = { resumed, resume };
+    }
     await this.inFlight;
   }
 
   resume(): void {
-    this.paused = false;
+    this.paused?.resume();
+    this.paused = undefined;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.paused = false;
+    this.resume();
     await this.loop;
+  }
+
+  /** Resolves once `n` more inserts than now have been acknowledged. */
+  async writes(n: number): Promise<void> {
+    const target = this.committed + n;
+    await until(() => this.committed >= target, { what: `${n} more acknowledged inserts` });
   }
 }
 
@@ -167,16 +172,10 @@ async function bulkCopyWatcher(
 }
 
 /** Waits until the target holds every tick the source has (writer paused or stopped). */
-async function caughtUp(s: Scenario, ms = 60_000): Promise<void> {
+async function caughtUp(s: Scenario): Promise<void> {
   await until(
-    async () => {
-      const [a, b] = await Promise.all(
-        [s.source, s.target].map((server) => count(server, DATABASE, TICKS)),
-      );
-      return a === b ? true : undefined;
-    },
-    "the target to catch up",
-    ms,
+    () => Promise.all([s.source, s.target].map((server) => count(server, DATABASE, TICKS))),
+    { what: "the target's ticks to match the source's", accept: ([a, b]) => a === b },
   );
 }
 
@@ -191,9 +190,7 @@ describe("whole-server restarts during an online migration", function () {
   });
 
   describe("source restarted while streaming", () => {
-    const s = new Scenario();
-    before(() => s.start());
-    after(() => s.stop());
+    const s = useScenario();
 
     it("reconnects the stream and cuts over with identical data", async () => {
       const { source, target } = s;
@@ -202,9 +199,7 @@ describe("whole-server restarts during an online migration", function () {
       const at = controlOf(spec);
       const writer = new TickWriter(source);
       s.cleanups.push(() => writer.stop());
-      const { worker, settled } = await s.startInProcess(spec);
-      assert.equal(settled.error, null);
-      assert.equal(settled.state, "WaitingForUserAction");
+      const { worker } = await s.startStreaming(spec);
       await waitForMigration(at, "src-restart", (o) => details(o).cdcInsertCounter >= 50, {
         timeoutMs: 60_000,
       });
@@ -214,44 +209,33 @@ describe("whole-server restarts during an online migration", function () {
       await source.restart();
       writer.resume();
       const before = writer.committed;
-      await until(async () => (writer.committed >= before + 100 ? true : undefined), "writes");
+      await writer.writes(100);
       await writer.pause();
       await caughtUp(s);
       timed("source restart → stream caught up", started);
 
       await writer.stop();
-      await requestAction(at, "src-restart", "cutover");
-      await worker;
-      const done = (await getMigration(at, "src-restart")) as MigrationOutputs;
+      const done = await s.cutOver(spec, worker);
       await assertDone(s, done, writer);
       assert.ok(writer.committed > before, "the writer committed after the restart");
     });
   });
 
   describe("target (and control store) restarted while streaming, spawned worker", () => {
-    const s = new Scenario();
-    let logDir = "";
-    before(async () => {
-      logDir = s.makeLogDir("pgmigrate-restart-");
-      await s.start();
-    });
-    after(() => s.stop());
+    const s = useScenario();
 
     it("keeps or replaces its worker and cuts over with identical data", async () => {
       const { source, target } = s;
       await prepare(source);
       const spec = onlineSpec(source, target, "tgt-restart", [DATABASE]);
-      const { runtime, wait } = localRun(spec, logDir);
-      const at = controlOf(spec);
       const writer = new TickWriter(source);
       s.cleanups.push(() => writer.stop());
 
-      await createMigration(spec, runtime);
-      const settled = await wait(isSettled);
-      assert.equal(settled.error, null);
-      assert.equal(settled.state, "WaitingForUserAction");
-      const firstPid = await until(() => leaseHolderPid(target, "tgt-restart"), "the lease");
-      s.spawnedPids.add(firstPid);
+      const {
+        wait,
+        pid: firstPid,
+        logDir,
+      } = await s.startSpawnedStreaming(spec, "pgmigrate-restart-");
       await wait((o) => details(o).cdcInsertCounter >= 50);
 
       // The source keeps writing while the target is down.
@@ -262,19 +246,17 @@ describe("whole-server restarts during an online migration", function () {
       const throughOutage = wait((o) => details(o).cdcInsertCounter >= beforeRestart + 50);
       await target.restart({ downMs: 8_000 });
       const atRestart = writer.committed;
-      await until(async () => (writer.committed >= atRestart + 100 ? true : undefined), "writes");
+      await writer.writes(100);
       await wait((o) => details(o).cdcInsertCounter >= atRestart + 100);
       await throughOutage;
       await writer.pause();
       await caughtUp(s);
       timed("target restart → stream caught up", started);
-      const holder = await until(() => leaseHolderPid(target, "tgt-restart"), "a lease holder");
-      s.spawnedPids.add(holder);
+      const holder = await s.leaseHolder(spec);
       timings.push(`target restart: worker ${holder === firstPid ? "kept" : "replaced"}`);
 
       await writer.stop();
-      await requestAction(at, "tgt-restart", "cutover");
-      const done = await wait((o) => isEnded(o.state));
+      const done = await cutOverSpawned(spec, wait);
       await assertDone(s, done, writer);
       // What the worker went through, for the report (not asserted: timing dependent).
       const logged = fs
@@ -291,9 +273,7 @@ describe("whole-server restarts during an online migration", function () {
   });
 
   describe("source down for 19 s during the initial copy", () => {
-    const s = new Scenario();
-    before(() => s.start());
-    after(() => s.stop());
+    const s = useScenario();
 
     it("starts the copy again from a new snapshot and completes", async () => {
       const { source, target } = s;
@@ -314,13 +294,14 @@ describe("whole-server restarts during an online migration", function () {
       // Restart while public.bulk's data is being copied under the slot's snapshot.
       const bulkState = await bulkCopyWatcher(target, "copy-restart");
       try {
-        const deadline = Date.now() + 60_000;
-        let state: string | undefined;
-        while ((state = await bulkState.read()) !== "loading") {
-          assert.notEqual(state, "completed", "public.bulk was copied before the restart");
-          assert.ok(Date.now() < deadline, "timed out waiting for public.bulk's copy");
-          await sleep(25);
-        }
+        await until(
+          async () => {
+            const state = await bulkState.read();
+            assert.notEqual(state, "completed", "public.bulk was copied before the restart");
+            return state === "loading";
+          },
+          { what: "public.bulk's copy to start", intervalMs: 25 },
+        );
       } finally {
         await bulkState.close();
       }
@@ -334,8 +315,7 @@ describe("whole-server restarts during an online migration", function () {
         timeoutMs: 150_000,
       });
       timed("source restart during copy → streaming", started);
-      assert.equal(settled.error, null);
-      assert.equal(settled.state, "WaitingForUserAction");
+      assertStreaming(settled);
       const said = await events(target, "copy-restart");
       const retries = said.filter((m) => /^the copy lost a connection/.test(m));
       assert.ok(retries.length >= 4, `retried: ${said.join(" | ")}`);
@@ -348,15 +328,12 @@ describe("whole-server restarts during an online migration", function () {
         "SELECT slot_name FROM pg_replication_slots",
       );
       assert.equal(slots.length, 1);
-      const before = writer.committed;
-      await until(async () => (writer.committed >= before + 50 ? true : undefined), "writes");
+      await writer.writes(50);
       await writer.pause();
       await caughtUp(s);
 
       await writer.stop();
-      await requestAction(at, "copy-restart", "cutover");
-      await worker;
-      const done = (await getMigration(at, "copy-restart")) as MigrationOutputs;
+      const done = await s.cutOver(spec, worker);
       await assertDone(s, done, writer);
       assert.equal(await count(target, DATABASE, "SELECT count(*) AS n FROM public.bulk"), 400000);
     });

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { controlUrl } from "../../provider/runtime/spawn";
-import { until } from "../support/online";
+import { until } from "../support/wait";
 import { startPostgres, type PgServer } from "../support/postgres";
 import { endpointOf } from "../support/spec";
 
@@ -45,13 +45,16 @@ describe("worker entry point (runtime/main.js)", () => {
 
   /** The worker is up once its control pool is connected to the control database. */
   async function serving(worker: Worker): Promise<void> {
-    await until(async () => {
-      const rows = await target.query(
-        `SELECT 1 FROM pg_stat_activity
+    await until(
+      async () => {
+        const rows = await target.query(
+          `SELECT 1 FROM pg_stat_activity
           WHERE application_name = 'pgmigrate-runtime' AND datname = 'ctl_entry'`,
-      );
-      return rows.length > 0 ? true : undefined;
-    }, `the worker to connect (output so far: ${worker.output()})`);
+        );
+        return rows.length > 0 ? true : undefined;
+      },
+      { what: `the worker to connect (output so far: ${worker.output()})` },
+    );
   }
 
   it("stops cleanly on SIGTERM and exits 0", async () => {
@@ -71,17 +74,20 @@ describe("worker entry point (runtime/main.js)", () => {
     try {
       await blocker.query("BEGIN");
       await blocker.query("LOCK TABLE pgmigrate.migrations IN ACCESS EXCLUSIVE MODE");
-      await until(async () => {
-        const rows = await target.query(
-          `SELECT 1 FROM pg_stat_activity
+      await until(
+        async () => {
+          const rows = await target.query(
+            `SELECT 1 FROM pg_stat_activity
             WHERE application_name = 'pgmigrate-runtime' AND wait_event_type = 'Lock'`,
-        );
-        return rows.length > 0 ? true : undefined;
-      }, "the worker's poll to wait for the lock");
+          );
+          return rows.length > 0 ? true : undefined;
+        },
+        { what: "the worker's poll to wait for the lock" },
+      );
       worker.child.kill("SIGTERM");
       await until(
         async () => (/SIGTERM received: stopping/.test(worker.output()) ? true : undefined),
-        "the worker to start stopping",
+        { what: "the worker to start stopping" },
       );
       worker.child.kill("SIGINT");
       assert.equal(await worker.exited, 130, worker.output());

@@ -20,7 +20,8 @@ import { parseOwnerId } from "../../provider/runtime/lease";
 import type { MigrationOutputs, MigrationSpec } from "../../provider/spec/types";
 import { compareDatabases } from "../support/checksum";
 import { startPostgres, type PgServer } from "../support/postgres";
-import { until } from "../support/online";
+import { until } from "../support/wait";
+import { processGone } from "../support/workers";
 import { specOf } from "../support/spec";
 
 const DATABASE = "spawned_db";
@@ -92,7 +93,9 @@ describe("runtime spawner", function () {
     assert.equal(settled.error, null);
     assert.equal(settled.state, "WaitingForUserAction");
 
-    const firstPid = await until(() => leaseHolderPid(target), "the first worker's lease");
+    const firstPid = await until(() => leaseHolderPid(target), {
+      what: "the first worker's lease",
+    });
     pids.add(firstPid);
     const argv = commandLine(firstPid);
     assert.match(argv, /runtime --server postgresql:\/\/\S+ --migration-name spawned/);
@@ -104,7 +107,7 @@ describe("runtime spawner", function () {
     await wait((o) => o.dbDetails[DATABASE].cdcUpdateCounter >= 100);
 
     process.kill(firstPid, "SIGKILL");
-    await until(async () => (processAlive(firstPid) ? undefined : true), "the worker to die");
+    await processGone(firstPid, "the worker to die");
     await source.query(
       `INSERT INTO items (label, qty) SELECT 'late ' || i, 0 FROM generate_series(1, 40) i;
        DELETE FROM items WHERE id BETWEEN 401 AND 420;`,
@@ -112,10 +115,13 @@ describe("runtime spawner", function () {
       DATABASE,
     );
     assert.equal(await ensureWorker(spec, runtime), true);
-    const secondPid = await until(async () => {
-      const pid = await leaseHolderPid(target);
-      return pid !== undefined && pid !== firstPid ? pid : undefined;
-    }, "a successor's lease");
+    const secondPid = await until(
+      async () => {
+        const pid = await leaseHolderPid(target);
+        return pid !== undefined && pid !== firstPid ? pid : undefined;
+      },
+      { what: "a successor's lease" },
+    );
     pids.add(secondPid);
 
     // Counters continue from the first worker's; the backlog arrives exactly once.
@@ -129,12 +135,15 @@ describe("runtime spawner", function () {
 
     // A restart (new passwords) stops the live worker with SIGTERM and starts a successor.
     assert.equal(await ensureWorker(spec, runtime, { restart: true }), true);
-    const thirdPid = await until(async () => {
-      const pid = await leaseHolderPid(target);
-      return pid !== undefined && pid !== secondPid ? pid : undefined;
-    }, "the restarted worker's lease");
+    const thirdPid = await until(
+      async () => {
+        const pid = await leaseHolderPid(target);
+        return pid !== undefined && pid !== secondPid ? pid : undefined;
+      },
+      { what: "the restarted worker's lease" },
+    );
     pids.add(thirdPid);
-    await until(async () => (processAlive(secondPid) ? undefined : true), "the old worker to stop");
+    await processGone(secondPid, "the old worker to stop");
 
     await requestAction(at, "spawned", "cutover");
     const done = await wait((o) => isEnded(o.state));
@@ -151,7 +160,7 @@ describe("runtime spawner", function () {
     assert.deepEqual(slots, []);
 
     // The worker exits once the migration has ended.
-    await until(async () => (processAlive(thirdPid) ? undefined : true), "the worker to exit");
+    await processGone(thirdPid, "the worker to exit");
     const events = await target.query<{ message: string }>(
       "SELECT message FROM pgmigrate.events WHERE migration = 'spawned' ORDER BY id",
     );
@@ -189,10 +198,12 @@ describe("runtime spawner", function () {
       (o) => /Copying/.test(o.dbDetails[RESTART_DATABASE].message),
       { timeoutMs: 60_000 },
     );
-    const firstPid = await until(() => leaseHolderPid(target, "restarted"), "the worker's lease");
+    const firstPid = await until(() => leaseHolderPid(target, "restarted"), {
+      what: "the worker's lease",
+    });
     pids.add(firstPid);
     process.kill(firstPid, "SIGKILL");
-    await until(async () => (processAlive(firstPid) ? undefined : true), "the worker to die");
+    await processGone(firstPid, "the worker to die");
     await source.query(
       "INSERT INTO items (label, qty) VALUES ('during restart', 1)",
       [],
@@ -238,7 +249,9 @@ describe("runtime spawner", function () {
       waitForMigration(at, name, done, { timeoutMs: 120_000, spec, runtime });
     await createMigration(spec, runtime);
     assert.equal((await wait(isSettled)).state, "WaitingForUserAction");
-    const firstPid = await until(() => leaseHolderPid(target, name), "the worker's lease");
+    const firstPid = await until(() => leaseHolderPid(target, name), {
+      what: "the worker's lease",
+    });
     pids.add(firstPid);
 
     // A lock on the target holds the apply, so the cutover is still draining when it is killed.
@@ -256,15 +269,18 @@ describe("runtime spawner", function () {
       await waitForMigration(at, name, (o) => o.substate === "CompletingMigration", {
         timeoutMs: 60_000,
       });
-      await until(async () => {
-        const [row] = await target.query<{ n: string }>(
-          "SELECT count(*) AS n FROM pgmigrate.databases WHERE migration = $1 AND cutover_lsn IS NOT NULL",
-          [name],
-        );
-        return Number(row.n) > 0 ? true : undefined;
-      }, "the cutover position to be recorded");
+      await until(
+        async () => {
+          const [row] = await target.query<{ n: string }>(
+            "SELECT count(*) AS n FROM pgmigrate.databases WHERE migration = $1 AND cutover_lsn IS NOT NULL",
+            [name],
+          );
+          return Number(row.n) > 0 ? true : undefined;
+        },
+        { what: "the cutover position to be recorded" },
+      );
       process.kill(firstPid, "SIGKILL");
-      await until(async () => (processAlive(firstPid) ? undefined : true), "the worker to die");
+      await processGone(firstPid, "the worker to die");
       assert.equal((await getMigration(at, name))?.substate, "CompletingMigration");
     } finally {
       await locker.query("COMMIT").catch(() => undefined);

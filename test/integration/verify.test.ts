@@ -7,6 +7,7 @@ import { summarizeVerification, verifyAtSnapshot, verifyDatabase } from "../../p
 import { FIXTURE_TABLES, loadFixture } from "../support/fixture";
 import { startPostgres, type PgServer } from "../support/postgres";
 import { specOf } from "../support/spec";
+import { pause, until } from "../support/wait";
 
 const quiet: ProgressSink = {
   event: async () => undefined,
@@ -120,13 +121,13 @@ describe("verification", function () {
         while (!stop) {
           await writer.query("INSERT INTO feed (payload) VALUES ('live')");
           inserted++;
-          await new Promise((resolve) => setTimeout(resolve, 5));
+          await pause(5); // the writer's pace
         }
       })();
       let during;
       try {
         // Let the target fall behind before verifying.
-        while (inserted < 5) await new Promise((resolve) => setTimeout(resolve, 5));
+        await until(() => inserted >= 5, { what: "5 rows written", intervalMs: 5 });
         during = await verifyDatabase(spec, "busy", "counts");
       } finally {
         stop = true;
@@ -142,15 +143,22 @@ describe("verification", function () {
 
       // The writes are real and the target lacks them: with the source quiet, that is a mismatch.
       // (Wait until the writer's statistics have arrived, or they would count as fresh writes.)
-      for (let i = 0; i < 100; i++) {
-        const [stats] = await source.query<{ n: string }>(
-          "SELECT n_tup_ins::text AS n FROM pg_stat_user_tables WHERE relname = 'feed'",
-          [],
-          "busy",
-        );
-        if (Number(stats.n) === 5000 + inserted) break;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      await until(
+        async () => {
+          const [stats] = await source.query<{ n: string }>(
+            "SELECT n_tup_ins::text AS n FROM pg_stat_user_tables WHERE relname = 'feed'",
+            [],
+            "busy",
+          );
+          return Number(stats.n);
+        },
+        {
+          what: "the writer's statistics",
+          accept: (n) => n === 5000 + inserted,
+          timeoutMs: 10_000,
+          intervalMs: 100,
+        },
+      );
       const quietNow = await verifyDatabase(spec, "busy", "checksum");
       const feedNow = quietNow.find((t) => t.table === "public.feed");
       assert.equal(feedNow?.match, false);

@@ -3,6 +3,7 @@
 import { PostgreSqlContainer } from "@testcontainers/postgresql";
 import { Client } from "pg";
 import type { PgServer, StartOptions } from "./postgres";
+import { pause } from "./wait";
 
 export async function startContainer(options: StartOptions): Promise<PgServer> {
   const version = options.version ?? 15;
@@ -56,7 +57,7 @@ export async function startContainer(options: StartOptions): Promise<PgServer> {
       }
       // Stopped this long, then started again (the host port may change: see `port`).
       await container.exec(["pg_ctl", "stop", "-m", "fast", "-w"], { user: "postgres" });
-      await new Promise((resolve) => setTimeout(resolve, restartOptions.downMs));
+      await pause(restartOptions.downMs); // the outage itself
       await container.restart({ timeout: 10_000 });
     },
     stop: async () => {

@@ -7,6 +7,7 @@ import { quoteIdent } from "../../provider/pg/ident";
 import type { TableRef } from "../../provider/spec/types";
 import { STABLE_SESSION_SQL } from "./checksum";
 import type { PgServer } from "./postgres";
+import { pause } from "./wait";
 
 /** Schemas the fixture creates besides `public`. */
 export const FIXTURE_SCHEMAS: readonly string[] = ["public", "Sales", "inventory"];
@@ -136,7 +137,7 @@ export async function writeWorkload(
     await client.query(STABLE_SESSION_SQL);
     for (let k = 0; k < options.transactions; k++) {
       if (options.signal?.aborted) break;
-      if (k > 0 && options.pauseMs) await new Promise((r) => setTimeout(r, options.pauseMs));
+      if (k > 0 && options.pauseMs) await pause(options.pauseMs); // the workload's pace
       await client.query("BEGIN");
       try {
         await workloadTransaction(client, k, run, counts);

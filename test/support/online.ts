@@ -7,7 +7,10 @@ import os from "node:os";
 import path from "node:path";
 import {
   createMigration,
+  getMigration,
+  isEnded,
   isSettled,
+  requestAction,
   waitForMigration,
   type ControlLocation,
   type RuntimeOptions,
@@ -22,6 +25,7 @@ import { loadFixture, writeWorkload, type WorkloadCounts } from "./fixture";
 import { initPgbench, startPgbench, type PgbenchResult } from "./pgbench";
 import { startPostgres, type PgServer } from "./postgres";
 import { specOf } from "./spec";
+import { until } from "./wait";
 
 /** An Online migration of `databases` with checksum verification; `overrides` are raw inputs. */
 export function onlineSpec(
@@ -42,25 +46,6 @@ export function onlineSpec(
 
 export function controlOf(spec: MigrationSpec): ControlLocation {
   return { target: spec.target, controlDatabase: spec.controlDatabase };
-}
-
-export async function sleep(ms: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `probe` until it returns a value. */
-export async function until<T>(
-  probe: () => Promise<T | undefined>,
-  what: string,
-  ms = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
 }
 
 /** `SELECT count(*) AS n ...` as a number. */
@@ -116,6 +101,58 @@ export class Scenario {
     return { worker, settled };
   }
 
+  /**
+   * The user's `up` of an Online migration with the worker in this process: created, copied and
+   * streaming, waiting for the cutover trigger.
+   */
+  async startStreaming(
+    spec: MigrationSpec,
+  ): Promise<{ worker: Promise<void>; settled: MigrationOutputs }> {
+    const started = await this.startInProcess(spec);
+    assertStreaming(started.settled);
+    return started;
+  }
+
+  /** The cutover of a migration whose worker runs in this process: its outputs once it ended. */
+  async cutOver(spec: MigrationSpec, worker: Promise<void>): Promise<MigrationOutputs> {
+    const at = controlOf(spec);
+    await requestAction(at, spec.migrationName, "cutover");
+    await worker;
+    return (await getMigration(at, spec.migrationName)) as MigrationOutputs;
+  }
+
+  /**
+   * The same `up` with a spawned (local) worker logging to a new folder: streaming, and the
+   * worker's pid (killed at stop() if still alive).
+   */
+  async startSpawnedStreaming(
+    spec: MigrationSpec,
+    logPrefix: string,
+  ): Promise<
+    ReturnType<typeof localRun> & { settled: MigrationOutputs; pid: number; logDir: string }
+  > {
+    const logDir = this.makeLogDir(logPrefix);
+    const run = localRun(spec, logDir);
+    await createMigration(spec, run.runtime);
+    const settled = await run.wait(isSettled);
+    assertStreaming(settled);
+    const pid = await this.leaseHolder(spec);
+    return { ...run, settled, pid, logDir };
+  }
+
+  /** Pid of the worker holding `spec`'s lease (other than `previous`), once there is one. */
+  async leaseHolder(spec: MigrationSpec, previous?: number): Promise<number> {
+    const pid = await until(
+      async () => {
+        const holder = await leaseHolderPid(this.target, spec.migrationName);
+        return holder !== previous ? holder : undefined;
+      },
+      { what: `a worker${previous ? " other than " + previous : ""} to hold the lease` },
+    );
+    this.spawnedPids.add(pid);
+    return pid;
+  }
+
   /** A new folder for spawned workers' logs, removed at stop(). */
   makeLogDir(prefix: string): string {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -133,6 +170,30 @@ export class Scenario {
     await Promise.all([this.source?.stop(), this.target?.stop()]);
     for (const dir of this.logDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A scenario for the enclosing `describe`: servers started before its tests, all torn down after. */
+export function useScenario(sourceVersion?: number, targetVersion?: number): Scenario {
+  const s = new Scenario();
+  before(() => s.start(sourceVersion, targetVersion));
+  after(() => s.stop());
+  return s;
+}
+
+/** Created, copied and streaming without error: waiting for the user's cutover. */
+export function assertStreaming(settled: MigrationOutputs): void {
+  assert.equal(settled.error, null);
+  assert.equal(settled.state, "WaitingForUserAction");
+  assert.equal(settled.substate, "WaitingForCutoverTrigger");
+}
+
+/** The cutover of a migration with a spawned worker: its outputs once it ended. */
+export async function cutOverSpawned(
+  spec: MigrationSpec,
+  wait: ReturnType<typeof localRun>["wait"],
+): Promise<MigrationOutputs> {
+  await requestAction(controlOf(spec), spec.migrationName, "cutover");
+  return wait((o) => isEnded(o.state));
 }
 
 /**

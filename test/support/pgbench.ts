@@ -4,6 +4,7 @@ import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_pro
 import fs from "node:fs";
 import path from "node:path";
 import type { PgServer } from "./postgres";
+import { until } from "./wait";
 
 /** Path of the pgbench client (PostgreSQL 15's works against 13-16 servers). */
 export function pgbenchBinary(): string {
@@ -135,14 +136,19 @@ export function startPgbench(
 
 // A backend whose client vanished after sending COMMIT still commits: wait until it is gone.
 async function waitForBackendsGone(server: PgServer, database: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const rows = await server.query(
-      "SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pgbench'",
-      [database],
-    );
-    if (rows.length === 0) return;
-    if (Date.now() > deadline) throw new Error("pgbench backends did not go away within 30 s");
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await until(
+    async () => {
+      const rows = await server.query(
+        "SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pgbench'",
+        [database],
+      );
+      return rows.length;
+    },
+    {
+      what: "pgbench's backends to go away",
+      accept: (n) => n === 0,
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    },
+  );
 }

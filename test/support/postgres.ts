@@ -7,6 +7,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { Client } from "pg";
+import { pause } from "./wait";
 
 /** A running PostgreSQL server owned by the test that started it. */
 export interface PgServer {
@@ -257,18 +258,7 @@ class LocalServer implements PgServer {
     for (let attempt = 0; ; attempt++) {
       this.port = await freePort();
       try {
-        this.run("pg_ctl", [
-          "start",
-          "-w",
-          "-t",
-          "60",
-          "-D",
-          this.dataDir,
-          "-l",
-          path.join(this.dir, "server.log"),
-          "-o",
-          `-p ${this.port} -k ${this.dir}`,
-        ]);
+        this.run("pg_ctl", ["start", ...this.startArgs()]);
         this.started = true;
         return;
       } catch (err) {
@@ -310,11 +300,9 @@ class LocalServer implements PgServer {
     }
   }
 
-  // Asynchronous on purpose: a shutdown waits for the walsenders' clients to confirm, and a
-  // client in this very process (an in-process worker) must keep running meanwhile.
-  async restart(options: { downMs?: number } = {}): Promise<void> {
-    if (this.stopped || !this.started) throw new Error("restart() of a server that is not running");
-    const startArgs = [
+  /** pg_ctl's arguments to start this server: wait up to 60 s, log to the folder, our port. */
+  private startArgs(): string[] {
+    return [
       "-w",
       "-t",
       "60",
@@ -325,12 +313,19 @@ class LocalServer implements PgServer {
       "-o",
       `-p ${this.port} -k ${this.dir}`,
     ];
+  }
+
+  // Asynchronous on purpose: a shutdown waits for the walsenders' clients to confirm, and a
+  // client in this very process (an in-process worker) must keep running meanwhile.
+  async restart(options: { downMs?: number } = {}): Promise<void> {
+    if (this.stopped || !this.started) throw new Error("restart() of a server that is not running");
+    const startArgs = this.startArgs();
     if (!options.downMs) {
       await this.runAsync("pg_ctl", ["restart", "-m", "fast", ...startArgs]);
       return;
     }
     await this.runAsync("pg_ctl", ["stop", "-m", "fast", "-w", "-D", this.dataDir]);
-    await new Promise((resolve) => setTimeout(resolve, options.downMs));
+    await pause(options.downMs); // the outage itself
     await this.runAsync("pg_ctl", ["start", ...startArgs]);
   }
 

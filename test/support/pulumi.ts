@@ -382,11 +382,4 @@ export function killTree(pid: number, spare: readonly number[] = []): void {
   }
 }
 
-/** Pids of local workers serving migration `name` (`pgmigrate runtime --migration-name N`). */
-export function workerPids(name: string): number[] {
-  const ps = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });
-  return ps
-    .split("\n")
-    .filter((l) => / runtime /.test(l) && l.includes(`--migration-name ${name}`))
-    .map((l) => Number(l.trim().split(/\s+/)[0]));
-}
+export { workerPids } from "./workers";

@@ -6,6 +6,10 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import { processAlive } from "../../provider/pg/process";
 import { workerProcessAlive } from "../../provider/runtime/spawn";
+import { until } from "../support/wait";
+
+// Processes start and end within seconds: polled often, given up on soon.
+const QUICKLY = { timeoutMs: 10_000, intervalMs: 50 };
 
 const LINUX = process.platform === "linux";
 
@@ -15,14 +19,6 @@ function orphan(argv: readonly string[]): number {
     "const c = require('child_process').spawn(process.argv[1], process.argv.slice(2), " +
     "{ detached: true, stdio: 'ignore' }); c.unref(); process.stdout.write(String(c.pid));";
   return Number(execFileSync(process.execPath, ["-e", script, ...argv], { encoding: "utf8" }));
-}
-
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 function stateOf(pid: number): string {
@@ -55,11 +51,17 @@ describe("worker processes", () => {
       "orders",
     ]);
     started.push(pid);
-    await until(() => workerProcessAlive(pid, "orders"), "the worker to start");
+    await until(() => workerProcessAlive(pid, "orders"), {
+      what: "the worker to start",
+      ...QUICKLY,
+    });
     assert.equal(processAlive(pid), true);
 
     process.kill(pid, "SIGKILL");
-    await until(() => !processAlive(pid), "the worker to be noticed dead");
+    await until(() => !processAlive(pid), {
+      what: "the worker to be noticed dead",
+      ...QUICKLY,
+    });
     // Where PID 1 does not reap (as in many containers), the kernel still lists it: a zombie
     // that signal 0 reaches, yet dead.
     if (fs.existsSync(`/proc/${pid}`)) assert.match(stateOf(pid), /^Z/);
@@ -71,7 +73,10 @@ describe("worker processes", () => {
     const other = spawn("sleep", ["60"], { stdio: "ignore" });
     children.push(other);
     const pid = other.pid as number;
-    await until(() => processAlive(pid), "sleep to start");
+    await until(() => processAlive(pid), {
+      what: "sleep to start",
+      ...QUICKLY,
+    });
     assert.equal(workerProcessAlive(pid, "orders"), false, "not a pgmigrate runtime");
 
     const worker = spawn(
@@ -81,7 +86,10 @@ describe("worker processes", () => {
     );
     children.push(worker);
     const workerPid = worker.pid as number;
-    await until(() => processAlive(workerPid), "the worker to start");
+    await until(() => processAlive(workerPid), {
+      what: "the worker to start",
+      ...QUICKLY,
+    });
     assert.equal(workerProcessAlive(workerPid, "orders"), true);
     assert.equal(workerProcessAlive(workerPid, "invoices"), false, "serves another migration");
     assert.equal(workerProcessAlive(process.pid, "orders"), true, "a worker in this process");
