@@ -25,6 +25,8 @@ export const CHECK = {
   publicationPrivilege: "PublicationPrivilege",
   targetTriggers: "TargetTriggers",
   unsupportedObjects: "UnsupportedObjects",
+  readOnlyDatabase: "ReadOnlyDatabase",
+  money: "Money",
 } as const;
 
 export type CheckType = (typeof CHECK)[keyof typeof CHECK];

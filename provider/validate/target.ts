@@ -2,6 +2,7 @@
 // locales, existing databases), read once; and whether each target database may be written.
 import type { Client } from "pg";
 import { quoteIdent } from "../pg/ident";
+import { CONTROL_SCHEMA } from "../pg/names";
 import type { CheckResult, MigrationSpec } from "../spec/types";
 import { CHECK, failed, succeeded, warning } from "./checks";
 import type { TargetLocales } from "./compat";
@@ -9,9 +10,6 @@ import { normalizeLocale, systemCollationKey } from "./compat";
 import { release, tryConnect } from "./connectivity";
 import { majorOf } from "./server";
 import { replicaRoleAllowed } from "./triggers";
-
-/** The control schema lives in the control database; it is not user data. */
-const CONTROL_SCHEMA = "pgmigrate";
 
 export interface TargetCatalog {
   readonly extensionDefaults: ReadonlyMap<string, string>;
@@ -21,6 +19,8 @@ export interface TargetCatalog {
   readonly databases: ReadonlySet<string>;
   /** The target user may SET session_replication_role (so triggers stay quiet during apply). */
   readonly replicaRole: boolean;
+  /** lc_monetary a new database gets on the target (server and role default). */
+  readonly lcMonetary: string;
 }
 
 export async function readTargetCatalog(
@@ -71,7 +71,12 @@ export async function readTargetCatalog(
     libcLocales.add(normalizeLocale(row.datctype));
   }
   const replicaRole = await replicaRoleAllowed(client);
+  // The validation session leaves lc_monetary unpinned (validate/connectivity.ts).
+  const monetary = await client.query<{ lc: string }>(
+    "SELECT current_setting('lc_monetary') AS lc",
+  );
   return {
+    lcMonetary: monetary.rows[0].lc,
     replicaRole,
     extensionDefaults,
     extensionAllowList,
@@ -113,6 +118,17 @@ export async function targetDatabaseCheck(
   const session = await tryConnect(spec.target, database);
   if (!session.ok) return failed(CHECK.targetDatabase, session.message);
   try {
+    // The validation session leaves default_transaction_read_only unpinned: this is what the
+    // database's users would get. Overwritten databases are recreated without it.
+    const readOnly = await session.client.query<{ on: boolean }>(
+      "SELECT current_setting('default_transaction_read_only') = 'on' AS on",
+    );
+    if (readOnly.rows[0].on && !spec.overwriteDbsInTarget) {
+      return failed(
+        CHECK.targetDatabase,
+        `database ${name} on the target is read-only (default_transaction_read_only = on): the migrated database would refuse its applications' writes; ALTER DATABASE ${name} RESET default_transaction_read_only (and ALTER ROLE ... RESET if set per role)`,
+      );
+    }
     const ignored = isControl ? [CONTROL_SCHEMA] : [];
     const { rows } = await session.client.query<{ name: string; total: string }>(USER_TABLES_SQL, [
       ignored,

@@ -2,6 +2,7 @@
 // order-independent checksum) on source and target, telling real mismatches from tables the
 // source was still writing to.
 import type { Client } from "pg";
+import { copiedTableSql } from "../pg/catalog";
 import { withClient } from "../pg/connect";
 import { MigrationError } from "../pg/errors";
 import { qualify } from "../pg/ident";
@@ -29,16 +30,12 @@ const DETERMINISTIC_OUTPUT = [
   "SET search_path = pg_catalog",
 ].join("; ");
 
-/** Tables compared: those the clone copies (see clone/tables.ts), from the source catalog. */
+/** Tables compared: those the clone copies (pg/catalog.ts), from the source catalog. */
 async function listTables(source: Client): Promise<TableRef[]> {
   const { rows } = await source.query<TableRef>(
     `SELECT n.nspname AS schema, c.relname AS name
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'r' AND c.relpersistence <> 't'
-        AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-        AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pgmigrate%'
-        AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                         WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+      WHERE ${copiedTableSql()}
       ORDER BY pg_table_size(c.oid) DESC, 1, 2`,
   );
   return rows;
