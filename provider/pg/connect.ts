@@ -54,7 +54,10 @@ function tlsOptions(endpoint: Endpoint): false | ConnectionOptions {
  *   bookkeeping; our read-only work says READ ONLY itself.
  * They travel in the startup packet, so nothing runs before they apply; a walsender
  * (replication=database) accepts them too. All are user-settable (PGC_USERSET), so managed
- * servers (Azure flexible server, RDS/Aurora, Cloud SQL) accept them for any login role.
+ * servers (Azure flexible server, RDS/Aurora, Cloud SQL) accept them for any login role. A pooler
+ * in between (PgBouncer on Azure's port 6432, RDS Proxy) refuses the `options` startup parameter
+ * unless configured to ignore it, which would silently drop the pins: connect to the server's
+ * own port (a walsender cannot go through a transaction pooler anyway).
  */
 export const PINNED_SETTINGS = {
   DateStyle: "ISO,MDY",
