@@ -110,7 +110,7 @@ async function closePair(pair: Pair): Promise<void> {
 const keyOf = (table: TableRef): string => `${table.schema}.${table.name}`;
 
 /**
- * Compares every user table of `database` (schemas pgmigrate* excluded) on source and target.
+ * Compares every table of `database` the clone copies (pg/catalog.ts) on source and target.
  *
  * A table that differs is not called a mismatch at once: the source may still be written. It is
  * measured on the source again at least WATCH_MS after the first pass began, and reported with
