@@ -7,7 +7,6 @@ import { quoteIdent } from "../pg/ident";
 import { parseLsn } from "../pg/lsn";
 import type { Endpoint } from "../spec/types";
 import { installBookkeeping, readAppliedLsn, recordAppliedLsn } from "./bookkeeping";
-import { STABLE_OUTPUT_SQL } from "./plugin";
 import {
   MAX_VALUE_BYTES,
   type CommitMessage,
@@ -50,11 +49,10 @@ const CHUNK_BYTES = 8 * 1024 * 1024;
 const BATCH_CHANGES = 5000;
 const BATCH_AGE_MS = 200;
 
-// Session settings: inputs parse as the walsender printed them; values inlined as literals read
-// backslashes as the E'' strings say; no timeouts end a long batch; replica role keeps target
-// triggers and FK actions from firing a second time.
+// Session settings: inputs parse as the walsender printed them (both connections pin the same
+// settings, pg/connect.ts); no timeouts end a long batch; replica role keeps target triggers and
+// FK actions from firing a second time.
 const SESSION_SQL =
-  `${STABLE_OUTPUT_SQL}; SET standard_conforming_strings = on; ` +
   "SET statement_timeout = 0; SET lock_timeout = 0; " +
   "SET idle_in_transaction_session_timeout = 0";
 

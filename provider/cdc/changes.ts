@@ -5,10 +5,13 @@ import type { ColumnValue } from "./pgoutput";
 /** What the target says about one column of a replicated table. */
 export interface TargetColumn {
   /**
-   * format_type(atttypid, atttypmod): the column's exact type for casts. Without the modifier
-   * `character` and `bit` would mean length 1 and silently cut values (and keys) short.
+   * format_type(atttypid, -1): the column's type for casts, without its modifier ("bpchar",
+   * "\"bit\"", "numeric", never `character` or `bit`, which mean length 1), so a cast never
+   * truncates or rounds; the column's own modifier is checked on assignment.
    */
   readonly typeName: string;
+  /** format_type(atttypid, atttypmod), e.g. `character varying(20)`: names a column in errors. */
+  readonly declaredType: string;
   /** The type has a default btree operator class, so `=` is its equality. */
   readonly hasEquality: boolean;
   /** GENERATED ALWAYS AS IDENTITY: only INSERT ... OVERRIDING SYSTEM VALUE may set it. */

@@ -155,14 +155,36 @@ async function executeOne(client: Client, s: Statement): Promise<void> {
   if (s.ifNoRows && touched === 0) for (const next of s.ifNoRows) await executeOne(client, next);
 }
 
+/**
+ * The columns a "value does not fit" error is about. PostgreSQL names the type, not the column
+ * ("value too long for type character varying(20)"; numeric overflow gives precision and scale
+ * in the detail): the relation's columns declared with that type are the candidates.
+ */
+export function columnsOfValueError(err: unknown, relation: ApplyRelation): string[] {
+  const target = relation.target;
+  if (!target) return [];
+  const message = err instanceof Error ? err.message : "";
+  const tooLong = /value too long for type (.+)$/.exec(message);
+  const numeric = /precision (\d+), scale (\d+)/.exec(pgFields(err).detail ?? "");
+  const type = tooLong ? tooLong[1] : numeric ? `numeric(${numeric[1]},${numeric[2]})` : undefined;
+  if (type === undefined) return [];
+  return relation.columns.filter((_, i) => target[i]?.declaredType === type);
+}
+
 /** Connection losses pass through untouched (the stream retries them); the rest name the table. */
 export function applyError(err: unknown, relation: ApplyRelation): unknown {
   if (isTransient(err) || err instanceof MigrationError) return err;
   const fields = pgFields(err);
   const message = err instanceof Error ? err.message : String(err);
+  const columns = columnsOfValueError(err, relation);
+  const where =
+    columns.length > 0
+      ? ` (column ${columns.join(" or ")}: the target column cannot hold the source's value; widen it on the target)`
+      : "";
+  const pg = fields.table ? {} : { schema: relation.schema, table: relation.name };
   return new MigrationError(
     "replicate",
-    `applying changes to ${relation.schema}.${relation.name} failed: ${message}`,
-    { cause: err, pg: fields.table ? {} : { schema: relation.schema, table: relation.name } },
+    `applying changes to ${relation.schema}.${relation.name} failed: ${message}${where}`,
+    { cause: err, pg: columns.length === 1 ? { ...pg, column: columns[0] } : pg },
   );
 }

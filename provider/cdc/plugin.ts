@@ -8,15 +8,6 @@ import { decodePgoutput, type PgoutputMessage } from "./pgoutput";
 /** The plugin shape LogicalReplicationService.subscribe expects. */
 type ReplicationPlugin = Parameters<LogicalReplicationService["subscribe"]>[0];
 
-/**
- * Output functions run in the walsender, under its session settings: pin the ones that change
- * a value's text (dates, intervals, float digits, bytea, money), as PostgreSQL's own
- * subscriber does, so every value parses back to the same value on the target.
- */
-export const STABLE_OUTPUT_SQL =
-  "SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; " +
-  "SET bytea_output = 'hex'; SET lc_monetary = 'C'";
-
 export class PgoutputTextPlugin implements ReplicationPlugin {
   readonly options: { publication: string };
   /** XLogData messages decoded so far, in arrival order (keepalives are ordered against it). */
@@ -33,8 +24,9 @@ export class PgoutputTextPlugin implements ReplicationPlugin {
     return "pgoutput";
   }
 
+  // Output functions run in the walsender under its session settings: the connection pins them
+  // in its startup packet (pg/connect.ts), so every value parses back the same on the target.
   async start(client: Client, slotName: string, lastLsn: string): Promise<unknown> {
-    await client.query(STABLE_OUTPUT_SQL);
     // publication_names is a list of identifiers inside a string literal.
     const options = [
       "proto_version '1'",

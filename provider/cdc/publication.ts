@@ -2,6 +2,7 @@
 // Partitioned tables are published as their leaf partitions (works on PG10+, matches the clone
 // copying leaves, and a TRUNCATE of a single leaf still replicates); changes arrive per leaf.
 import type { Client } from "pg";
+import { listReplicatedTables, tablesWithoutReplicaIdentity } from "../pg/catalog";
 import { withClient } from "../pg/connect";
 import { MigrationError } from "../pg/errors";
 import { qualify, quoteIdent } from "../pg/ident";
@@ -13,19 +14,6 @@ export interface PublicationOptions {
   /** "full": tables without primary key or replica identity index get REPLICA IDENTITY FULL. */
   readonly fixReplicaIdentity?: "full";
 }
-
-// Ordinary tables and leaf partitions outside system and pgmigrate* schemas. Extension member
-// tables are the extension's to fill; unlogged and temporary tables cannot be published.
-const USER_TABLES_SQL = `
-  SELECT n.nspname AS schema, c.relname AS name
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind = 'r' AND c.relpersistence = 'p'
-    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
-    AND n.nspname NOT LIKE 'pgmigrate%'
-    AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-  ORDER BY 1, 2`;
 
 // The given tables, partitioned ones replaced by their leaves (pg_inherits, as PG10 has no
 // pg_partition_tree).
@@ -40,30 +28,15 @@ const LEAVES_SQL = `
   WHERE c.relkind = 'r'
   ORDER BY 1, 2`;
 
-// Tables whose UPDATE/DELETE cannot be replicated: identity NOTHING, default identity without
-// a primary key (a DEFERRABLE one does not count: it cannot identify rows), or an identity
-// index that was dropped.
-const NO_IDENTITY_SQL = `
-  SELECT n.nspname AS schema, c.relname AS name
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.oid = ANY($1::regclass[])
-    AND (c.relreplident = 'n'
-         OR (c.relreplident = 'd'
-             AND NOT EXISTS (SELECT 1 FROM pg_index i
-                             WHERE i.indrelid = c.oid AND i.indisprimary AND i.indimmediate))
-         OR (c.relreplident = 'i'
-             AND NOT EXISTS (SELECT 1 FROM pg_index i
-                             WHERE i.indrelid = c.oid AND i.indisreplident)))`;
-
 async function publishedTables(client: Client, tables?: readonly TableRef[]): Promise<TableRef[]> {
-  if (!tables) return (await client.query<TableRef>(USER_TABLES_SQL)).rows;
+  if (!tables) return listReplicatedTables(client);
   const names = tables.map((t) => qualify(t.schema, t.name));
   return (await client.query<TableRef>(LEAVES_SQL, [names])).rows;
 }
 
 /**
- * Creates or replaces the publication for `tables` (every user table outside pgmigrate*
- * schemas when omitted). With fixReplicaIdentity "full", tables lacking a primary key or
+ * Creates or replaces the publication for `tables` (every replicated table, pg/catalog.ts,
+ * when omitted). With fixReplicaIdentity "full", tables lacking a primary key or
  * identity index first get REPLICA IDENTITY FULL, so their updates and deletes replicate.
  */
 export async function ensurePublication(
@@ -77,7 +50,7 @@ export async function ensurePublication(
       const tables = await publishedTables(client, options.tables);
       const names = tables.map((t) => qualify(t.schema, t.name));
       if (options.fixReplicaIdentity === "full" && names.length > 0) {
-        const { rows } = await client.query<TableRef>(NO_IDENTITY_SQL, [names]);
+        const rows = await tablesWithoutReplicaIdentity(client, names);
         for (const t of rows) {
           await client.query(`ALTER TABLE ${qualify(t.schema, t.name)} REPLICA IDENTITY FULL`);
         }

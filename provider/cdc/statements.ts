@@ -15,6 +15,10 @@ type UpdateChange = Extract<Change, { kind: "update" }>;
 export const isSent = (v: ColumnValue): v is Value => v !== UNCHANGED_TOAST;
 const col = (relation: ApplyRelation, i: number): string => quoteIdent(relation.columns[i]);
 const tableOf = (relation: ApplyRelation): string => qualify(relation.schema, relation.name);
+// UPDATE, DELETE and SELECT on an inheritance parent also reach its children; a change names
+// exactly one table (children arrive as relations of their own), so every read or write of a
+// row says ONLY.
+const onlyTableOf = (relation: ApplyRelation): string => `ONLY ${tableOf(relation)}`;
 
 export function targetOf(relation: ApplyRelation): readonly TargetColumn[] {
   if (!relation.target) throw new Error(`target columns of ${relation.name} are not loaded`);
@@ -130,8 +134,8 @@ export function identityUpdateStatement(
   // Nothing else to set: a SELECT reports whether the row already holds the values.
   const text =
     sets.length > 0
-      ? `UPDATE ${tableOf(relation)} SET ${sets.join(", ")} WHERE ${where.join(" AND ")}`
-      : `SELECT FROM ${tableOf(relation)} WHERE ${where.join(" AND ")}`;
+      ? `UPDATE ${onlyTableOf(relation)} SET ${sets.join(", ")} WHERE ${where.join(" AND ")}`
+      : `SELECT FROM ${onlyTableOf(relation)} WHERE ${where.join(" AND ")}`;
   const guardValues = [
     ...set.map((i) => values[i] as Value),
     ...update.key,
@@ -160,7 +164,10 @@ export function insertStatement(
 }
 
 // One row: plain parameters take the column's type. Several rows: a VALUES list joined on the
-// key, with casts because VALUES columns have no type of their own.
+// key, with casts because VALUES columns have no type of their own. The casts name the type
+// without its modifier (TargetColumn.typeName): an explicit cast to varchar(n) or numeric(p,s)
+// would truncate or round, while the assignment to the column checks and fails as the
+// single-row statement does.
 export function updateStatement(
   relation: ApplyRelation,
   shapeId: string,
@@ -173,7 +180,7 @@ export function updateStatement(
   if (rows.length === 1) {
     const sets = set.map((i, j) => `${col(relation, i)} = $${j + 1}`);
     const where = keys.map((i, j) => `${col(relation, i)} = $${set.length + j + 1}`);
-    const text = `UPDATE ${tableOf(relation)} SET ${sets.join(", ")} WHERE ${where.join(" AND ")}`;
+    const text = `UPDATE ${onlyTableOf(relation)} SET ${sets.join(", ")} WHERE ${where.join(" AND ")}`;
     return statement(relation, `u${shapeId}`, 1, maxRows(width), text, values);
   }
   const target = targetOf(relation);
@@ -183,7 +190,7 @@ export function updateStatement(
   const sets = set.map((i, j) => `${col(relation, i)} = v.c${j}`);
   const where = keys.map((i, j) => `t.${col(relation, i)} = v.c${set.length + j}`);
   const text =
-    `UPDATE ${tableOf(relation)} AS t SET ${sets.join(", ")} ` +
+    `UPDATE ${onlyTableOf(relation)} AS t SET ${sets.join(", ")} ` +
     `FROM (VALUES ${tuples.join(", ")}) AS v(${names.join(", ")}) WHERE ${where.join(" AND ")}`;
   return statement(relation, `u${shapeId}`, rows.length, maxRows(width), text, values);
 }
@@ -193,7 +200,7 @@ export function deleteStatement(relation: ApplyRelation, rows: readonly Value[][
   const values = rows.flat();
   if (rows.length === 1) {
     const where = keys.map((i, j) => `${col(relation, i)} = $${j + 1}`);
-    const text = `DELETE FROM ${tableOf(relation)} WHERE ${where.join(" AND ")}`;
+    const text = `DELETE FROM ${onlyTableOf(relation)} WHERE ${where.join(" AND ")}`;
     return statement(relation, "d", 1, maxRows(keys.length), text, values);
   }
   const target = targetOf(relation);
@@ -202,7 +209,7 @@ export function deleteStatement(relation: ApplyRelation, rows: readonly Value[][
   const names = keys.map((_, j) => `c${j}`);
   const where = keys.map((i, j) => `t.${col(relation, i)} = v.c${j}`);
   const text =
-    `DELETE FROM ${tableOf(relation)} AS t USING (VALUES ${tuples.join(", ")}) AS v(${names.join(", ")}) ` +
+    `DELETE FROM ${onlyTableOf(relation)} AS t USING (VALUES ${tuples.join(", ")}) AS v(${names.join(", ")}) ` +
     `WHERE ${where.join(" AND ")}`;
   return statement(relation, "d", rows.length, maxRows(keys.length), text, values);
 }
@@ -234,7 +241,10 @@ function rowMatch(
     }
   });
   const where = conditions.length > 0 ? conditions.join(" AND ") : "true";
-  return { sql: `ctid = (SELECT ctid FROM ${tableOf(relation)} WHERE ${where} LIMIT 1)`, values };
+  return {
+    sql: `ctid = (SELECT ctid FROM ${onlyTableOf(relation)} WHERE ${where} LIMIT 1)`,
+    values,
+  };
 }
 
 export function fullUpdateStatements(change: UpdateChange): Statement[] {
@@ -246,7 +256,7 @@ export function fullUpdateStatements(change: UpdateChange): Statement[] {
   if (set.length === 0) return [];
   const sets = set.map((i, j) => `${col(relation, i)} = $${j + 1}`);
   const match = rowMatch(relation, old, set.length + 1);
-  const text = `UPDATE ${tableOf(relation)} SET ${sets.join(", ")} WHERE ${match.sql}`;
+  const text = `UPDATE ${onlyTableOf(relation)} SET ${sets.join(", ")} WHERE ${match.sql}`;
   const update = {
     text,
     values: [...set.map((i) => values[i] as Value), ...match.values],
@@ -262,7 +272,7 @@ export function fullDeleteStatement(
 ): Statement {
   const match = rowMatch(relation, old, 1);
   return {
-    text: `DELETE FROM ${tableOf(relation)} WHERE ${match.sql}`,
+    text: `DELETE FROM ${onlyTableOf(relation)} WHERE ${match.sql}`,
     values: match.values,
     relation,
   };

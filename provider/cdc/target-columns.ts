@@ -5,9 +5,12 @@ import { MigrationError, SQLSTATE } from "../pg/errors";
 import { qualify } from "../pg/ident";
 import type { ApplyRelation, TargetColumn } from "./changes";
 
+// The type without its modifier: casts to it never truncate or round (see statements.ts). Our
+// sessions' search_path is pg_catalog only, so user types come back schema-qualified.
 const TARGET_COLUMNS_SQL = `
   SELECT a.attname AS name,
-         format_type(a.atttypid, a.atttypmod) AS type_name,
+         format_type(a.atttypid, -1) AS type_name,
+         format_type(a.atttypid, a.atttypmod) AS declared_type,
          a.attidentity = 'a' AS identity_always,
          EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
                  WHERE am.amname = 'btree' AND oc.opcdefault
@@ -29,6 +32,7 @@ export async function targetColumns(
   const { rows } = await client.query<{
     name: string;
     type_name: string;
+    declared_type: string;
     identity_always: boolean;
     has_equality: boolean;
     in_unique_index: boolean;
@@ -48,6 +52,7 @@ export async function targetColumns(
     }
     return {
       typeName: row.type_name,
+      declaredType: row.declared_type,
       hasEquality: row.has_equality,
       identityAlways: row.identity_always,
       inUniqueIndex: row.in_unique_index,

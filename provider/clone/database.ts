@@ -1,6 +1,7 @@
 // Target databases: created like the source (encoding, collation, ctype, locale provider),
 // checked for emptiness, dropped on cancel/rollback.
 import type { Client } from "pg";
+import { userSchemaSql } from "../pg/catalog";
 import { serverMajor, withClient } from "../pg/connect";
 import { MigrationError, SQLSTATE, pgFields } from "../pg/errors";
 import { quoteIdent, quoteLiteral } from "../pg/ident";
@@ -39,11 +40,10 @@ async function sourceLocale(spec: MigrationSpec, database: string): Promise<stri
 
 /**
  * Counts objects a migration would collide with: relations, functions and types outside system
- * and pgmigrate* schemas, extensions other than plpgsql, schemas other than public.
+ * schemas and ours (pg/catalog.ts), extensions other than plpgsql, schemas other than public.
  */
 async function userObjectCount(target: Client): Promise<number> {
-  const userSchema = `n.nspname NOT IN ('pg_catalog', 'information_schema')
-    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' AND n.nspname NOT LIKE 'pgmigrate%'`;
+  const userSchema = userSchemaSql();
   const { rows } = await target.query<{ n: string }>(
     `SELECT ((SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${userSchema})
            + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${userSchema})

@@ -2,6 +2,7 @@
 // every table and the large objects, post-data (indexes, constraints, triggers, matview refresh), sequences, ANALYZE.
 import fs from "node:fs/promises";
 import type { Client } from "pg";
+import { migratedRelationSql } from "../pg/catalog";
 import { serverMajor, withClient } from "../pg/connect";
 import { MigrationError } from "../pg/errors";
 import { qualify } from "../pg/ident";
@@ -113,9 +114,7 @@ async function analyzeTarget(
   const relations = await withClient(spec.target, database, async (c) => {
     const { rows } = await c.query<TableRef>(
       `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p', 'm') AND c.relpersistence <> 't'
-          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-          AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pgmigrate%'
+        WHERE ${migratedRelationSql(["r", "p", "m"])}
         ORDER BY pg_total_relation_size(c.oid) DESC`,
     );
     return rows;

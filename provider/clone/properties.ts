@@ -22,6 +22,12 @@ interface SourceDatabase {
   readonly acl: { grantee: string | null; privilege: string; grantable: boolean }[] | null;
 }
 
+/**
+ * Settings never copied: a source frozen for its cutover (default_transaction_read_only) must
+ * not give a read-only target.
+ */
+const NOT_COPIED = new Set(["default_transaction_read_only"]);
+
 /** `"$user", public` → ["$user", "public"] (identifier list as PostgreSQL prints it). */
 export function splitSettingList(value: string): string[] {
   const items: string[] = [];
@@ -70,7 +76,16 @@ export async function copyDatabaseProperties(
 ): Promise<string[]> {
   const source = await withClient(spec.source, database, readSource);
   const db = quoteIdent(database);
-  const statements = source.settings.map((entry) => setStatement(database, entry));
+  const warnings: string[] = [];
+  const statements: string[] = [];
+  for (const entry of source.settings) {
+    const name = entry.slice(0, entry.indexOf("=")).toLowerCase();
+    if (NOT_COPIED.has(name)) {
+      warnings.push(
+        `database "${database}": the source's setting ${entry} was not copied: the target database accepts writes`,
+      );
+    } else statements.push(setStatement(database, entry));
+  }
   if (source.comment !== null) {
     statements.push(`COMMENT ON DATABASE ${db} IS ${quoteLiteral(source.comment)}`);
   }
@@ -87,7 +102,6 @@ export async function copyDatabaseProperties(
     );
     return new Set(rows.map((r) => r.rolname));
   });
-  const warnings: string[] = [];
   if (existing.has(source.owner)) {
     statements.push(`ALTER DATABASE ${db} OWNER TO ${quoteIdent(source.owner)}`);
   } else {

@@ -1,6 +1,7 @@
 // migrateRoles: the roles that own objects or hold privileges in the migrated databases are
 // created on the target when missing, so pg_restore can keep ownership and grants.
 import type { Client } from "pg";
+import { userSchemaSql } from "../pg/catalog";
 import { withClient } from "../pg/connect";
 import { MigrationError, SQLSTATE, pgFields } from "../pg/errors";
 import { quoteIdent } from "../pg/ident";
@@ -21,8 +22,7 @@ interface SourceRole {
  * superuser, whose ownership is "pinned" and not recorded: those owners come from the catalogs.
  */
 async function rolesOfDatabase(source: Client): Promise<string[]> {
-  const userSchema = `n.nspname NOT IN ('pg_catalog', 'information_schema')
-    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' AND n.nspname NOT LIKE 'pgmigrate%'`;
+  const userSchema = userSchemaSql();
   const { rows } = await source.query<{ rolname: string }>(
     `WITH db AS (SELECT oid FROM pg_database WHERE datname = current_database()),
      oids AS (

@@ -4,6 +4,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { OWN_SCHEMAS } from "../pg/catalog";
 import { libpqEnv } from "../pg/connect";
 import { MigrationError } from "../pg/errors";
 import { OBJECT_PREFIX } from "../pg/names";
@@ -13,7 +14,7 @@ import type { Endpoint, MigrationSpec } from "../spec/types";
 import type { DumpTools } from "../pg/dump-tools";
 
 /** Schemas never copied: the control store and the apply bookkeeping live there. */
-export const EXCLUDED_SCHEMA_PATTERN = "pgmigrate*";
+export const EXCLUDED_SCHEMAS: readonly string[] = OWN_SCHEMAS;
 
 /** Where the dump and its filtered table of contents live (inside a temp dir the caller removes). */
 export interface SchemaArchive {
@@ -120,7 +121,8 @@ export async function dumpSchema(args: {
         "--section=pre-data",
         "--section=post-data",
         `--snapshot=${snapshot}`,
-        `--exclude-schema=${EXCLUDED_SCHEMA_PATTERN}`,
+        // Exact names (pg_dump patterns: only * ? and " are special; our names have none).
+        ...EXCLUDED_SCHEMAS.map((schema) => `--exclude-schema=${schema}`),
         // Subscriptions would point the target at someone else's publisher.
         "--no-subscriptions",
         // Large object contents are data; without them the target would get empty objects.

@@ -4,6 +4,7 @@ import type { Client } from "pg";
 import { withClient } from "../pg/connect";
 import { MigrationError } from "../pg/errors";
 import { qualify } from "../pg/ident";
+import { migratedRelationSql } from "../pg/catalog";
 import type { MigrationSpec } from "../spec/types";
 
 interface SequenceValue {
@@ -16,15 +17,12 @@ interface SequenceValue {
 /** Sequences per UNION ALL query: one round trip for many, without an unbounded statement. */
 const BATCH = 200;
 
-/** User sequences (not extension members, not in pgmigrate* or system schemas). */
+/** User sequences (pg/catalog.ts: not extension members, not in system schemas or ours). */
 async function listSequences(source: Client): Promise<{ schema: string; name: string }[]> {
   const { rows } = await source.query<{ schema: string; name: string }>(
     `SELECT n.nspname AS schema, c.relname AS name
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'S' AND c.relpersistence <> 't'
-        AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pgmigrate%'
-        AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                         WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+      WHERE ${migratedRelationSql(["S"])}
       ORDER BY 1, 2`,
   );
   return rows;

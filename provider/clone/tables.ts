@@ -1,6 +1,7 @@
 // What an offline clone copies, read from the source at the clone's snapshot: ordinary tables
 // and leaf partitions (never a partitioned parent, which has no rows of its own), largest first.
 import type { Client } from "pg";
+import { copiedTableSql } from "../pg/catalog";
 import type { TableRef } from "../spec/types";
 
 /** A table to copy and the columns COPY must name on both sides. */
@@ -12,9 +13,8 @@ export interface TableToCopy extends TableRef {
 }
 
 /**
- * Tables pg_dump would dump data for: relkind 'r' (tables, leaf partitions, inheritance
- * children; COPY TO never includes child rows, so nothing is copied twice), not temporary, not
- * extension members, outside system schemas and our own pgmigrate* schemas.
+ * Tables whose rows a migration copies (pg/catalog.ts decides which; unlogged ones included),
+ * with their columns and sizes.
  */
 export async function listTablesToCopy(
   client: Client,
@@ -33,11 +33,7 @@ export async function listTablesToCopy(
                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ${notGenerated}
                    ORDER BY a.attnum) AS columns
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'r' AND c.relpersistence <> 't'
-        AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-        AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pgmigrate%'
-        AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                         WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+      WHERE ${copiedTableSql()}
       ORDER BY pg_table_size(c.oid) DESC, n.nspname, c.relname`,
   );
   return rows.map((r) => ({

@@ -11,6 +11,11 @@ export interface ConnectOptions {
   readonly applicationName?: string;
   /** Milliseconds; default 10 s. */
   readonly connectTimeoutMs?: number;
+  /**
+   * Pinned settings left at what the server, database and role say, for a session that only
+   * reads them (validation reports a read-only database or a differing lc_monetary).
+   */
+  readonly unpinned?: readonly PinnedSetting[];
 }
 
 function tlsOptions(endpoint: Endpoint): false | ConnectionOptions {
@@ -32,7 +37,53 @@ function tlsOptions(endpoint: Endpoint): false | ConnectionOptions {
   }
 }
 
-/** node-postgres configuration for a database on `endpoint`. */
+/**
+ * Session settings every connection of ours pins, on source and target, as pg_dump does: a
+ * database's or role's own settings (ALTER DATABASE/ROLE ... SET) must never change how a value
+ * is printed (COPY TO, the walsender's pgoutput, verification) or parsed (COPY FROM, apply).
+ * - DateStyle/IntervalStyle/extra_float_digits/bytea_output/TimeZone/lc_monetary: one text form
+ *   per value on both sides (floats round-trip exactly, money is read and written under one
+ *   locale, so its stored amount is copied unchanged).
+ * - standard_conforming_strings: backslashes in literals mean what our SQL means.
+ * - search_path: only pg_catalog (and the implicit pg_temp), so regclass/regproc print
+ *   schema-qualified and a user object can never shadow a built-in we call; our own SQL names
+ *   every user object with its schema.
+ * - xmloption: XML values that are fragments (content) parse back.
+ * - default_transaction_read_only: a source frozen with ALTER DATABASE ... SET
+ *   default_transaction_read_only = on must still let us create and drop our publication and
+ *   bookkeeping; our read-only work says READ ONLY itself.
+ * They travel in the startup packet, so nothing runs before they apply; a walsender
+ * (replication=database) accepts them too. All are user-settable (PGC_USERSET), so managed
+ * servers (Azure flexible server, RDS/Aurora, Cloud SQL) accept them for any login role. A pooler
+ * in between (PgBouncer on Azure's port 6432, RDS Proxy) refuses the `options` startup parameter
+ * unless configured to ignore it, which would silently drop the pins: connect to the server's
+ * own port (a walsender cannot go through a transaction pooler anyway).
+ */
+export const PINNED_SETTINGS = {
+  DateStyle: "ISO,MDY",
+  IntervalStyle: "postgres",
+  extra_float_digits: "3",
+  bytea_output: "hex",
+  TimeZone: "UTC",
+  lc_monetary: "C",
+  standard_conforming_strings: "on",
+  client_encoding: "UTF8",
+  search_path: "pg_catalog",
+  xmloption: "content",
+  default_transaction_read_only: "off",
+} as const;
+
+export type PinnedSetting = keyof typeof PINNED_SETTINGS;
+
+/** PINNED_SETTINGS as a libpq `options` / PGOPTIONS value (no value contains a space). */
+export function pinnedOptions(unpinned: readonly PinnedSetting[] = []): string {
+  return Object.entries(PINNED_SETTINGS)
+    .filter(([name]) => !unpinned.includes(name as PinnedSetting))
+    .map(([name, value]) => `-c ${name}=${value}`)
+    .join(" ");
+}
+
+/** node-postgres configuration for a database on `endpoint`, with the pinned settings. */
 export function clientConfig(
   endpoint: Endpoint,
   database: string,
@@ -48,6 +99,7 @@ export function clientConfig(
     application_name: options.applicationName ?? "pgmigrate",
     connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
     keepAlive: true,
+    options: pinnedOptions(options.unpinned),
   };
   if (options.replication) config.replication = "database";
   return config;
@@ -104,6 +156,8 @@ export function libpqEnv(endpoint: Endpoint, database: string): Record<string, s
     PGSSLMODE: endpoint.sslMode,
     PGAPPNAME: "pgmigrate",
     PGCONNECT_TIMEOUT: "10",
+    // pg_dump pins most of these itself; pg_restore and psql do not pin DateStyle and friends.
+    PGOPTIONS: pinnedOptions(),
   };
   if (endpoint.password !== undefined) env.PGPASSWORD = endpoint.password;
   if (endpoint.sslRootCert) env.PGSSLROOTCERT = endpoint.sslRootCert;

@@ -30,6 +30,9 @@ export function publicationName(migrationName: string): string {
   return `pgmigrate_${stem(migrationName)}_${short(migrationName)}`;
 }
 
+/** The control store's schema, in the control database (control/sql/*.sql create it). */
+export const CONTROL_SCHEMA = "pgmigrate";
+
 /** Schema the apply process keeps its bookkeeping in, inside each target database. */
 export const TARGET_BOOKKEEPING_SCHEMA = "pgmigrate_apply";
 

@@ -1,5 +1,6 @@
 // Ownership and privileges of a database's objects, read from the catalogs: owners, ACL items
 // (object, column and default privileges) with role names. Shared by validation and the clone.
+import { userSchemaSql } from "./catalog";
 import type { Client } from "pg";
 
 /** One ACL item; `grantee` null is PUBLIC. `privilege` is a server keyword (SELECT, EXECUTE, ...). */
@@ -53,9 +54,8 @@ export interface DatabasePrivileges {
   readonly defaults: readonly DefaultAcl[];
 }
 
-// Schemas the clone does not copy: system schemas and ours (the dump's --exclude-schema pattern).
-const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' AND n.nspname NOT LIKE 'pgmigrate%'`;
+// Schemas the clone copies: not the system schemas, not ours (by exact name, pg/catalog.ts).
+const USER_SCHEMA = userSchemaSql("n");
 
 const ACL_JSON = (column: string): string => `
   CASE WHEN ${column} IS NULL THEN NULL ELSE

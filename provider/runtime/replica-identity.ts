@@ -2,6 +2,7 @@
 // IDENTITY FULL, their original identities are recorded in the target's bookkeeping schema;
 // cutover, cancel, failure and a restarted copy put them back on the source and the target
 // (which inherited FULL through the schema dump), after the publication is gone.
+import { replicatedTableSql } from "../pg/catalog";
 import type { Client } from "pg";
 import { withClient } from "../pg/connect";
 import { MigrationError, pgFields, SQLSTATE } from "../pg/errors";
@@ -21,14 +22,12 @@ const INSTALL_SQL = `
     PRIMARY KEY (schema_name, table_name)
   )`;
 
-// The tables the publication will set to FULL (same test as cdc/publication.ts): identity
+// The tables the publication will set to FULL (the tables it carries, pg/catalog.ts): identity
 // NOTHING, DEFAULT without a usable primary key, or an identity index that is gone.
 const WITHOUT_IDENTITY_SQL = `
   SELECT n.nspname AS schema, c.relname AS name, c.relreplident AS identity
     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-   WHERE c.relkind = 'r' AND c.relpersistence = 'p'
-     AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-     AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pgmigrate%'
+   WHERE ${replicatedTableSql()}
      AND (c.relreplident = 'n'
           OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
                 WHERE i.indrelid = c.oid AND i.indisprimary AND i.indimmediate))

@@ -26,6 +26,8 @@ export const CHECK = {
   targetTriggers: "TargetTriggers",
   privileges: "Privileges",
   unsupportedObjects: "UnsupportedObjects",
+  readOnlyDatabase: "ReadOnlyDatabase",
+  money: "Money",
 } as const;
 
 export type CheckType = (typeof CHECK)[keyof typeof CHECK];

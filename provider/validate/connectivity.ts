@@ -93,6 +93,8 @@ export async function tryConnect(endpoint: Endpoint, database: string): Promise<
     const client = await connect(endpoint, database, {
       applicationName: APPLICATION_NAME,
       connectTimeoutMs: VALIDATION_CONNECT_TIMEOUT_MS,
+      // Validation reports these as the user's sessions see them; it writes nothing.
+      unpinned: ["default_transaction_read_only", "lc_monetary"],
     });
     return { ok: true, client };
   } catch (err) {

@@ -2,6 +2,8 @@
 // replica identities, publication privileges and triggers (online), and objects the migration
 // does not carry over.
 import type { Client } from "pg";
+import { listUnloggedTables, userSchemaSql } from "../pg/catalog";
+import { quoteIdent } from "../pg/ident";
 import type { CheckResult, MigrationSpec } from "../spec/types";
 import { CHECK, displayName, failed, guarded, listSome, succeeded, warning } from "./checks";
 import type {
@@ -17,7 +19,7 @@ import { findTablesWithoutReplicaIdentity } from "./replica-identity";
 import type { TargetCatalog } from "./target";
 import { targetTriggersCheck } from "./triggers";
 
-const USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'`;
+const USER_SCHEMAS = userSchemaSql();
 
 function collationsSql(versionNum: number): string {
   const provider = versionNum >= 100_000 ? "co.collprovider" : "'c'::\"char\"";
@@ -64,9 +66,6 @@ SELECT pg_encoding_to_char(d.encoding) AS encoding, d.datcollate AS collate, d.d
 
 const UNSUPPORTED_SQL = `
 SELECT (SELECT count(*) FROM pg_largeobject_metadata) AS large_objects,
-       ARRAY(SELECT format('%I.%I', n.nspname, c.relname)
-               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.relpersistence = 'u' AND c.relkind IN ('r', 'p') ORDER BY 1) AS unlogged,
        ARRAY(SELECT format('%s AS %s', c.castsource::regtype, c.casttarget::regtype)
                FROM pg_cast c
               WHERE c.oid >= 16384
@@ -132,6 +131,14 @@ async function encodingCheck(
   const r = rows[0];
   const locale: DatabaseLocale = { ...r, icuLocale: r.icu_locale };
   const problems = databaseLocaleProblems(locale, catalog.locales);
+  if (locale.encoding === "SQL_ASCII") {
+    // SQL_ASCII stores bytes unchecked: the base copy could pass them through, but the change
+    // stream converts to UTF8 and the target rejects invalid bytes mid-migration.
+    problems.push(
+      `the source database uses encoding SQL_ASCII, which stores bytes without checking them: values cannot be migrated reliably (the change stream would fail on the first non-UTF8 byte). ` +
+        `Convert it first (e.g. pg_dump --encoding=<the data's real encoding> and restore into a UTF8 database), then migrate that database`,
+    );
+  }
   if (problems.length > 0) return failed(CHECK.encoding, ...problems);
   const icu = locale.provider === "i" ? `, ICU locale ${locale.icuLocale ?? ""}` : "";
   return succeeded(
@@ -163,11 +170,15 @@ async function replicaIdentityCheck(client: Client, spec: MigrationSpec): Promis
 async function unsupportedObjectsCheck(client: Client, spec: MigrationSpec): Promise<CheckResult> {
   const { rows } = await client.query<{
     large_objects: string;
-    unlogged: string[];
     casts: string[];
     base_types: string[];
   }>(UNSUPPORTED_SQL);
   const r = rows[0];
+  // Unlogged tables are copied (pg/catalog.ts); logical decoding never sees their changes.
+  const unlogged =
+    spec.mode === "Online"
+      ? (await listUnloggedTables(client)).map((t) => displayName(t.schema, t.name))
+      : [];
   const notes: string[] = [];
   const largeObjects = Number(r.large_objects);
   // Copied with the base copy; like PostgreSQL's own logical replication, the stream has no
@@ -177,8 +188,11 @@ async function unsupportedObjectsCheck(client: Client, spec: MigrationSpec): Pro
       `${largeObjects} large object(s) (pg_largeobject) are copied as of the snapshot; changes to large objects after it are not replicated (as with PostgreSQL's logical replication): stop changing them before the migration starts, or copy them again after the cutover`,
     );
   }
-  if (r.unlogged.length > 0)
-    notes.push(`unlogged tables are not migrated: ${listSome(r.unlogged)}`);
+  if (unlogged.length > 0) {
+    notes.push(
+      `unlogged tables are copied in the base copy, but their later changes are not replicated (logical replication does not see them): ${listSome(unlogged)}`,
+    );
+  }
   if (r.casts.length > 0) notes.push(`user-defined casts are not migrated: ${listSome(r.casts)}`);
   if (r.base_types.length > 0) {
     notes.push(
@@ -186,11 +200,69 @@ async function unsupportedObjectsCheck(client: Client, spec: MigrationSpec): Pro
     );
   }
   if (notes.length > 0) return warning(CHECK.unsupportedObjects, ...notes);
+  const nothing = `no ${spec.mode === "Online" ? "unlogged tables, " : ""}user-defined casts or base types`;
   return succeeded(
     CHECK.unsupportedObjects,
-    largeObjects > 0
-      ? `no unlogged tables, user-defined casts or base types; ${largeObjects} large object(s) are copied`
-      : "no large objects, unlogged tables, user-defined casts or base types",
+    largeObjects > 0 ? `${nothing}; ${largeObjects} large object(s) are copied` : nothing,
+  );
+}
+
+/**
+ * A source database frozen with default_transaction_read_only (how writes are usually stopped
+ * before a cutover). Our sessions write regardless (pg/connect.ts pins it off for them).
+ */
+async function readOnlyCheck(client: Client, spec: MigrationSpec): Promise<CheckResult> {
+  const { rows } = await client.query<{ on: boolean; db: string }>(
+    "SELECT current_setting('default_transaction_read_only') = 'on' AS on, current_database() AS db",
+  );
+  if (!rows[0].on) {
+    return succeeded(CHECK.readOnlyDatabase, "the source database is not read-only");
+  }
+  const online =
+    spec.mode === "Online"
+      ? " This is the usual way to stop the applications' writes before the cutover: the migration's own sessions still create and drop its publication and slot, and the cutover completes."
+      : "";
+  return warning(
+    CHECK.readOnlyDatabase,
+    `database ${quoteIdent(rows[0].db)} on the source is read-only (default_transaction_read_only = on) for user sessions.${online} The setting is not copied to the target database, which accepts writes after the migration.`,
+  );
+}
+
+// Columns of type money (also inside arrays and domains) in the migration's tables.
+const MONEY_COLUMNS_SQL = `
+SELECT format('%I.%I.%I', n.nspname, c.relname, a.attname) AS name
+  FROM pg_catalog.pg_attribute a
+  JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+ WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND ${USER_SCHEMAS}
+   AND 'pg_catalog.money'::pg_catalog.regtype::oid IN (t.oid, t.typelem, t.typbasetype)
+ ORDER BY 1`;
+
+/**
+ * money is stored as an amount in the smallest unit of the lc_monetary in force: copied as is
+ * (our sessions pin lc_monetary), it reads as a different amount where lc_monetary differs.
+ */
+async function moneyCheck(client: Client, catalog: TargetCatalog): Promise<CheckResult> {
+  const columns = (await client.query<{ name: string }>(MONEY_COLUMNS_SQL)).rows.map((r) => r.name);
+  if (columns.length === 0) return succeeded(CHECK.money, "no money columns");
+  // The validation session leaves lc_monetary unpinned; a database-level setting is copied to
+  // the target database with the other settings, so only a server/role default can differ.
+  const { rows } = await client.query<{ lc: string; db_level: boolean }>(
+    `SELECT current_setting('lc_monetary') AS lc,
+            EXISTS (SELECT 1 FROM pg_catalog.pg_db_role_setting s, pg_catalog.pg_database d
+                     WHERE d.datname = current_database() AND s.setdatabase = d.oid AND s.setrole = 0
+                       AND EXISTS (SELECT 1 FROM unnest(s.setconfig) x WHERE x LIKE 'lc\\_monetary=%')) AS db_level`,
+  );
+  const source = rows[0].lc;
+  const target = rows[0].db_level ? source : catalog.lcMonetary;
+  if (source === target) {
+    return succeeded(CHECK.money, `money columns use lc_monetary ${source} on both sides`);
+  }
+  return warning(
+    CHECK.money,
+    `lc_monetary is ${source} on the source but ${target} on the target: money values are copied as stored and will read as different amounts or currencies in ${listSome(columns)}. ` +
+      `Set lc_monetary on the target database to ${source} (ALTER DATABASE ... SET lc_monetary), or convert these columns to numeric`,
   );
 }
 
@@ -218,6 +290,8 @@ export async function sourceDatabaseChecks(
   checks.push(...(await guarded(CHECK.privileges, () => privilegesCheck(client, spec, catalog))));
   checks.push(
     ...(await guarded(CHECK.unsupportedObjects, () => unsupportedObjectsCheck(client, spec))),
+    ...(await guarded(CHECK.readOnlyDatabase, () => readOnlyCheck(client, spec))),
+    ...(await guarded(CHECK.money, () => moneyCheck(client, catalog))),
   );
   return checks;
 }

@@ -1,6 +1,7 @@
 // Privileges check: roles that own or are granted objects in a source database but are missing on
 // the target (their grants cannot be restored), owners the target user may not give objects to,
 // and policies naming missing roles (which would stop the schema restore).
+import { userSchemaSql } from "../pg/catalog";
 import type { Client } from "pg";
 import { readDatabasePrivileges, type AclItem, type DatabasePrivileges } from "../pg/privileges";
 import type { CheckResult, MigrationSpec } from "../spec/types";
@@ -56,7 +57,7 @@ const POLICY_ROLES_SQL = `
 SELECT format('policy %I on table %I.%I', p.polname, n.nspname, c.relname) AS policy, r.rolname AS role
   FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
   CROSS JOIN LATERAL unnest(p.polroles) AS pr(oid) JOIN pg_roles r ON r.oid = pr.oid
- WHERE n.nspname NOT LIKE 'pgmigrate%'
+ WHERE ${userSchemaSql()}
  ORDER BY 1, 2`;
 
 /**

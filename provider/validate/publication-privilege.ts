@@ -2,21 +2,17 @@
 // CREATE on the database, and FOR TABLE (what provider/cdc/publication.ts issues) ownership of
 // every listed table — directly or through membership in the owning role — unless superuser.
 import type { Client } from "pg";
+import { replicatedTableSql } from "../pg/catalog";
 import type { CheckResult } from "../spec/types";
 import { CHECK, failed, listSome, succeeded } from "./checks";
 
-// The tables the publication lists (as provider/cdc/publication.ts chooses them: ordinary tables
-// and leaf partitions, persistent, outside system and pgmigrate* schemas, not extension members)
-// that the current user may not publish, with their owners. Superusers own everything.
+// The tables the publication lists (the replicated tables of pg/catalog.ts) that the current user
+// may not publish, with their owners. Superusers own everything.
 const PRIVILEGE_SQL = `
 WITH published AS (
   SELECT n.nspname, c.relname, c.relowner
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE c.relkind = 'r' AND c.relpersistence = 'p'
-     AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-     AND n.nspname !~ '^pg_(toast|temp_)' AND n.nspname NOT LIKE 'pgmigrate%'
-     AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+   WHERE ${replicatedTableSql()}
 )
 SELECT current_user AS "user",
        (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,

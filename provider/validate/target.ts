@@ -2,6 +2,7 @@
 // locales, existing databases), read once; and whether each target database may be written.
 import type { Client } from "pg";
 import { quoteIdent } from "../pg/ident";
+import { CONTROL_SCHEMA } from "../pg/names";
 import type { CheckResult, MigrationSpec } from "../spec/types";
 import { CHECK, failed, succeeded, warning } from "./checks";
 import type { TargetLocales } from "./compat";
@@ -9,9 +10,6 @@ import { normalizeLocale, systemCollationKey } from "./compat";
 import { release, tryConnect } from "./connectivity";
 import { majorOf } from "./server";
 import { replicaRoleAllowed } from "./triggers";
-
-/** The control schema lives in the control database; it is not user data. */
-const CONTROL_SCHEMA = "pgmigrate";
 
 export interface TargetCatalog {
   readonly extensionDefaults: ReadonlyMap<string, string>;
@@ -25,6 +23,8 @@ export interface TargetCatalog {
   readonly roles: ReadonlySet<string>;
   /** Roles the target user may give objects to (all for a superuser, else those it is a member of). */
   readonly ownerRoles: ReadonlySet<string>;
+  /** lc_monetary a new database gets on the target (server and role default). */
+  readonly lcMonetary: string;
 }
 
 export async function readTargetCatalog(
@@ -80,7 +80,12 @@ export async function readTargetCatalog(
                        OR pg_has_role(current_user, r.oid, 'MEMBER') AS can_own
        FROM pg_roles r`,
   );
+  // The validation session leaves lc_monetary unpinned (validate/connectivity.ts).
+  const monetary = await client.query<{ lc: string }>(
+    "SELECT current_setting('lc_monetary') AS lc",
+  );
   return {
+    lcMonetary: monetary.rows[0].lc,
     replicaRole,
     roles: new Set(roles.rows.map((r) => r.rolname)),
     ownerRoles: new Set(roles.rows.filter((r) => r.can_own).map((r) => r.rolname)),
@@ -124,6 +129,17 @@ export async function targetDatabaseCheck(
   const session = await tryConnect(spec.target, database);
   if (!session.ok) return failed(CHECK.targetDatabase, session.message);
   try {
+    // The validation session leaves default_transaction_read_only unpinned: this is what the
+    // database's users would get. Overwritten databases are recreated without it.
+    const readOnly = await session.client.query<{ on: boolean }>(
+      "SELECT current_setting('default_transaction_read_only') = 'on' AS on",
+    );
+    if (readOnly.rows[0].on && !spec.overwriteDbsInTarget) {
+      return failed(
+        CHECK.targetDatabase,
+        `database ${name} on the target is read-only (default_transaction_read_only = on): the migrated database would refuse its applications' writes; ALTER DATABASE ${name} RESET default_transaction_read_only (and ALTER ROLE ... RESET if set per role)`,
+      );
+    }
     const ignored = isControl ? [CONTROL_SCHEMA] : [];
     const { rows } = await session.client.query<{ name: string; total: string }>(USER_TABLES_SQL, [
       ignored,

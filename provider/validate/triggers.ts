@@ -1,6 +1,7 @@
 // Triggers versus the apply session: which user triggers would fire while replicated changes are
 // applied on the target, and the TargetTriggers check that tells the user what happens to them.
 import type { Client } from "pg";
+import { notExtensionMemberSql, userSchemaSql } from "../pg/catalog";
 import { pgFields, SQLSTATE } from "../pg/errors";
 import type { CheckResult, MigrationSpec } from "../spec/types";
 import { CHECK, displayName, listSome, succeeded, warning } from "./checks";
@@ -18,7 +19,7 @@ export interface UserTrigger {
   readonly owned: boolean;
 }
 
-// Triggers a user wrote, on tables and partitioned tables outside system and pgmigrate* schemas.
+// Triggers a user wrote, on the migration's tables and partitioned tables (pg/catalog.ts).
 // Partition clones of a user trigger count (internal before PostgreSQL 15, found through their
 // dependency on the parent trigger); the triggers behind foreign keys and deferrable unique or
 // exclusion constraints do not. Extension members are not replicated into.
@@ -29,10 +30,7 @@ SELECT n.nspname AS schema, c.relname AS table, t.tgname AS trigger, t.tgenabled
   JOIN pg_class c ON c.oid = t.tgrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind IN ('r', 'p')
-   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-   AND n.nspname !~ '^pg_(toast|temp_)' AND n.nspname NOT LIKE 'pgmigrate%'
-   AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+   AND ${userSchemaSql()} AND ${notExtensionMemberSql()}
    AND (NOT t.tgisinternal
         OR EXISTS (SELECT 1 FROM pg_depend d
                     WHERE d.classid = 'pg_trigger'::regclass AND d.objid = t.oid

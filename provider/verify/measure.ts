@@ -1,6 +1,7 @@
-// What every verification shares: sessions with deterministic output settings, the tables
+// What every verification shares: sessions (their output settings pinned by pg/connect), the tables
 // compared, and one table's measure (row count, and an order-independent hash of its rows).
 import type { Client } from "pg";
+import { copiedTableSql } from "../pg/catalog";
 import { qualify } from "../pg/ident";
 import { openSession } from "../pg/session";
 import type { MigrationSpec, TableRef } from "../spec/types";
@@ -11,31 +12,18 @@ export interface Measure {
   readonly hash: string | null;
 }
 
-/**
- * Output settings that make a row's text form identical on both servers (dates, intervals,
- * floats, bytea, money, regclass names): the checksum hashes that text.
- */
-const DETERMINISTIC_OUTPUT = [
-  "SET DateStyle = 'ISO, MDY'",
-  "SET IntervalStyle = 'postgres'",
-  "SET TimeZone = 'UTC'",
-  "SET extra_float_digits = 3",
-  "SET bytea_output = 'hex'",
-  "SET lc_monetary = 'C'",
-  "SET search_path = pg_catalog",
-].join("; ");
+/** A compared table; unlogged ones are copied but never replicated (pg/catalog.ts). */
+export interface ListedTable extends TableRef {
+  readonly unlogged: boolean;
+}
 
-/** Tables compared: those the clone copies (see clone/tables.ts), from the source catalog. */
-export async function listTables(source: Client): Promise<TableRef[]> {
-  const { rows } = await source.query<TableRef>(
-    `SELECT n.nspname AS schema, c.relname AS name
-       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'r' AND c.relpersistence <> 't'
-        AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-        AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pgmigrate%'
-        AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                         WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-      ORDER BY pg_table_size(c.oid) DESC, 1, 2`,
+/** Tables compared: those the clone copies (pg/catalog.ts), from the source catalog. */
+export async function listTables(source: Client): Promise<ListedTable[]> {
+  const { rows } = await source.query<ListedTable>(
+    `SELECT n.nspname AS schema, c.relname AS name, c.relpersistence = 'u' AS unlogged
+       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE ${copiedTableSql()}
+      ORDER BY pg_catalog.pg_table_size(c.oid) DESC, 1, 2`,
   );
   return rows;
 }
@@ -50,10 +38,10 @@ export async function measure(
   // independent of row order and physical layout, and sensitive to duplicate rows.
   const sql =
     mode === "counts"
-      ? `SELECT count(*)::text AS rows, NULL::text AS hash FROM ${name}`
+      ? `SELECT count(*)::text AS rows, NULL::text AS hash FROM ONLY ${name}`
       : `SELECT count(*)::text AS rows,
                 COALESCE(sum(('x' || substr(md5(ROW(r.*)::text), 1, 16))::bit(64)::bigint), 0)::text AS hash
-           FROM ${name} AS r`;
+           FROM ONLY ${name} AS r`;
   const { rows } = await client.query<{ rows: string; hash: string | null }>(sql);
   return { rows: Number(rows[0].rows), hash: rows[0].hash };
 }
@@ -70,7 +58,6 @@ export async function openPair(spec: MigrationSpec, database: string): Promise<P
   const source = await openSession(spec.source, database, "pgmigrate verify");
   try {
     const target = await openSession(spec.target, database, "pgmigrate verify");
-    await Promise.all([source.query(DETERMINISTIC_OUTPUT), target.query(DETERMINISTIC_OUTPUT)]);
     return { source, target };
   } catch (err) {
     await source.end().catch(() => undefined);

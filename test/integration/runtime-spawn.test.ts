@@ -15,6 +15,7 @@ import {
   waitForMigration,
   type RuntimeOptions,
 } from "../../provider/api/index";
+import { TARGET_BOOKKEEPING_SCHEMA } from "../../provider/pg/names";
 import { processAlive } from "../../provider/pg/process";
 import { parseOwnerId } from "../../provider/runtime/lease";
 import type { MigrationOutputs, MigrationSpec } from "../../provider/spec/types";
@@ -178,13 +179,14 @@ describe("runtime spawner", function () {
   it("restarts a copy interrupted by SIGKILL from a new snapshot on an emptied target", async () => {
     // The target database exists (empty) with an event trigger that stalls the schema restore,
     // so the worker is certainly mid-copy when it is killed. The restart re-creates the
-    // database, which also removes the trigger.
+    // database, which also removes the trigger. The function lives in our own bookkeeping schema
+    // (excluded by exact name) so the database still counts as empty.
     await target.query(`CREATE DATABASE ${RESTART_DATABASE}`);
     await target.query(
-      `CREATE SCHEMA pgmigrate_test;
-       CREATE FUNCTION pgmigrate_test.stall() RETURNS event_trigger LANGUAGE plpgsql
+      `CREATE SCHEMA ${TARGET_BOOKKEEPING_SCHEMA};
+       CREATE FUNCTION ${TARGET_BOOKKEEPING_SCHEMA}.stall() RETURNS event_trigger LANGUAGE plpgsql
          AS $$ BEGIN IF tg_tag = 'CREATE TABLE' THEN PERFORM pg_sleep(60); END IF; END $$;
-       CREATE EVENT TRIGGER stall ON ddl_command_start EXECUTE FUNCTION pgmigrate_test.stall();`,
+       CREATE EVENT TRIGGER stall ON ddl_command_start EXECUTE FUNCTION ${TARGET_BOOKKEEPING_SCHEMA}.stall();`,
       [],
       RESTART_DATABASE,
     );

@@ -9,6 +9,7 @@ import {
   waitForMigration,
   isSettled,
 } from "../../provider/api/index";
+import { TARGET_BOOKKEEPING_SCHEMA } from "../../provider/pg/names";
 import { runWorker } from "../../provider/runtime/worker";
 import type { MigrationOutputs, MigrationSpec } from "../../provider/spec/types";
 import { compareDatabases } from "../support/checksum";
@@ -263,14 +264,14 @@ describe("runtime worker", function () {
 
   it("obeys a cancel that arrives during the copy", async () => {
     // An event trigger on a pre-created target database stalls the schema restore, so the copy
-    // is certainly running when the cancel arrives (its function lives in a pgmigrate* schema,
-    // which does not make the database "not empty").
+    // is certainly running when the cancel arrives (its function lives in our own bookkeeping
+    // schema, excluded by exact name, which does not make the database "not empty").
     await target.query("CREATE DATABASE copy_cancel_db");
     await target.query(
-      `CREATE SCHEMA pgmigrate_test;
-       CREATE FUNCTION pgmigrate_test.stall() RETURNS event_trigger LANGUAGE plpgsql
+      `CREATE SCHEMA ${TARGET_BOOKKEEPING_SCHEMA};
+       CREATE FUNCTION ${TARGET_BOOKKEEPING_SCHEMA}.stall() RETURNS event_trigger LANGUAGE plpgsql
          AS $$ BEGIN IF tg_tag = 'CREATE TABLE' THEN PERFORM pg_sleep(30); END IF; END $$;
-       CREATE EVENT TRIGGER stall ON ddl_command_start EXECUTE FUNCTION pgmigrate_test.stall();`,
+       CREATE EVENT TRIGGER stall ON ddl_command_start EXECUTE FUNCTION ${TARGET_BOOKKEEPING_SCHEMA}.stall();`,
       [],
       "copy_cancel_db",
     );

@@ -24,12 +24,14 @@ export interface SequenceState {
 }
 
 /**
- * Session settings that make text output independent of server defaults (time zone, styles,
- * currency locale), so the same values hash the same on any server.
+ * Session settings that make text output independent of server, database and role defaults
+ * (time zone, styles, float digits, currency locale, search_path for regclass/regproc names), so
+ * the same values hash the same on any server whatever `ALTER DATABASE ... SET` says.
  */
 export const STABLE_SESSION_SQL =
   "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; " +
-  "SET extra_float_digits = 1; SET bytea_output = 'hex'; SET lc_monetary = 'C'";
+  "SET extra_float_digits = 1; SET bytea_output = 'hex'; SET lc_monetary = 'C'; " +
+  "SET search_path = pg_catalog; SET xmloption = content";
 
 /** `schema.name`, unquoted: the key of checksum maps and the form used in difference lines. */
 export function tableKey(table: TableRef): string {
@@ -37,15 +39,14 @@ export function tableKey(table: TableRef): string {
 }
 
 // Ordinary tables and partition leaves (relkind 'r'); partitioned parents ('p') hold no rows.
-// Our own bookkeeping schemas (pgmigrate*) are not user data.
+// Our own schemas are not user data; a user schema named pgmigrate_archive is.
 const USER_TABLES_SQL = `
   SELECT n.nspname AS schema, c.relname AS name
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind = 'r'
-    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgmigrate', 'pgmigrate_apply')
     AND n.nspname NOT LIKE 'pg\\_toast%'
     AND n.nspname NOT LIKE 'pg\\_temp\\_%'
-    AND n.nspname NOT LIKE 'pgmigrate%'
   ORDER BY 1, 2`;
 
 // md5 of each row's text form, split into two 60-bit numbers that are summed: the sums do not
@@ -120,7 +121,7 @@ export async function sequenceStates(
   try {
     const { rows: sequences } = await client.query<{ schema: string; name: string }>(
       `SELECT schemaname AS schema, sequencename AS name FROM pg_sequences
-       WHERE schemaname NOT LIKE 'pgmigrate%' ORDER BY 1, 2`,
+       WHERE schemaname NOT IN ('pgmigrate', 'pgmigrate_apply') ORDER BY 1, 2`,
     );
     const result = new Map<string, SequenceState>();
     for (const seq of sequences) {

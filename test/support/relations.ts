@@ -23,6 +23,7 @@ export function relationOf(
   const full = options.full ?? false;
   const target: TargetColumn[] = columns.map((c) => ({
     typeName: c.type ?? "integer",
+    declaredType: c.type ?? "integer",
     hasEquality: c.hasEquality ?? true,
     identityAlways: c.identityAlways ?? false,
     inUniqueIndex: c.unique ?? c.key ?? false,

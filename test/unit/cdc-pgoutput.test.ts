@@ -166,9 +166,27 @@ function relation(overrides: Partial<ApplyRelation> = {}): ApplyRelation {
     keyColumns: [0],
     full: false,
     target: [
-      { typeName: "bigint", hasEquality: true, identityAlways: false, inUniqueIndex: true },
-      { typeName: "numeric", hasEquality: true, identityAlways: false, inUniqueIndex: false },
-      { typeName: "json", hasEquality: false, identityAlways: false, inUniqueIndex: false },
+      {
+        typeName: "bigint",
+        declaredType: "bigint",
+        hasEquality: true,
+        identityAlways: false,
+        inUniqueIndex: true,
+      },
+      {
+        typeName: "numeric",
+        declaredType: "numeric",
+        hasEquality: true,
+        identityAlways: false,
+        inUniqueIndex: false,
+      },
+      {
+        typeName: "json",
+        declaredType: "json",
+        hasEquality: false,
+        identityAlways: false,
+        inUniqueIndex: false,
+      },
     ],
     ...overrides,
   };
@@ -196,12 +214,12 @@ describe("statement planning", () => {
     // The TOASTed column is not in the SET list; VALUES columns carry casts.
     assert.equal(
       statements[1].text,
-      'UPDATE "app"."t" AS t SET "v" = v.c0 FROM (VALUES ($1::numeric, $2::bigint), ($3::numeric, $4::bigint)) AS v(c0, c1) WHERE t."id" = v.c1',
+      'UPDATE ONLY "app"."t" AS t SET "v" = v.c0 FROM (VALUES ($1::numeric, $2::bigint), ($3::numeric, $4::bigint)) AS v(c0, c1) WHERE t."id" = v.c1',
     );
     assert.deepEqual(statements[1].values, ["2.5", "1", "3.5", "2"]);
-    assert.equal(statements[2].text, 'UPDATE "app"."t" SET "v" = $1 WHERE "id" = $2');
+    assert.equal(statements[2].text, 'UPDATE ONLY "app"."t" SET "v" = $1 WHERE "id" = $2');
     assert.deepEqual(statements[2].values, ["4.5", "1"]);
-    assert.equal(statements[3].text, 'DELETE FROM "app"."t" WHERE "id" = $1');
+    assert.equal(statements[3].text, 'DELETE FROM ONLY "app"."t" WHERE "id" = $1');
   });
 
   it("moves a row whose key changed, using the old key", () => {
@@ -209,7 +227,10 @@ describe("statement planning", () => {
     const [s] = planStatements([
       { kind: "update", relation: rel, old: ["1", null, null], values: ["10", "1", "{}"] },
     ]);
-    assert.equal(s.text, 'UPDATE "app"."t" SET "id" = $1, "v" = $2, "body" = $3 WHERE "id" = $4');
+    assert.equal(
+      s.text,
+      'UPDATE ONLY "app"."t" SET "id" = $1, "v" = $2, "body" = $3 WHERE "id" = $4',
+    );
     assert.deepEqual(s.values, ["10", "1", "{}", "1"]);
   });
 
@@ -226,13 +247,13 @@ describe("statement planning", () => {
     ]);
     assert.equal(
       u.text,
-      'UPDATE "app"."t" SET "v" = $1 WHERE ctid = (SELECT ctid FROM "app"."t" WHERE ' +
+      'UPDATE ONLY "app"."t" SET "v" = $1 WHERE ctid = (SELECT ctid FROM ONLY "app"."t" WHERE ' +
         '"id" = $2::bigint AND "id"::text = ($2::bigint)::text AND "v" IS NULL AND "body"::text = ($3::json)::text LIMIT 1)',
     );
     assert.deepEqual(u.values, ["2", "1", '{"a": 1}']);
     assert.match(
       d.text,
-      /^DELETE FROM "app"."t" WHERE ctid = \(SELECT ctid FROM "app"."t" WHERE "id" = \$1::bigint AND .* AND "v" = \$2::numeric AND "v"::text = \(\$2::numeric\)::text AND "body"::text = \(\$3::json\)::text LIMIT 1\)$/,
+      /^DELETE FROM ONLY "app"."t" WHERE ctid = \(SELECT ctid FROM ONLY "app"."t" WHERE "id" = \$1::bigint AND .* AND "v" = \$2::numeric AND "v"::text = \(\$2::numeric\)::text AND "body"::text = \(\$3::json\)::text LIMIT 1\)$/,
     );
   });
 
@@ -251,9 +272,27 @@ describe("statement planning", () => {
   it("applies updates touching a unique column one by one", () => {
     const rel = relation({
       target: [
-        { typeName: "bigint", hasEquality: true, identityAlways: false, inUniqueIndex: true },
-        { typeName: "text", hasEquality: true, identityAlways: false, inUniqueIndex: true },
-        { typeName: "json", hasEquality: false, identityAlways: false, inUniqueIndex: false },
+        {
+          typeName: "bigint",
+          declaredType: "bigint",
+          hasEquality: true,
+          identityAlways: false,
+          inUniqueIndex: true,
+        },
+        {
+          typeName: "text",
+          declaredType: "text",
+          hasEquality: true,
+          identityAlways: false,
+          inUniqueIndex: true,
+        },
+        {
+          typeName: "json",
+          declaredType: "json",
+          hasEquality: false,
+          identityAlways: false,
+          inUniqueIndex: false,
+        },
       ],
     });
     const statements = planStatements([
@@ -266,19 +305,37 @@ describe("statement planning", () => {
   it("guards identity ALWAYS values and overrides the column only when one changed", () => {
     const rel = relation({
       target: [
-        { typeName: "bigint", hasEquality: true, identityAlways: false, inUniqueIndex: true },
-        { typeName: "integer", hasEquality: true, identityAlways: true, inUniqueIndex: false },
-        { typeName: "json", hasEquality: false, identityAlways: false, inUniqueIndex: false },
+        {
+          typeName: "bigint",
+          declaredType: "bigint",
+          hasEquality: true,
+          identityAlways: false,
+          inUniqueIndex: true,
+        },
+        {
+          typeName: "integer",
+          declaredType: "integer",
+          hasEquality: true,
+          identityAlways: true,
+          inUniqueIndex: false,
+        },
+        {
+          typeName: "json",
+          declaredType: "json",
+          hasEquality: false,
+          identityAlways: false,
+          inUniqueIndex: false,
+        },
       ],
     });
     const [s] = planStatements([{ kind: "update", relation: rel, values: ["1", "7", "{}"] }]);
-    assert.equal(s.text, 'UPDATE "app"."t" SET "body" = $1 WHERE "id" = $2 AND "v" = $3');
+    assert.equal(s.text, 'UPDATE ONLY "app"."t" SET "body" = $1 WHERE "id" = $2 AND "v" = $3');
     assert.deepEqual(s.values, ["{}", "1", "7"]);
     assert.deepEqual(
       s.ifNoRows?.map((f) => f.text),
       [
         'ALTER TABLE "app"."t" ALTER COLUMN "v" SET GENERATED BY DEFAULT',
-        'UPDATE "app"."t" SET "body" = $1, "v" = $2 WHERE "id" = $3',
+        'UPDATE ONLY "app"."t" SET "body" = $1, "v" = $2 WHERE "id" = $3',
         'ALTER TABLE "app"."t" ALTER COLUMN "v" SET GENERATED ALWAYS',
       ],
     );
