@@ -61,16 +61,20 @@ export interface KeyedUpdate {
   readonly values: readonly ColumnValue[];
 }
 
+/** A row is found by its replica identity: a table without one cannot be updated or deleted from. */
+function requireIdentity(relation: ApplyRelation): void {
+  if (relation.keyColumns.length > 0) return;
+  throw new MigrationError(
+    "replicate",
+    `table ${relation.schema}.${relation.name} has no replica identity: add a primary key or set REPLICA IDENTITY FULL`,
+    { pg: { schema: relation.schema, table: relation.name } },
+  );
+}
+
 export function keyedUpdate(change: UpdateChange): KeyedUpdate {
   const { relation, old, values } = change;
+  requireIdentity(relation);
   const keys = relation.keyColumns;
-  if (keys.length === 0) {
-    throw new MigrationError(
-      "replicate",
-      `table ${relation.schema}.${relation.name} has no replica identity: add a primary key or set REPLICA IDENTITY FULL`,
-      { pg: { schema: relation.schema, table: relation.name } },
-    );
-  }
   const newKey = keys.map((i) => values[i]);
   const oldKey = old ? keys.map((i) => old[i]) : undefined;
   const key = oldKey ?? newKey;
@@ -196,6 +200,7 @@ export function updateStatement(
 }
 
 export function deleteStatement(relation: ApplyRelation, rows: readonly Value[][]): Statement {
+  requireIdentity(relation);
   const keys = relation.keyColumns;
   const values = rows.flat();
   if (rows.length === 1) {

@@ -96,7 +96,7 @@ describe("cdc statements", () => {
       assert.deepEqual(u.identity, []);
       assert.equal(u.keyChanged, false);
       assert.deepEqual(shape(updateStatement(orders, "0", [u])), {
-        text: 'UPDATE "public"."orders" SET "note" = $1 WHERE "id" = $2',
+        text: 'UPDATE ONLY "public"."orders" SET "note" = $1 WHERE "id" = $2',
         values: ["new note", "7"],
       });
     });
@@ -123,7 +123,7 @@ describe("cdc statements", () => {
       const s = updateStatement(orders, "3", rows);
       assert.deepEqual(shape(s), {
         text:
-          'UPDATE "public"."orders" AS t SET "code" = v.c0, "note" = v.c1 FROM (VALUES ' +
+          'UPDATE ONLY "public"."orders" AS t SET "code" = v.c0, "note" = v.c1 FROM (VALUES ' +
           "($1::character(3), $2::text, $3::bigint), ($4::character(3), $5::text, $6::bigint)) " +
           'AS v(c0, c1, c2) WHERE t."id" = v.c2',
         values: ["ab ", "x", "1", null, "y", "2"],
@@ -142,7 +142,7 @@ describe("cdc statements", () => {
         keyedUpdate(asUpdate(update(lines, ["1", "2", "6"]))),
       ];
       assert.deepEqual(shape(updateStatement(lines, "0", rows.slice(0, 1))), {
-        text: 'UPDATE "public"."lines" SET "qty" = $1 WHERE "order_id" = $2 AND "line" = $3',
+        text: 'UPDATE ONLY "public"."lines" SET "qty" = $1 WHERE "order_id" = $2 AND "line" = $3',
         values: ["5", "1", "1"],
       });
       assert.match(
@@ -178,7 +178,7 @@ describe("cdc statements", () => {
       assert.deepEqual(u.identity, [1]);
       const s = identityUpdateStatement(tickets, "5", u);
       assert.deepEqual(shape(s), {
-        text: 'UPDATE "public"."tickets" SET "title" = $1 WHERE "id" = $2 AND "seq" = $3',
+        text: 'UPDATE ONLY "public"."tickets" SET "title" = $1 WHERE "id" = $2 AND "seq" = $3',
         values: ["t", "1", "40"],
       });
       assert.equal(s.name, `pgm${tickets.id}_g5_1`);
@@ -188,7 +188,7 @@ describe("cdc statements", () => {
           values: [],
         },
         {
-          text: 'UPDATE "public"."tickets" SET "title" = $1, "seq" = $2 WHERE "id" = $3',
+          text: 'UPDATE ONLY "public"."tickets" SET "title" = $1, "seq" = $2 WHERE "id" = $3',
           values: ["t", "40", "1"],
         },
         {
@@ -202,7 +202,7 @@ describe("cdc statements", () => {
       const u = keyedUpdate(asUpdate(update(tickets, ["1", "41", U])));
       const s = identityUpdateStatement(tickets, "6", u);
       assert.deepEqual(shape(s), {
-        text: 'SELECT FROM "public"."tickets" WHERE "id" = $1 AND "seq" = $2',
+        text: 'SELECT FROM ONLY "public"."tickets" WHERE "id" = $1 AND "seq" = $2',
         values: ["1", "41"],
       });
       assert.equal(s.ifNoRows?.length, 3);
@@ -212,12 +212,12 @@ describe("cdc statements", () => {
   describe("delete", () => {
     it("finds one row by key, several through a typed VALUES list", () => {
       assert.deepEqual(shape(deleteStatement(orders, [["7"]])), {
-        text: 'DELETE FROM "public"."orders" WHERE "id" = $1',
+        text: 'DELETE FROM ONLY "public"."orders" WHERE "id" = $1',
         values: ["7"],
       });
       assert.deepEqual(shape(deleteStatement(orders, [["7"], ["9"]])), {
         text:
-          'DELETE FROM "public"."orders" AS t USING (VALUES ($1::bigint), ($2::bigint)) AS v(c0) ' +
+          'DELETE FROM ONLY "public"."orders" AS t USING (VALUES ($1::bigint), ($2::bigint)) AS v(c0) ' +
           'WHERE t."id" = v.c0',
         values: ["7", "9"],
       });
@@ -239,7 +239,7 @@ describe("cdc statements", () => {
     it("deletes the first row holding every sent old value; NULL matches IS NULL", () => {
       assert.deepEqual(shape(fullDeleteStatement(notes, ["1", null, '{"a":1}', "1.50"])), {
         text:
-          'DELETE FROM "public"."notes" WHERE ctid = (SELECT ctid FROM "public"."notes" WHERE ' +
+          'DELETE FROM ONLY "public"."notes" WHERE ctid = (SELECT ctid FROM ONLY "public"."notes" WHERE ' +
           '"id" = $1::integer AND "id"::text = ($1::integer)::text AND "body" IS NULL AND ' +
           '"doc"::text = ($2::json)::text AND ' +
           '"amount" = $3::numeric(10,2) AND "amount"::text = ($3::numeric(10,2))::text LIMIT 1)',
@@ -270,7 +270,7 @@ describe("cdc statements", () => {
       assert.equal(rest.length, 0);
       assert.deepEqual(shape(s), {
         text:
-          'UPDATE "public"."notes" SET "body" = $1 WHERE ctid = (SELECT ctid FROM "public"."notes" ' +
+          'UPDATE ONLY "public"."notes" SET "body" = $1 WHERE ctid = (SELECT ctid FROM ONLY "public"."notes" ' +
           'WHERE "id" = $2::integer AND "id"::text = ($2::integer)::text AND "body" = $3::text AND ' +
           '"body"::text = ($3::text)::text AND "amount" = $4::numeric(10,2) AND ' +
           '"amount"::text = ($4::numeric(10,2))::text LIMIT 1)',
@@ -295,7 +295,7 @@ describe("cdc statements", () => {
         statements.map((s) => s.text.replace(/ WHERE ctid = .*$/, "")),
         [
           'ALTER TABLE "public"."counters" ALTER COLUMN "id" SET GENERATED BY DEFAULT',
-          'UPDATE "public"."counters" SET "id" = $1',
+          'UPDATE ONLY "public"."counters" SET "id" = $1',
           'ALTER TABLE "public"."counters" ALTER COLUMN "id" SET GENERATED ALWAYS',
         ],
       );
