@@ -119,6 +119,8 @@ export function planChange(olds: object, news: Inputs): ChangePlan {
   }
   const old: Inputs = { ...state.spec, runtime: state.runtime };
   const { patched, unknown, unknownPassword } = patchUnknowns(userInputs(news), old);
+  // Created when "counts" was the default verify: a new default must not replace a migration.
+  if (patched.verify === undefined && old.verify === "counts") patched.verify = "counts";
   const resolved = resolveSpec(patched);
   if (!resolved.ok) {
     const problems = resolved.problems.map((p) => `${p.property}: ${p.reason}`).join("; ");

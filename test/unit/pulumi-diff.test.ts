@@ -82,6 +82,18 @@ const cases: readonly Case[] = [
     changes: false,
   },
   {
+    name: "created when counts was the default verify, verify still unset",
+    olds: { ...online, verify: "counts" },
+    news: online,
+    changes: false,
+  },
+  {
+    name: "verify set explicitly",
+    news: { ...online, verify: "checksum" },
+    changes: true,
+    replaces: ["verify"],
+  },
+  {
     name: "cutover false → true",
     news: { ...online, cutover: true },
     changes: true,
