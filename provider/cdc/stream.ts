@@ -1,7 +1,6 @@
 // The public change stream of one database: sessions restarted with backoff after connection
 // losses (resuming from the position stored on the target), counters, latency, waitForLsn.
-import { Client } from "pg";
-import { clientConfig } from "../pg/connect";
+import { settleSslMode } from "../pg/connect";
 import { MigrationError, SQLSTATE, isTransient, pgFields } from "../pg/errors";
 import { compareLsn, parseLsn } from "../pg/lsn";
 import { RetryWindow } from "../pg/retry";
@@ -215,7 +214,8 @@ class Replication implements ReplicationStream {
   }
 
   private async run(): Promise<void> {
-    const source = await endpointForReplication(this.options.source, this.options.database);
+    // The replication library opens its own connections: settle "prefer" once beforehand.
+    const source = await settleSslMode(this.options.source, this.options.database);
     const maxRetries = this.options.maxRetries ?? Number.POSITIVE_INFINITY;
     const window = new RetryWindow(this.options.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS);
     let attempt = 0;
@@ -286,25 +286,6 @@ function replicateError(
       ? `replicating ${options.database} (gave up after ${attempts} reconnection attempts)`
       : `replicating ${options.database}`;
   return MigrationError.wrap("replicate", err, context);
-}
-
-/**
- * sslmode "prefer" falls back to plaintext when the server has no TLS (as libpq does); the
- * replication library opens its own connection, so settle the mode once beforehand.
- */
-async function endpointForReplication(source: Endpoint, database: string): Promise<Endpoint> {
-  if (source.sslMode !== "prefer") return source;
-  const client = new Client(clientConfig(source, database));
-  client.on("error", () => undefined);
-  try {
-    await client.connect();
-    return source;
-  } catch (err) {
-    const noTls = err instanceof Error && /does not support SSL/i.test(err.message);
-    return noTls ? { ...source, sslMode: "disable" } : source;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
 }
 
 /** Starts streaming `publication` through `slotName` into the target; resolves once streaming. */

@@ -2,7 +2,7 @@
 // passwords merged into one input object for resolveSpec(). Disagreements are usage errors.
 import { MODES, OPTIONS } from "../spec/inputs";
 import { normalizeEnum } from "./input-builder";
-import { lookupPgpass } from "./pgpass";
+import { findPassword } from "../pg/passwords";
 import type { ParsedProperties } from "./properties";
 import { resolveTargetPassword, type ServerUrl } from "./server";
 import { UsageError } from "./usage";
@@ -120,24 +120,25 @@ export function buildCreateInput(
   if (target.sslRootCert === undefined) delete target.sslRootCert;
 
   const source = objectAt(input, "source");
-  if (source.password === undefined) {
-    // The source's password: the file, then PGMIGRATE_SOURCE_PASSWORD, then the password file.
-    if (env.PGMIGRATE_SOURCE_PASSWORD) {
-      source.password = env.PGMIGRATE_SOURCE_PASSWORD;
-    } else if (typeof source.host === "string" && typeof source.username === "string") {
-      const databases = Array.isArray(input.databases) ? input.databases : [];
-      const found = lookupPgpass(
-        {
-          host: source.host,
-          port: Number(source.port ?? 5432),
-          database: typeof databases[0] === "string" ? databases[0] : "postgres",
-          username: source.username,
-        },
-        env,
-      );
-      if (found.warning) warnings.push(found.warning);
-      if (found.password !== undefined) source.password = found.password;
-    }
+  if (
+    source.password === undefined &&
+    typeof source.host === "string" &&
+    typeof source.username === "string"
+  ) {
+    // Not in the file: the environment, then the password file.
+    const databases = Array.isArray(input.databases) ? input.databases : [];
+    const found = findPassword(
+      "source",
+      {
+        host: source.host,
+        port: Number(source.port ?? 5432),
+        database: typeof databases[0] === "string" ? databases[0] : "postgres",
+        username: source.username,
+      },
+      env,
+    );
+    if (found.warning) warnings.push(found.warning);
+    if (found.password !== undefined) source.password = found.password;
   }
   const secrets = [source.password, target.password].filter(
     (p): p is string => typeof p === "string" && p.length > 0,

@@ -9,7 +9,8 @@ import {
   type RuntimeOptions,
 } from "../api/index";
 import type { Endpoint, MigrationSpec } from "../spec/types";
-import { lookupPgpass } from "./pgpass";
+import { findPassword } from "../pg/passwords";
+import { withPasswords } from "../pg/redact";
 
 /** What the CLI could do about the worker. */
 export interface RespawnResult {
@@ -31,19 +32,13 @@ export function sourcePassword(
   databases: readonly string[],
   env: NodeJS.ProcessEnv,
 ): { password?: string; warning?: string } {
-  // Defined but empty means "no password needed" (trust or certificate authentication).
-  if (env.PGMIGRATE_SOURCE_PASSWORD !== undefined)
-    return { password: env.PGMIGRATE_SOURCE_PASSWORD };
-  const found = lookupPgpass(
-    {
-      host: source.host,
-      port: source.port,
-      database: databases[0] ?? "postgres",
-      username: source.username,
-    },
-    env,
-  );
-  return { password: found.password, warning: found.warning };
+  const key = {
+    host: source.host,
+    port: source.port,
+    database: databases[0] ?? "postgres",
+    username: source.username,
+  };
+  return findPassword("source", key, env);
 }
 
 /**
@@ -72,11 +67,10 @@ export async function reviveWorker(
         : found.warning;
     return { runtime, started: false, warning, secrets: [] };
   }
-  const spec: MigrationSpec = {
-    ...stored.spec,
-    source: { ...stored.spec.source, password: found.password },
-    target: { ...stored.spec.target, password: at.target.password },
-  };
+  const spec = withPasswords(stored.spec, {
+    source: found.password,
+    target: at.target.password,
+  });
   // No runtime argument: the stored one (kind and log directory) decides.
   const started = await ensureWorker(spec);
   return { spec, runtime, started, warning: found.warning, secrets: [found.password] };

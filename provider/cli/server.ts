@@ -1,7 +1,7 @@
 // `--server`: the target server as a libpq URL (the path names the control database), and the
 // target password found the libpq way: URL, PGMIGRATE_TARGET_PASSWORD, PGPASSWORD, ~/.pgpass.
 import type { ServerUrl } from "../pg/url";
-import { lookupPgpass } from "./pgpass";
+import { findPassword } from "../pg/passwords";
 
 // Parsed once, in pg/url.ts (the worker's entry parses the same way); a bad URL is a
 // MigrationError "PGM_INPUT", which the CLI reports with exit code 2.
@@ -30,20 +30,16 @@ export function resolveTargetPassword(
   if (fromProperties !== undefined) {
     return { password: fromProperties, source: "properties", warnings: [] };
   }
-  const fromEnv = env.PGMIGRATE_TARGET_PASSWORD || env.PGPASSWORD;
-  if (fromEnv) return { password: fromEnv, source: "environment", warnings: [] };
-  const found = lookupPgpass(
-    {
-      host: server.host,
-      port: server.port,
-      database: server.controlDatabase,
-      username: server.username,
-    },
-    env,
-  );
+  const key = {
+    host: server.host,
+    port: server.port,
+    database: server.controlDatabase,
+    username: server.username,
+  };
+  const found = findPassword("target", key, env);
   return {
     password: found.password,
-    source: found.password !== undefined ? "pgpass" : "none",
+    source: found.source,
     warnings: found.warning ? [found.warning] : [],
   };
 }

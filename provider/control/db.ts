@@ -1,7 +1,7 @@
 // Connections to the control database: short-lived clients for the facade, a pool for the
 // long-running worker (it reconnects by itself when the target restarts).
 import { Pool, type QueryResultRow } from "pg";
-import { clientConfig, connect } from "../pg/connect";
+import { clientConfig, connect, plaintextAfter } from "../pg/connect";
 import type { Endpoint } from "../spec/types";
 import { checkSchemaVersion } from "./schema";
 
@@ -18,8 +18,6 @@ export interface ControlLocation {
   readonly target: Endpoint;
   readonly controlDatabase: string;
 }
-
-const NO_SSL_ON_SERVER = /does not support SSL/i;
 
 /** A pool on the control database; `prefer` falls back to plaintext like libpq does. */
 export async function openControlPool(at: ControlLocation, max = 4): Promise<Pool> {
@@ -39,16 +37,11 @@ export async function openControlPool(at: ControlLocation, max = 4): Promise<Poo
     return pool;
   } catch (err) {
     await pool.end().catch(() => undefined);
-    if (
-      at.target.sslMode === "prefer" &&
-      err instanceof Error &&
-      NO_SSL_ON_SERVER.test(err.message)
-    ) {
-      const plain = open({ ...at.target, sslMode: "disable" });
-      await plain.query("SELECT 1");
-      return plain;
-    }
-    throw err;
+    const plaintext = plaintextAfter(at.target, err);
+    if (!plaintext) throw err;
+    const plain = open(plaintext);
+    await plain.query("SELECT 1");
+    return plain;
   }
 }
 

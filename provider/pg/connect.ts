@@ -107,6 +107,41 @@ export function clientConfig(
 
 const NO_SSL_ON_SERVER = /does not support SSL/i;
 
+/**
+ * libpq's sslmode "prefer", decided here only: a server that has no TLS is spoken to in
+ * plaintext. Given the error of a TLS attempt, the endpoint to try again, or undefined.
+ */
+export function plaintextAfter(endpoint: Endpoint, err: unknown): Endpoint | undefined {
+  return endpoint.sslMode === "prefer" && err instanceof Error && NO_SSL_ON_SERVER.test(err.message)
+    ? { ...endpoint, sslMode: "disable" }
+    : undefined;
+}
+
+/** "prefer" settled from what a connection learnt: plaintext where the server had no TLS. */
+export function settledSslMode(endpoint: Endpoint, serverUsedTls: boolean): Endpoint {
+  return endpoint.sslMode === "prefer" && !serverUsedTls
+    ? { ...endpoint, sslMode: "disable" }
+    : endpoint;
+}
+
+/**
+ * "prefer" settled by connecting once, for libraries that open their own connections (the
+ * walsender stream) and cannot fall back themselves. Other modes are returned as they are.
+ */
+export async function settleSslMode(endpoint: Endpoint, database: string): Promise<Endpoint> {
+  if (endpoint.sslMode !== "prefer") return endpoint;
+  const client = new Client(clientConfig(endpoint, database));
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+    return endpoint;
+  } catch (err) {
+    return plaintextAfter(endpoint, err) ?? endpoint;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /** A connected client. `prefer` falls back to plaintext when the server has no TLS, as libpq does. */
 export async function connect(
   endpoint: Endpoint,
@@ -120,13 +155,8 @@ export async function connect(
     await client.connect();
     return client;
   } catch (err) {
-    if (
-      endpoint.sslMode === "prefer" &&
-      err instanceof Error &&
-      NO_SSL_ON_SERVER.test(err.message)
-    ) {
-      return connect({ ...endpoint, sslMode: "disable" }, database, options);
-    }
+    const plaintext = plaintextAfter(endpoint, err);
+    if (plaintext) return connect(plaintext, database, options);
     throw err;
   }
 }

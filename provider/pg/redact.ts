@@ -25,3 +25,15 @@ export function publicSpec(spec: MigrationSpec): Omit<MigrationSpec, "source" | 
 } {
   return { ...spec, source: publicEndpoint(spec.source), target: publicEndpoint(spec.target) };
 }
+
+/** A spec without passwords (stored, or in Pulumi's state) with the passwords known now. */
+export function withPasswords(
+  spec: ReturnType<typeof publicSpec>,
+  passwords: { readonly source: string | undefined; readonly target: string | undefined },
+): MigrationSpec {
+  return {
+    ...spec,
+    source: { ...spec.source, password: passwords.source },
+    target: { ...spec.target, password: passwords.target },
+  };
+}

@@ -2,17 +2,11 @@
 // and runtime change in place; anything that defines which data goes where replaces it.
 import type * as pulumi from "@pulumi/pulumi";
 import { resolveSpec } from "../spec/inputs";
+import { canonicalJson } from "../spec/rules";
 import { MigrationError } from "../pg/errors";
 import { publicSpec } from "../pg/redact";
-import {
-  asResourceState,
-  containsUnknown,
-  samePassword,
-  UNKNOWN,
-  userInputs,
-  type RuntimeChoice,
-} from "./state";
-import type { MigrationSpec } from "../spec/types";
+import { asResourceState, containsUnknown, samePassword, UNKNOWN, userInputs } from "./state";
+import type { MigrationSpec, RuntimeOptions } from "../spec/types";
 
 type Inputs = Record<string, unknown>;
 
@@ -40,32 +34,19 @@ export interface ChangePlan {
   readonly runtimeChanged: boolean;
   /** The new spec; a password unknown during preview is undefined here. */
   readonly spec: MigrationSpec;
-  readonly runtime: RuntimeChoice;
+  readonly runtime: RuntimeOptions;
 }
 
 function isObject(value: unknown): value is Inputs {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** Stable JSON: sorted keys, no undefined, so equal values compare equal. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (isObject(value)) {
-    return `{${Object.keys(value)
-      .filter((k) => value[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`)
-      .join(",")}}`;
-  }
-  return JSON.stringify(value ?? null);
-}
-
 function same(property: string, before: unknown, after: unknown): boolean {
   // The order databases are listed in does not change the migration.
   if (property === "databases" && Array.isArray(before) && Array.isArray(after)) {
-    return canonical([...before].sort()) === canonical([...after].sort());
+    return canonicalJson([...before].sort()) === canonicalJson([...after].sort());
   }
-  return canonical(before) === canonical(after);
+  return canonicalJson(before) === canonicalJson(after);
 }
 
 /**
@@ -147,7 +128,7 @@ export function planChange(olds: object, news: Inputs): ChangePlan {
     target:
       unknownPassword.target || !fp || !samePassword(spec.target.password, fp.target, fp.salt),
   };
-  const runtime: RuntimeChoice = resolved.runtime;
+  const runtime: RuntimeOptions = resolved.runtime;
   const runtimeChanged = unknown.has("runtime") || !same("runtime", state.runtime, runtime);
   const inPlace =
     cutoverRequested ||

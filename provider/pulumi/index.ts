@@ -7,7 +7,8 @@ import type { ProviderImplementation } from "./operations";
 import type { Credentials } from "./state";
 
 export type { ProviderImplementation } from "./operations";
-export type { Credentials, PasswordFingerprint, ResourceState, RuntimeChoice } from "./state";
+export type { Credentials, PasswordFingerprint, ResourceState } from "./state";
+export type { RuntimeOptions } from "../spec/types";
 
 /** The package entry the serialized methods load, resolved from the Pulumi project's node_modules. */
 export const PROVIDER_ENTRY = "pulumi-postgres-migration/provider";

@@ -18,9 +18,8 @@ import {
   userInputs,
   type Credentials,
   type ResourceState,
-  type RuntimeChoice,
 } from "./state";
-import type { MigrationOutputs, MigrationSpec } from "../spec/types";
+import type { MigrationOutputs, MigrationSpec, RuntimeOptions } from "../spec/types";
 
 type Inputs = Record<string, unknown>;
 
@@ -53,7 +52,7 @@ const UNSUCCESSFUL = ["Failed", "ValidationFailed", "Canceled"];
 /** Below this latency the target has caught up with the source's writes. */
 export const DRAINED_LATENCY_SECONDS = 2;
 
-function resolved(news: Inputs): { spec: MigrationSpec; runtime: RuntimeChoice } {
+function resolved(news: Inputs): { spec: MigrationSpec; runtime: RuntimeOptions } {
   const result = resolveSpec(userInputs(news));
   if (!result.ok) {
     const problems = result.problems.map((p) => `${p.property}: ${p.reason}`).join("; ");
@@ -109,7 +108,7 @@ async function reportCutoverReadiness(spec: MigrationSpec, log: ProviderLog): Pr
 /** Builds the provider's operations; `log` receives the diagnostics. */
 export function providerImplementation(log: ProviderLog = diagnostics): ProviderImplementation {
   /** Waits until the migration needs the user or ended; with `cutover: true`, cuts over. */
-  async function settle(spec: MigrationSpec, runtime: RuntimeChoice): Promise<MigrationOutputs> {
+  async function settle(spec: MigrationSpec, runtime: RuntimeOptions): Promise<MigrationOutputs> {
     const name = spec.migrationName;
     const at = engine.controlLocation(spec);
     const onProgress = progressPrinter(log, name);

@@ -1,14 +1,12 @@
 // What the Pulumi state holds for a migration besides its live outputs: the spec without
 // passwords (diff, read and delete only see the state) and salted password fingerprints.
 import { randomBytes, scryptSync, timingSafeEqual } from "node:crypto";
-import { publicSpec } from "../pg/redact";
+import { passwordFromEnvironment } from "../pg/passwords";
+import { publicSpec, withPasswords } from "../pg/redact";
 import type { MigrationOutputs, MigrationSpec, RuntimeOptions } from "../spec/types";
 
 /** The value Pulumi passes to dynamic providers for inputs not known yet (preview). */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
-
-/** Where the worker runs (`runtime` input, defaults applied): the engine's one runtime type. */
-export type RuntimeChoice = RuntimeOptions;
 
 /** The resolved spec as kept in the state: no passwords. */
 export type PublicSpec = ReturnType<typeof publicSpec>;
@@ -26,7 +24,7 @@ export interface PasswordFingerprint {
 /** The resource's Pulumi outputs: the declared outputs plus what the provider needs later. */
 export interface ResourceState extends MigrationOutputs {
   readonly spec: PublicSpec;
-  readonly runtime: RuntimeChoice;
+  readonly runtime: RuntimeOptions;
   readonly passwordFingerprint: PasswordFingerprint;
 }
 
@@ -67,7 +65,7 @@ export function samePassword(
 /** Builds the state; JSON round trip drops `undefined` (protobuf Structs reject it). */
 export function resourceState(
   spec: MigrationSpec,
-  runtime: RuntimeChoice,
+  runtime: RuntimeOptions,
   outputs: MigrationOutputs,
   passwordFingerprint: PasswordFingerprint,
 ): ResourceState {
@@ -92,22 +90,21 @@ export function asResourceState(props: unknown): ResourceState | undefined {
 
 /** The full spec again, with whatever passwords are known. */
 export function specFromState(state: ResourceState, credentials: Credentials): MigrationSpec {
-  return {
-    ...state.spec,
-    source: { ...state.spec.source, password: credentials.sourcePassword },
-    target: { ...state.spec.target, password: credentials.targetPassword },
-  };
+  return withPasswords(state.spec, {
+    source: credentials.sourcePassword,
+    target: credentials.targetPassword,
+  });
 }
 
 /**
  * Passwords for read and delete, which see only the state: those the serialized provider
- * remembers, else PGMIGRATE_SOURCE_PASSWORD / PGMIGRATE_TARGET_PASSWORD, else none (then
- * node-postgres falls back to PGPASSWORD and ~/.pgpass).
+ * remembers, else the environment's (pg/passwords.ts), else none (then node-postgres falls back
+ * to ~/.pgpass).
  */
 export function resolveCredentials(remembered: Credentials | undefined): Credentials {
   return {
-    sourcePassword: remembered?.sourcePassword ?? process.env.PGMIGRATE_SOURCE_PASSWORD,
-    targetPassword: remembered?.targetPassword ?? process.env.PGMIGRATE_TARGET_PASSWORD,
+    sourcePassword: remembered?.sourcePassword ?? passwordFromEnvironment("source"),
+    targetPassword: remembered?.targetPassword ?? passwordFromEnvironment("target"),
   };
 }
 

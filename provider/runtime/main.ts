@@ -3,6 +3,7 @@
 // [--migration-name N]`, and `pgmigrate runtime` runs the same runRuntime through api/.
 import { MigrationError } from "../pg/errors";
 import { migrationNameProblem } from "../pg/names";
+import { passwordFromEnvironment } from "../pg/passwords";
 import { parseServerUrl, targetEndpoint } from "../pg/url";
 import type { Endpoint } from "../spec/types";
 import { errorText, logLine } from "./journal";
@@ -79,13 +80,13 @@ export async function main(
     const problem = migrationName === undefined ? undefined : migrationNameProblem(migrationName);
     if (problem) throw new MigrationError("input", problem, { code: "PGM_INPUT" });
     const server = parseServerUrl(text, env);
-    const password = server.password ?? (env.PGMIGRATE_TARGET_PASSWORD || env.PGPASSWORD);
+    const password = server.password ?? passwordFromEnvironment("target", env);
     return await runRuntime({
       target: targetEndpoint(server, password || undefined),
       controlDatabase: server.controlDatabase,
       migrationName,
       // Undefined when not set: the worker then connects without a password (trust, certificates).
-      sourcePassword: env.PGMIGRATE_SOURCE_PASSWORD,
+      sourcePassword: passwordFromEnvironment("source", env),
     });
   } catch (err) {
     // Only bad arguments get here: runRuntime reports everything else itself.

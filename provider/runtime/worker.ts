@@ -8,6 +8,7 @@ import { claimableMigrations, claimLease } from "../control/lease";
 import { getMigrationRow, type StoredSpec } from "../control/migrations";
 import { installControlSchema } from "../control/schema";
 import { MigrationError } from "../pg/errors";
+import { withPasswords } from "../pg/redact";
 import { sleep } from "../pg/retry";
 import type { Endpoint, MigrationSpec } from "../spec/types";
 import type { MigrationContext } from "./context";
@@ -150,9 +151,5 @@ async function serve(
 
 /** The stored spec (no passwords) with the passwords this worker was given. */
 export function specWithSecrets(stored: StoredSpec, options: WorkerOptions): MigrationSpec {
-  return {
-    ...stored,
-    source: { ...stored.source, password: options.sourcePassword },
-    target: { ...stored.target, password: options.target.password },
-  };
+  return withPasswords(stored, { source: options.sourcePassword, target: options.target.password });
 }

@@ -1,6 +1,7 @@
 // Premigration validation: can this migration succeed? Server- and database-level checks as a
 // ValidationReport. Expected problems (wrong password, missing database, ...) are check results.
 import type { Client } from "pg";
+import { settledSslMode } from "../pg/connect";
 import { quoteIdent } from "../pg/ident";
 import { redact } from "../pg/redact";
 import type {
@@ -62,9 +63,7 @@ function connectedMessage(
 }
 
 function settleSslMode(endpoint: Endpoint, facts: ServerFacts | undefined): Endpoint {
-  return endpoint.sslMode === "prefer" && facts && !facts.ssl
-    ? { ...endpoint, sslMode: "disable" }
-    : endpoint;
+  return facts ? settledSslMode(endpoint, facts.ssl) : endpoint;
 }
 
 async function existingDatabases(client: Client): Promise<string[]> {

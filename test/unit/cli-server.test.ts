@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { findPgpassPassword, lookupPgpass, parsePgpass } from "../../provider/cli/pgpass";
+import { findPgpassPassword, lookupPgpass, parsePgpass } from "../../provider/pg/pgpass";
 import { parseServerUrl, resolveTargetPassword, serverLabel } from "../../provider/cli/server";
 import { describeFailure, EXIT_FAILED, EXIT_USAGE, UsageError } from "../../provider/cli/usage";
 import { MigrationError } from "../../provider/pg/errors";
