@@ -95,7 +95,7 @@ export async function listUnloggedTables(client: Client): Promise<TableRef[]> {
 // without a primary key (a DEFERRABLE one does not count: it cannot identify rows), or an
 // identity index that was dropped. $1: the tables to consider (regclass text), or NULL for all.
 const WITHOUT_IDENTITY_SQL = `
-  SELECT n.nspname AS schema, c.relname AS name
+  SELECT n.nspname AS schema, c.relname AS name, c.relreplident AS identity
     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
    WHERE ${replicatedTableSql()}
      AND ($1::text[] IS NULL OR c.oid = ANY ($1::text[]::pg_catalog.regclass[]))
@@ -108,6 +108,11 @@ const WITHOUT_IDENTITY_SQL = `
                                WHERE i.indrelid = c.oid AND i.indisreplident)))
    ORDER BY 1, 2`;
 
+/** A table without a usable replica identity, with the identity it has ('d', 'n' or 'i'). */
+export interface TableWithoutIdentity extends TableRef {
+  readonly identity: string;
+}
+
 /**
  * Replicated tables without a usable replica identity; `among` (schema-qualified, quoted names)
  * limits the search to those tables.
@@ -115,7 +120,7 @@ const WITHOUT_IDENTITY_SQL = `
 export async function tablesWithoutReplicaIdentity(
   client: Client,
   among?: readonly string[],
-): Promise<TableRef[]> {
-  const { rows } = await client.query<TableRef>(WITHOUT_IDENTITY_SQL, [among ?? null]);
-  return rows.map((r) => ({ schema: r.schema, name: r.name }));
+): Promise<TableWithoutIdentity[]> {
+  const { rows } = await client.query<TableWithoutIdentity>(WITHOUT_IDENTITY_SQL, [among ?? null]);
+  return rows.map((r) => ({ schema: r.schema, name: r.name, identity: r.identity }));
 }

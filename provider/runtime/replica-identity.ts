@@ -2,7 +2,7 @@
 // IDENTITY FULL, their original identities are recorded in the target's bookkeeping schema;
 // cutover, cancel, failure and a restarted copy put them back on the source and the target
 // (which inherited FULL through the schema dump), after the publication is gone.
-import { replicatedTableSql } from "../pg/catalog";
+import { tablesWithoutReplicaIdentity } from "../pg/catalog";
 import type { Client } from "pg";
 import { withClient } from "../pg/connect";
 import { MigrationError, pgFields, SQLSTATE } from "../pg/errors";
@@ -21,18 +21,6 @@ const INSTALL_SQL = `
     identity "char" NOT NULL CHECK (identity IN ('d', 'n', 'i')),
     PRIMARY KEY (schema_name, table_name)
   )`;
-
-// The tables the publication will set to FULL (the tables it carries, pg/catalog.ts): identity
-// NOTHING, DEFAULT without a usable primary key, or an identity index that is gone.
-const WITHOUT_IDENTITY_SQL = `
-  SELECT n.nspname AS schema, c.relname AS name, c.relreplident AS identity
-    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-   WHERE ${replicatedTableSql()}
-     AND (c.relreplident = 'n'
-          OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
-                WHERE i.indrelid = c.oid AND i.indisprimary AND i.indimmediate))
-          OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
-                WHERE i.indrelid = c.oid AND i.indisreplident)))`;
 
 // An identity index that was dropped cannot come back: such a table gets NOTHING, which is
 // what an identity without its index behaved like.
@@ -56,7 +44,8 @@ export async function recordReplicaIdentities(
   if (spec.fixReplicaIdentity !== "full") return 0;
   try {
     const tables = await withClient(spec.source, database, async (c) => {
-      return (await c.query<Recorded>(WITHOUT_IDENTITY_SQL)).rows;
+      // The tables the publication will set to FULL (pg/catalog.ts decides which).
+      return tablesWithoutReplicaIdentity(c);
     });
     await withClient(spec.target, database, async (c) => {
       await c.query(INSTALL_SQL);
