@@ -16,5 +16,6 @@ export type {
   TableVerification,
   ValidationReport,
   VerificationReport,
+  MigrationEvent,
   VerifyMode,
 } from "../provider/spec/types";

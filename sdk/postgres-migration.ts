@@ -10,6 +10,7 @@ import type {
   MigrationSubstate,
   ValidationReport,
   VerificationReport,
+  MigrationEvent,
 } from "../provider/spec/types";
 import type { EndpointArgs, PostgresMigrationArgs } from "./args";
 
@@ -26,6 +27,8 @@ const OUTPUT_NAMES = [
   "validation",
   "dbDetails",
   "verification",
+  "events",
+  "warnings",
 ] as const;
 
 /** The endpoint with its password marked secret (kept structured so previews show the rest). */
@@ -109,6 +112,10 @@ export class PostgresMigration extends pulumi.dynamic.Resource {
   declare public readonly dbDetails: pulumi.Output<Record<string, DbDetails>>;
   /** Row-count (or checksum) comparison of source and target after the copy or cutover. */
   declare public readonly verification: pulumi.Output<VerificationReport | null>;
+  /** The most recent events of the migration, oldest first (bounded). */
+  declare public readonly events: pulumi.Output<readonly MigrationEvent[]>;
+  /** The most recent warnings and errors: what the migration could not keep as on the source. */
+  declare public readonly warnings: pulumi.Output<readonly MigrationEvent[]>;
 
   /**
    * Declares a migration.

@@ -2,7 +2,7 @@
 // (`--json` prints the MigrationOutputs object instead and nothing else.)
 import type { MigrationListItem } from "../api/index";
 import { formatLatency } from "../api/report";
-import type { CheckResult, DbDetails, MigrationOutputs } from "../spec/types";
+import type { CheckResult, DbDetails, MigrationEvent, MigrationOutputs } from "../spec/types";
 
 /** "45s", "3m 12s", "2h 05m", "3d 04h". */
 export function formatDuration(seconds: number | null | undefined): string {
@@ -149,5 +149,22 @@ export function formatShow(o: MigrationOutputs, server: string, now = Date.now()
       );
     }
   }
+  if (o.warnings.length > 0) {
+    lines.push("Warnings:");
+    for (const w of o.warnings) lines.push(`  ${eventLine(w)}`);
+  }
+  if (o.events.length > 0) {
+    lines.push("Recent events:");
+    for (const e of o.events.slice(-SHOWN_EVENTS)) lines.push(`  ${eventLine(e)}`);
+  }
   return lines.join("\n");
+}
+
+/** How many of the recent events `show` lists (the outputs carry a few more). */
+const SHOWN_EVENTS = 10;
+
+/** One event as `show` and `watch` print it: time, level, database, message. */
+export function eventLine(e: MigrationEvent): string {
+  const where = e.database ? `${e.database}: ` : "";
+  return `${formatTime(e.at)} ${e.level.padEnd(7)} ${where}${e.message}`;
 }

@@ -2,7 +2,7 @@
 // latency and change counters during replication. Pure functions of one snapshot.
 import type { MigrationOutputs } from "../spec/types";
 import { formatLatency, statusLine } from "../api/report";
-import { formatDuration } from "./format";
+import { eventLine, formatDuration } from "./format";
 
 /** One table's copy progress (control store `tables` row). */
 export interface TableProgress {
@@ -108,8 +108,18 @@ export function renderFrame(snapshot: WatchSnapshot, rows = 40, now = Date.now()
       );
     }
   }
+  // The latest events fill what is left of the screen (at least the last warning shows).
+  const room = Math.max(1, Math.min(WATCH_EVENTS, rows - lines.length - 1));
+  const latest = o.events.slice(-room);
+  if (latest.length > 0) {
+    lines.push("  events:");
+    for (const e of latest) lines.push(`    ${eventLine(e)}`);
+  }
   return lines;
 }
+
+/** At most this many recent events under the progress. */
+const WATCH_EVENTS = 5;
 
 /** One plain line per change when stdout is not a terminal. */
 export function renderPlainLine(snapshot: WatchSnapshot, now = new Date()): string {

@@ -1,5 +1,5 @@
 // Builds the user-visible MigrationOutputs (Pulumi outputs, `--json`) from the control rows.
-import type { DbDetails, MigrationOutputs } from "../spec/types";
+import type { DbDetails, MigrationEvent, MigrationOutputs } from "../spec/types";
 import type { Queryable } from "./db";
 import { SELECT_ROW, type MigrationRow } from "./migrations";
 import { DATABASE_ROWS_SQL, type DatabaseRow } from "./progress";
@@ -28,10 +28,17 @@ function dbDetails(row: DatabaseRow): DbDetails {
   };
 }
 
+/** How many recent events, and recent warnings, the outputs carry. */
+export const RECENT_EVENTS = 20;
+
 /** The outputs of one migration from its rows. */
 export function buildOutputs(
   migration: MigrationRow,
   databases: readonly DatabaseRow[],
+  events: { readonly recent: MigrationEvent[]; readonly warnings: MigrationEvent[] } = {
+    recent: [],
+    warnings: [],
+  },
 ): MigrationOutputs {
   const latencies = databases
     .map((d) => d.latencySeconds)
@@ -49,6 +56,8 @@ export function buildOutputs(
     validation: migration.validation,
     dbDetails: Object.fromEntries(databases.map((d) => [d.name, dbDetails(d)])),
     verification: migration.verification,
+    events: events.recent,
+    warnings: events.warnings,
   };
 }
 
@@ -66,6 +75,14 @@ export interface MigrationSnapshot {
   readonly outputs: MigrationOutputs;
 }
 
+// The newest $2 events of migration $1 that meet `condition`, oldest first, as MigrationEvent JSON.
+const recentEventsSql = (condition: string): string => `
+  SELECT coalesce(json_agg(json_build_object(
+           'at', to_char(x.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'level', x.level, 'database', x.database, 'message', x.message) ORDER BY x.id), '[]'::json)
+    FROM (SELECT e.id, e.at, e.level, e.database, e.message FROM pgmigrate.events e
+           WHERE e.migration = $1 AND ${condition} ORDER BY e.id DESC LIMIT $2) x`;
+
 type JsonDatabaseRow = Omit<DatabaseRow, "startedOn" | "endedOn"> & {
   readonly startedOn: string | null;
   readonly endedOn: string | null;
@@ -79,19 +96,30 @@ export async function readSnapshot(
   db: Queryable,
   name: string,
 ): Promise<MigrationSnapshot | undefined> {
-  const { rows } = await db.query<MigrationRow & { databases: JsonDatabaseRow[] }>(
+  const { rows } = await db.query<
+    MigrationRow & {
+      databases: JsonDatabaseRow[];
+      recent_events: MigrationEvent[];
+      recent_warnings: MigrationEvent[];
+    }
+  >(
     `SELECT m.*,
             (SELECT coalesce(json_agg(r ORDER BY r.position), '[]'::json)
-               FROM (${DATABASE_ROWS_SQL}) r) AS databases
+               FROM (${DATABASE_ROWS_SQL}) r) AS databases,
+            (${recentEventsSql("true")}) AS recent_events,
+            (${recentEventsSql("e.level <> 'info'")}) AS recent_warnings
        FROM (${SELECT_ROW} WHERE name = $1) m`,
-    [name],
+    [name, RECENT_EVENTS],
   );
   if (rows.length === 0) return undefined;
-  const { databases, ...row } = rows[0];
+  const { databases, recent_events, recent_warnings, ...row } = rows[0];
   const parsed = databases.map((d): DatabaseRow => ({
     ...d,
     startedOn: d.startedOn === null ? null : new Date(d.startedOn),
     endedOn: d.endedOn === null ? null : new Date(d.endedOn),
   }));
-  return { row, outputs: buildOutputs(row, parsed) };
+  return {
+    row,
+    outputs: buildOutputs(row, parsed, { recent: recent_events, warnings: recent_warnings }),
+  };
 }

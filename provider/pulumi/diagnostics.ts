@@ -38,7 +38,9 @@ export function progressPrinter(
 ): (o: MigrationOutputs) => void {
   let lastKey = "";
   let lastAt = 0;
+  const printWarnings = warningPrinter(log, name);
   return (o) => {
+    printWarnings(o);
     const line = statusLine(o);
     const key = statusLine(o, { replication: false });
     const now = Date.now();
@@ -46,6 +48,22 @@ export function progressPrinter(
     lastKey = key;
     lastAt = now;
     log.info(`pgmigrate ${name}: ${line}`);
+  };
+}
+
+/**
+ * A callback that prints each of a migration's warnings (owners that fell back, settings not
+ * copied, reconnections, …) once, as a warning diagnostic of the resource.
+ */
+export function warningPrinter(log: ProviderLog, name: string): (o: MigrationOutputs) => void {
+  const seen = new Set<string>();
+  return (o) => {
+    for (const w of o.warnings) {
+      const key = `${w.at} ${w.message}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      log.warn(`pgmigrate ${name}: ${w.database ? `${w.database}: ` : ""}${w.message}`);
+    }
   };
 }
 

@@ -8,7 +8,13 @@ import { MigrationError } from "../pg/errors";
 import { redact } from "../pg/redact";
 import { checkMigration } from "./check";
 import { planChange } from "./diff";
-import { diagnostics, failureReport, progressPrinter, type ProviderLog } from "./diagnostics";
+import {
+  diagnostics,
+  failureReport,
+  progressPrinter,
+  warningPrinter,
+  type ProviderLog,
+} from "./diagnostics";
 import {
   asResourceState,
   fingerprint,
@@ -179,6 +185,7 @@ export function providerImplementation(log: ProviderLog = diagnostics): Provider
         if (!live) return {}; // gone: Pulumi drops it from the state
         // `pulumi refresh` shows this line: stack outputs change only at `up`.
         log.info(`pgmigrate ${name}: ${statusLine(live)}`);
+        warningPrinter(log, name)(live);
         if (!engine.isEnded(live.state) && state.runtime.kind === "local") {
           if (await engine.ensureWorker(spec, state.runtime)) {
             log.info(`pgmigrate ${name}: its worker was not running; started a new one`);

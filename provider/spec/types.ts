@@ -123,6 +123,16 @@ export interface DbDetails {
   readonly endedOn: string | null;
 }
 
+/** One entry of a migration's event log, as outputs show it. */
+export interface MigrationEvent {
+  /** ISO 8601 time. */
+  readonly at: string;
+  readonly level: "info" | "warning" | "error";
+  /** The database it concerns, or null for the whole migration. */
+  readonly database: string | null;
+  readonly message: string;
+}
+
 /** Everything a user sees (Pulumi outputs, `--json`). Never contains a password. */
 export interface MigrationOutputs {
   readonly migrationName: string;
@@ -137,6 +147,10 @@ export interface MigrationOutputs {
   readonly validation: ValidationReport | null;
   readonly dbDetails: Readonly<Record<string, DbDetails>>;
   readonly verification: VerificationReport | null;
+  /** The most recent events (state changes, reconnections, notes), oldest first; bounded. */
+  readonly events: readonly MigrationEvent[];
+  /** The most recent warnings and errors (owners that fell back, settings not copied, …); bounded. */
+  readonly warnings: readonly MigrationEvent[];
 }
 
 /** A table as the clone and the progress report see it. */

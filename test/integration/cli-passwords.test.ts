@@ -3,38 +3,14 @@
 // or the password file. The wait used to look everywhere but the properties file, exiting 2
 // while the migration it had just started ran on.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { MigrationOutputs } from "../../provider/spec/types";
 import { compareDatabases } from "../support/checksum";
+import { runCli as cli } from "../support/cli";
 import { startPostgres, type PgServer } from "../support/postgres";
-
-const MAIN = path.resolve(__dirname, "../../provider/cli/main.js");
-
-interface CliResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs the CLI with exactly `env` (plus PATH/HOME): no password leaks in from the test runner. */
-function cli(args: readonly string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe("pgmigrate create --wait: every target password source", function () {
   const suffix = randomBytes(3).toString("hex");

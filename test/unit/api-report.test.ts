@@ -37,6 +37,8 @@ const outputs = (over: Partial<MigrationOutputs>): MigrationOutputs => ({
   validation: null,
   dbDetails: { orders: db({}) },
   verification: null,
+  events: [],
+  warnings: [],
   ...over,
 });
 

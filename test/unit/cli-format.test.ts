@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import type { MigrationListItem } from "../../provider/api/index";
 import { formatDuration, formatList, formatShow, LIST_COLUMNS } from "../../provider/cli/format";
 import { formatBytes, progressBar, renderFrame } from "../../provider/cli/watch-view";
+import { warningPrinter } from "../../provider/pulumi/diagnostics";
 import type { DbDetails, MigrationOutputs } from "../../provider/spec/types";
 
 const item = (over: Partial<MigrationListItem>): MigrationListItem => ({
@@ -52,6 +53,8 @@ const outputs = (over: Partial<MigrationOutputs>): MigrationOutputs => ({
   validation: null,
   dbDetails: { orders: db({}) },
   verification: null,
+  events: [],
+  warnings: [],
   ...over,
 });
 
@@ -233,5 +236,64 @@ describe("pgmigrate output formatting", () => {
       ),
       copying.join("\n"),
     );
+  });
+});
+
+describe("warnings and events for people", () => {
+  const events = [
+    { at: "2025-03-01T14:02:07.000Z", level: "info" as const, database: null, message: "created" },
+    {
+      at: "2025-03-01T14:03:00.000Z",
+      level: "warning" as const,
+      database: "orders",
+      message: 'role "app" is missing: its tables belong to the target user',
+    },
+  ];
+
+  it("show lists the warnings and the recent events", () => {
+    const text = formatShow(outputs({ events, warnings: [events[1]] }), "pg:5432");
+    const warningsAt = text.indexOf("Warnings:");
+    const eventsAt = text.indexOf("Recent events:");
+    assert.ok(warningsAt > 0 && eventsAt > warningsAt, text);
+    assert.match(
+      text.slice(warningsAt, eventsAt),
+      /2025-03-01 14:03:00Z warning orders: role "app" is missing/,
+    );
+    assert.match(text.slice(eventsAt), /info\s+created/);
+  });
+
+  it("show has no such sections when nothing happened", () => {
+    const text = formatShow(outputs({}), "pg:5432");
+    assert.ok(!text.includes("Warnings:") && !text.includes("Recent events:"), text);
+  });
+
+  it("watch shows the latest events under the progress", () => {
+    const frame = renderFrame({ outputs: outputs({ events }), tables: {} }, 40);
+    const at = frame.indexOf("  events:");
+    assert.ok(at > 0, frame.join("\n"));
+    assert.match(frame[at + 2], /warning orders: role "app" is missing/);
+  });
+});
+
+describe("warnings as Pulumi diagnostics", () => {
+  it("prints each warning once, on the resource's log", () => {
+    const printed: string[] = [];
+    const print = warningPrinter(
+      { info: () => undefined, warn: (m) => printed.push(m) },
+      "orders-1",
+    );
+    const w = {
+      at: "2025-03-01T14:03:00.000Z",
+      level: "warning" as const,
+      database: "orders",
+      message: "grants to a missing role were left out",
+    };
+    print(outputs({ warnings: [w] }));
+    print(outputs({ warnings: [w] }));
+    print(outputs({ warnings: [w, { ...w, at: "2025-03-01T14:04:00.000Z", database: null }] }));
+    assert.deepEqual(printed, [
+      "pgmigrate orders-1: orders: grants to a missing role were left out",
+      "pgmigrate orders-1: grants to a missing role were left out",
+    ]);
   });
 });

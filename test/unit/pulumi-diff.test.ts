@@ -34,6 +34,8 @@ const waiting: MigrationOutputs = {
   validation: null,
   dbDetails: {},
   verification: null,
+  events: [],
+  warnings: [],
 };
 
 /** The state a create with `inputs` leaves behind. */
