@@ -12,7 +12,8 @@ import { VALIDATION_CONNECT_TIMEOUT_MS } from "./connectivity";
  * replicated tables (pg/catalog.ts decides which) the source could not replicate.
  */
 export async function findTablesWithoutReplicaIdentity(client: Client): Promise<TableRef[]> {
-  return catalogTablesWithoutReplicaIdentity(client);
+  const tables = await catalogTablesWithoutReplicaIdentity(client);
+  return tables.map(({ schema, name }) => ({ schema, name }));
 }
 
 /**
