@@ -7,6 +7,7 @@
 export {
   createSlotWithSnapshot,
   dropSlotAndPublication,
+  sourceCleanupSql,
   currentWalLsn,
   type SlotHandle,
 } from "./slot";

@@ -3,7 +3,7 @@
 import type { Client } from "pg";
 import { connect, withClient } from "../pg/connect";
 import { MigrationError, SQLSTATE, pgFields } from "../pg/errors";
-import { quoteIdent } from "../pg/ident";
+import { quoteIdent, quoteLiteral } from "../pg/ident";
 import { sleep } from "../pg/retry";
 import type { Endpoint } from "../spec/types";
 
@@ -99,6 +99,17 @@ async function dropSlot(client: Client, slotName: string): Promise<void> {
     }
     await sleep(100);
   }
+}
+
+/**
+ * The statements a user runs in the source database to drop what is left of a slot and a
+ * publication, whichever of them is still there (each is a no-op when its object is gone).
+ */
+export function sourceCleanupSql(slotName: string, publication: string): string {
+  return (
+    `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ${quoteLiteral(slotName)}; ` +
+    `DROP PUBLICATION IF EXISTS ${quoteIdent(publication)};`
+  );
 }
 
 /** Idempotent: terminates a walsender still using the slot, drops the slot, drops the publication. */

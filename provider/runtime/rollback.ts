@@ -2,7 +2,7 @@
 // on the source (a forgotten slot retains WAL until the source's disk fills), and put back the
 // target triggers disabled for apply; a cancel also drops the target databases this migration
 // created and our bookkeeping in the others.
-import { dropSlotAndPublication, dropTargetBookkeeping } from "../cdc";
+import { dropSlotAndPublication, dropTargetBookkeeping, sourceCleanupSql } from "../cdc";
 import { dropTargetDatabase } from "../clone";
 import { getMigrationRow } from "../control/migrations";
 import { setDatabaseStep } from "../control/progress";
@@ -37,12 +37,15 @@ async function dropSourceObjects(ctx: MigrationContext): Promise<string[]> {
   await Promise.all(
     spec.databases.map(async (database) => {
       const slot = slotName(spec.migrationName, database);
+      const publication = publicationName(spec.migrationName);
       const err = await attempt(() =>
-        dropSlotAndPublication(spec.source, database, slot, publicationName(spec.migrationName)),
+        dropSlotAndPublication(spec.source, database, slot, publication),
       );
       if (err) {
         problems.push(
-          `could not drop replication slot ${slot} in database "${database}" on the source; drop it with SELECT pg_drop_replication_slot('${slot}'): ${errorText(err, [spec.source.password, spec.target.password])}`,
+          `could not drop replication slot ${slot} and publication ${publication} in database ` +
+            `"${database}" on the source; drop what is left, in that database, with ` +
+            `${sourceCleanupSql(slot, publication)}: ${errorText(err, [spec.source.password, spec.target.password])}`,
         );
       }
     }),

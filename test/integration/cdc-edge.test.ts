@@ -7,6 +7,7 @@ import { LogicalReplicationService } from "pg-logical-replication";
 import {
   currentWalLsn,
   dropSlotAndPublication,
+  sourceCleanupSql,
   storedAppliedLsn,
   type ReplicationStream,
 } from "../../provider/cdc";
@@ -226,6 +227,34 @@ describe("change data capture edge cases (PostgreSQL 15 → 15)", function () {
     );
     assert.deepEqual(ch, [{ code: "c1    ", label: "abcd" }]);
   }
+
+  it("advises cleanup statements that drop whichever of slot and publication is left", async () => {
+    const slot = "pgmigrate_advice_slot";
+    const publication = "Advice Pub";
+    const left = async () => {
+      const rows = await source.query<{ slots: string; pubs: string }>(
+        `SELECT (SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1) AS slots,
+                (SELECT count(*) FROM pg_publication WHERE pubname = $2) AS pubs`,
+        [slot, publication],
+      );
+      return [Number(rows[0].slots), Number(rows[0].pubs)];
+    };
+    const both = async () => {
+      await source.query(`CREATE PUBLICATION "Advice Pub"`);
+      await source.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot]);
+    };
+    await both();
+    assert.deepEqual(await left(), [1, 1]);
+    await source.query(sourceCleanupSql(slot, publication));
+    assert.deepEqual(await left(), [0, 0]);
+    // The slot already gone (as after a cutover that failed dropping the publication).
+    await source.query(`CREATE PUBLICATION "Advice Pub"`);
+    await source.query(sourceCleanupSql(slot, publication));
+    assert.deepEqual(await left(), [0, 0]);
+    // Nothing left at all: still valid.
+    await source.query(sourceCleanupSql(slot, publication));
+    assert.deepEqual(await left(), [0, 0]);
+  });
 
   it("keeps the source's order inside one transaction: key chains, freed unique values, FKs", () =>
     sourceOrder());
