@@ -208,24 +208,30 @@ export async function writeStreamStats(
 }
 
 /**
- * Records the cutover LSN of `database` unless one is recorded already, and returns the
- * recorded one: a resumed cutover stops where the first attempt decided to.
+ * Records the cutover LSN of `databases` in one statement, unless one is recorded already, and
+ * returns the recorded one: a resumed cutover stops where the first attempt decided to, and no
+ * database of it is ever without the position while another has it.
  */
 export async function setCutoverLsn(
   db: Queryable,
   fence: LeaseFence,
-  database: string,
+  databases: readonly string[],
   cutoverLsn: string,
 ): Promise<string> {
   const { rows } = await db.query<{ lsn: string }>(
-    `UPDATE pgmigrate.databases SET cutover_lsn = coalesce(cutover_lsn, $3), updated_at = now()
-      WHERE migration = $1 AND name = $2 AND ${fencedBy(4)}
+    `WITH recorded AS (
+       SELECT cutover_lsn AS lsn FROM pgmigrate.databases
+        WHERE migration = $1 AND name = ANY ($2::text[]) AND cutover_lsn IS NOT NULL
+        ORDER BY cutover_lsn::pg_lsn LIMIT 1)
+     UPDATE pgmigrate.databases
+        SET cutover_lsn = coalesce((SELECT lsn FROM recorded), $3), updated_at = now()
+      WHERE migration = $1 AND name = ANY ($2::text[]) AND ${fencedBy(4)}
      RETURNING cutover_lsn AS lsn`,
-    [fence.migration, database, cutoverLsn, fence.owner],
+    [fence.migration, databases, cutoverLsn, fence.owner],
   );
   if (rows.length === 0) {
     await confirmLease(db, fence);
-    throw new Error(`no progress row for database "${database}"`);
+    throw new Error(`no progress rows for databases ${databases.join(", ")}`);
   }
   return rows[0].lsn;
 }

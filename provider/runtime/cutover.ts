@@ -74,12 +74,14 @@ async function drain(
       (await step(ctx, "reading the source's WAL position", signal, () =>
         currentWalLsn(spec.source, rows[0].name),
       ));
-    cutoverLsn = read;
-    for (const row of rows) {
-      cutoverLsn = await step(ctx, "recording the cutover LSN", signal, () =>
-        setCutoverLsn(ctx.db, ctx.lease, row.name, read),
-      );
-    }
+    cutoverLsn = await step(ctx, "recording the cutover LSN", signal, () =>
+      setCutoverLsn(
+        ctx.db,
+        ctx.lease,
+        rows.map((r) => r.name),
+        read,
+      ),
+    );
     settle?.resolve(cutoverLsn);
   } catch (err) {
     settle?.reject(err);

@@ -201,7 +201,7 @@ describe("control store safety", () => {
         ["slot", () => setSlot(db, a, "shop", "a_slot", "0/1")],
         ["copy completed", () => markCopyCompleted(db, a, "shop")],
         ["stream stats", () => writeStreamStats(db, a, "shop", STATS)],
-        ["cutover LSN", async () => void (await setCutoverLsn(db, a, "shop", "0/2"))],
+        ["cutover LSN", async () => void (await setCutoverLsn(db, a, ["shop"], "0/2"))],
         [
           "drain",
           async () =>
