@@ -268,7 +268,9 @@ describe("faults during the cutover", function () {
   it("stops exactly at the cutover LSN while writes go on, and reports it (finding 9)", async () => {
     const database = "busy";
     await sourceDatabase(database, 100);
-    const spec = onlineSpec(source, target, "busy", [database], { verify: "none" });
+    // A second database, quiet: the cutover stops both at the one position.
+    await sourceDatabase("busy_quiet", 300);
+    const spec = onlineSpec(source, target, "busy", [database, "busy_quiet"], { verify: "none" });
     const at = controlOf(spec);
     const pause = newPauses();
     const worker = await streaming(spec, pause.env("cutover-lsn"));
@@ -294,6 +296,11 @@ describe("faults during the cutover", function () {
       assert.ok(details.lastAppliedCommitLsn, "the last applied commit is reported");
       assert.ok(compareLsn(details.lastAppliedCommitLsn, cutoverLsn) < 0);
       assert.ok(details.lastAppliedCommitTime, "with its commit time");
+      assert.equal(done.dbDetails.busy_quiet.cutoverLsn, cutoverLsn);
+      assert.deepEqual(
+        (await compareDatabases(source, "busy_quiet", target, "busy_quiet")).differences,
+        [],
+      );
 
       const present = new Set(
         (await target.query<{ id: string }>("SELECT id FROM item", [], database)).map((r) =>
@@ -319,7 +326,6 @@ describe("faults during the cutover", function () {
       assert.equal(await worker.exited, 0, worker.output);
     } finally {
       await writer.stop();
-      await source.query("SELECT 1"); // the source is still up for the next test
     }
   });
 
