@@ -27,6 +27,7 @@ const OUTPUT_NAMES = [
   "validation",
   "dbDetails",
   "verification",
+  "cutoverLsn",
   "events",
   "warnings",
 ] as const;
@@ -112,6 +113,8 @@ export class PostgresMigration extends pulumi.dynamic.Resource {
   declare public readonly dbDetails: pulumi.Output<Record<string, DbDetails>>;
   /** Row-count (or checksum) comparison of source and target after the copy or cutover. */
   declare public readonly verification: pulumi.Output<VerificationReport | null>;
+  /** The source WAL position the cutover stopped at (commits before it applied, none after); null before. */
+  declare public readonly cutoverLsn: pulumi.Output<string | null>;
   /** The most recent events of the migration, oldest first (bounded). */
   declare public readonly events: pulumi.Output<readonly MigrationEvent[]>;
   /** The most recent warnings and errors: what the migration could not keep as on the source. */

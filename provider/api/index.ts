@@ -172,7 +172,12 @@ export async function requestAction(
     if (problem) throw invalid(problem);
     if (row.requestedAction === action) return;
     if (!(await writeRequestedAction(db, name, action))) {
-      throw invalid(`migration "${name}" ended while the ${action} was being requested`);
+      // The migration ended, or (cancel) its cutover drained meanwhile: say which.
+      const now = await getMigrationRow(db, name);
+      throw invalid(
+        (now && actionProblem(now, action)) ??
+          `migration "${name}" ended while the ${action} was being requested`,
+      );
     }
     await addEvent(db, name, "info", `${action} requested`);
   });

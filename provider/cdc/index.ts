@@ -1,7 +1,8 @@
 // Change data capture: slot and publication on the source, the pgoutput stream applied to the
 // target exactly once, counters and latency. The runtime worker orchestrates these pieces:
 //   ensurePublication → createSlotWithSnapshot (clone under snapshotName) → release →
-//   startReplication(startLsn = consistentPoint) → … → waitForLsn(currentWalLsn) at cutover →
+//   startReplication(startLsn = consistentPoint) → … → at cutover stopAt(currentWalLsn) and
+//   waitForLsn(it) →
 //   stop → dropSlotAndPublication → dropTargetBookkeeping.
 // The publication must exist before the slot: decoding looks publications up as of each change.
 export {

@@ -21,6 +21,11 @@ export interface SessionConfig {
   readonly startLsn: string;
   /** Highest position the stream confirmed so far (survives sessions). */
   readonly confirmed: bigint;
+  /**
+   * The cutover LSN once the cutover began (pending while it is being read): transactions
+   * committed at or after it are not applied.
+   */
+  readonly stopAt: () => Promise<bigint> | undefined;
 }
 
 export interface SessionEvents {
@@ -60,6 +65,8 @@ export class ReplicationSession {
   private settle?: { resolve: () => void; reject: (err: unknown) => void };
   /** A target commit or an idle confirmation happened: the next failure starts a fresh retry count. */
   madeProgress = false;
+  /** A transaction committed at or after the cutover LSN arrived: nothing more is applied. */
+  private halted = false;
 
   constructor(
     private readonly config: SessionConfig,
@@ -188,10 +195,28 @@ export class ReplicationSession {
 
   private async onMessage(message: PgoutputMessage): Promise<void> {
     // After stop() the rest of a half-read transaction is dropped; it is streamed again later.
-    if (this.state === "stopping" || !this.applier) return;
+    if (this.state === "stopping" || !this.applier || this.halted) return;
+    if (message.tag === "begin") {
+      const limit = this.config.stopAt();
+      // Transactions arrive in commit order: the first one at or after the cutover LSN means
+      // every one before it has been received, and none after it may be applied.
+      if (limit !== undefined && parseLsn(message.commitLsn) >= (await limit)) {
+        await this.halt(await limit);
+        return;
+      }
+    }
     await this.applier.handle(message);
     this.processed++;
     await this.confirmIfIdle();
+  }
+
+  /** Commits what precedes the cutover LSN and confirms the cutover LSN itself. */
+  private async halt(limit: bigint): Promise<void> {
+    this.halted = true;
+    const applier = this.applier;
+    if (!applier) return;
+    await applier.flushIfDue(true);
+    if (applier.idle) this.advance(limit);
   }
 
   private onCommitted(batch: BatchResult): void {
@@ -206,6 +231,8 @@ export class ReplicationSession {
     const mark = this.mark;
     const applier = this.applier;
     if (!mark || !applier || this.processed < mark.seq || applier.inTransaction) return;
+    // Past the cutover LSN the keepalives speak of transactions that were not applied.
+    if (this.halted) return;
     await applier.flushIfDue(true);
     if (!applier.idle) return;
     if (this.mark === mark) this.mark = undefined;

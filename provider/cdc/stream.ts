@@ -3,7 +3,7 @@
 import { settleSslMode } from "../pg/connect";
 import { MigrationError, SQLSTATE, isTransient, pgFields } from "../pg/errors";
 import { compareLsn, parseLsn } from "../pg/lsn";
-import { RetryWindow } from "../pg/retry";
+import { backoffMs, OUTAGE_WINDOW_MS, RetryWindow } from "../pg/retry";
 import type { Endpoint } from "../spec/types";
 import type { BatchResult } from "./apply";
 import { ReplicationSession, StreamEndedError, type SessionEvents } from "./session";
@@ -19,6 +19,8 @@ export interface ApplyStats {
   incomingChanges: number;
   /** Commit LSN of the last source transaction committed on the target. */
   appliedLsn: string;
+  /** Its commit time on the source (ms since the epoch); null until this stream applied one. */
+  appliedCommitTime: number | null;
   /** Seconds the target is behind the source: 0 when caught up; from commit timestamps and keepalives. null before any message. */
   latencySeconds: number | null;
   /** Bytes between the source's WAL end (last keepalive/xlogdata) and the confirmed applied position. */
@@ -29,6 +31,12 @@ export interface ReplicationStream {
   stats(): ApplyStats;
   /** Resolves when every source transaction committed at or before `lsn` is committed on the target (a keepalive/standby beyond lsn with nothing pending counts). */
   waitForLsn(lsn: string, options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<void>;
+  /**
+   * Applies nothing committed at or after the position `lsn` resolves to (the cutover LSN);
+   * while it is pending, no further transaction is applied. waitForLsn(that position) then
+   * resolves once everything committed before it is on the target.
+   */
+  stopAt(lsn: Promise<string>): void;
   /** Stops streaming cleanly (flushes what is applied, acknowledges it, closes connections). */
   stop(): Promise<void>;
   /** Settles when the stream ends: resolves after stop(), rejects with a MigrationError on a fatal error (after retries for transient ones). */
@@ -43,6 +51,8 @@ export interface ReplicationOptions {
   publication: string;
   /** Where to start when the target has no stored LSN for this slot yet (the slot's consistentPoint). */
   startLsn: string;
+  /** The cutover LSN when the stream is resumed during a cutover: see ReplicationStream.stopAt. */
+  stopAt?: string;
   /** Called at most every ~second with fresh stats (the worker writes them to the control store). */
   onStats?: (stats: ApplyStats) => void;
   /**
@@ -57,17 +67,12 @@ export interface ReplicationOptions {
   onRetry?: (attempt: number, delayMs: number, err: unknown) => void;
 }
 
-const DEFAULT_RETRY_WINDOW_MS = 30 * 60_000;
 const STATS_INTERVAL_MS = 1_000;
 const KEEPALIVE_REQUEST_MS = 500;
 // A WAL page starts with a header (24 bytes, 40 at a segment start) that holds no records: an
 // insert position just past it is reached when the source has sent up to the page boundary.
 const WAL_PAGE = 8192n;
 const LONG_PAGE_HEADER = 40n;
-
-function backoffMs(attempt: number): number {
-  return Math.min(30_000, 500 * 2 ** (attempt - 1));
-}
 
 /** Lost connections, restarts, and a slot still held by the walsender we just lost. */
 function retryable(err: unknown): boolean {
@@ -93,6 +98,8 @@ class Replication implements ReplicationStream {
   private wake?: () => void;
   private readonly counts = { inserts: 0, updates: 0, deletes: 0, truncates: 0 };
   private appliedLsn: string;
+  private appliedCommitTime: number | null = null;
+  private limit?: Promise<bigint>;
   private confirmed = 0n;
   private walEnd = 0n;
   private messageSeen = false;
@@ -104,6 +111,7 @@ class Replication implements ReplicationStream {
 
   constructor(private readonly options: ReplicationOptions) {
     this.appliedLsn = options.startLsn;
+    if (options.stopAt !== undefined) this.stopAt(Promise.resolve(options.stopAt));
     this.started = new Promise<void>((resolve) => (this.markStarted = resolve));
     this.done = this.run();
     this.done.catch(() => undefined); // observed through `done`; never an unhandled rejection
@@ -124,6 +132,7 @@ class Replication implements ReplicationStream {
       appliedChanges: applied,
       incomingChanges: applied + (this.session?.uncommittedChanges() ?? 0),
       appliedLsn: this.appliedLsn,
+      appliedCommitTime: this.appliedCommitTime,
       latencySeconds: !this.messageSeen
         ? null
         : oldest === undefined
@@ -177,6 +186,12 @@ class Replication implements ReplicationStream {
     });
   }
 
+  stopAt(lsn: Promise<string>): void {
+    const limit = lsn.then(parseLsn);
+    limit.catch(() => undefined); // a session waiting for it fails with the error
+    this.limit = limit;
+  }
+
   async stop(): Promise<void> {
     this.stopping = true;
     this.wake?.();
@@ -194,7 +209,10 @@ class Replication implements ReplicationStream {
       this.messageSeen = true;
       for (const k of ["inserts", "updates", "deletes", "truncates"] as const)
         this.counts[k] += batch.counts[k];
-      if (batch.wroteTarget) this.appliedLsn = batch.commitLsn;
+      if (batch.wroteTarget) {
+        this.appliedLsn = batch.commitLsn;
+        this.appliedCommitTime = batch.commitTime;
+      }
     },
     confirmed: (position: bigint) => {
       this.messageSeen = true;
@@ -217,11 +235,11 @@ class Replication implements ReplicationStream {
     // The replication library opens its own connections: settle "prefer" once beforehand.
     const source = await settleSslMode(this.options.source, this.options.database);
     const maxRetries = this.options.maxRetries ?? Number.POSITIVE_INFINITY;
-    const window = new RetryWindow(this.options.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS);
+    const window = new RetryWindow(this.options.retryWindowMs ?? OUTAGE_WINDOW_MS);
     let attempt = 0;
     while (!this.stopping) {
       const session = new ReplicationSession(
-        { ...this.options, source, confirmed: this.confirmed },
+        { ...this.options, source, confirmed: this.confirmed, stopAt: () => this.limit },
         this.events,
       );
       this.session = session;

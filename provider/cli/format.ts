@@ -106,6 +106,12 @@ function databaseLines(d: DbDetails): string[] {
       `${d.cdcDeleteCounter} deletes; applied ${d.appliedChanges}, incoming ${d.incomingChanges}; ` +
       `latency ${formatLatency(d.latencySeconds)}`,
   ];
+  if (d.cutoverLsn) {
+    lines.push(
+      `    cutover at ${d.cutoverLsn}; last applied commit ${d.lastAppliedCommitLsn ?? "-"}` +
+        (d.lastAppliedCommitTime ? ` (${formatTime(d.lastAppliedCommitTime)})` : ""),
+    );
+  }
   if (d.message) lines.push(`    ${d.message}`);
   return lines;
 }
@@ -122,6 +128,7 @@ export function formatShow(o: MigrationOutputs, server: string, now = Date.now()
     `Started:    ${formatTime(o.startedOn)}    Ended: ${formatTime(o.endedOn)}    Duration: ${running}`,
     `Latency:    ${formatLatency(o.latencySeconds)}`,
   ];
+  if (o.cutoverLsn) lines.push(`Cutover:    at source WAL position ${o.cutoverLsn}`);
   if (o.error) lines.push(`Error:      ${o.error}`);
   if (o.validation) {
     lines.push(`Validation: ${o.validation.status}`);

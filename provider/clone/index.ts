@@ -22,7 +22,15 @@ import { listTablesToCopy, sourceNotes, type TableToCopy } from "./tables";
 
 export { dropTargetDatabase, prepareTargetDatabase } from "./database";
 export { migrateRoles } from "./roles";
-export { syncSequences } from "./sequences";
+export { syncSequences, type SequenceSync } from "./sequences";
+
+/** The warning for sequences created on the source after the schema was copied. */
+export function missingSequences(missing: readonly string[]): string {
+  return (
+    `${missing.length} sequence(s) exist on the source but not on the target (created on the ` +
+    `source after the schema was copied; their values were not copied): ${missing.join(", ")}`
+  );
+}
 export { refreshMaterializedViews } from "./matviews";
 export { CANCELED_CODE } from "./copy";
 export { exportSnapshot, type HeldSnapshot } from "./snapshot";
@@ -198,8 +206,9 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
 
     if (spec.mode === "Offline") {
       throwIfCanceled(signal, "sequences");
-      const count = await syncSequences(spec, database);
-      await progress.event("info", `${count} sequence values copied`, database);
+      const sequences = await syncSequences(spec, database);
+      await progress.event("info", `${sequences.synced} sequence values copied`, database);
+      if (sequences.missing.length > 0) warnings.push(missingSequences(sequences.missing));
     }
     warnings.push(...(await copyDatabaseProperties(spec, database)));
 

@@ -54,8 +54,19 @@ async function readValues(
   return values;
 }
 
-/** Copies every sequence's last_value/is_called from source to target; returns how many. */
-export async function syncSequences(spec: MigrationSpec, database: string): Promise<number> {
+/** What syncSequences did: how many values it set, and the sequences the target lacks. */
+export interface SequenceSync {
+  readonly synced: number;
+  /** Qualified names of source sequences with no counterpart on the target (created later). */
+  readonly missing: readonly string[];
+}
+
+/**
+ * Copies every sequence's last_value/is_called from source to target, listing the sequences
+ * on the source now (not at the copy): one created on the source since, which the target lacks,
+ * is reported in `missing` and the others are still set.
+ */
+export async function syncSequences(spec: MigrationSpec, database: string): Promise<SequenceSync> {
   try {
     const values = await withClient(
       spec.source,
@@ -63,14 +74,18 @@ export async function syncSequences(spec: MigrationSpec, database: string): Prom
       async (source) => readValues(source, await listSequences(source)),
       { applicationName: "pgmigrate sequences" },
     );
-    if (values.length === 0) return 0;
-    await withClient(
+    if (values.length === 0) return { synced: 0, missing: [] };
+    const { rows } = await withClient(
       spec.target,
       database,
       (target) =>
-        target.query(
-          `SELECT count(setval(format('%I.%I', s, n)::regclass, v, c))
-             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bool[]) AS t(s, n, v, c)`,
+        target.query<{ synced: number; missing: string[] }>(
+          `WITH t AS (
+             SELECT s, n, v, c, to_regclass(format('%I.%I', s, n)) AS seq
+               FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bool[]) AS t(s, n, v, c))
+           SELECT (SELECT count(setval(seq, v, c))::int FROM t WHERE seq IS NOT NULL) AS synced,
+                  (SELECT coalesce(array_agg(format('%I.%I', s, n) ORDER BY s, n), '{}')
+                     FROM t WHERE seq IS NULL) AS missing`,
           [
             values.map((v) => v.schema),
             values.map((v) => v.name),
@@ -80,7 +95,7 @@ export async function syncSequences(spec: MigrationSpec, database: string): Prom
         ),
       { applicationName: "pgmigrate sequences" },
     );
-    return values.length;
+    return { synced: rows[0].synced, missing: rows[0].missing };
   } catch (err) {
     throw MigrationError.wrap(
       "sequences",

@@ -91,10 +91,14 @@ export async function heartbeat(db: Queryable, name: string, owner: string): Pro
     : { held: false, requestedAction: null };
 }
 
-/** Gives the lease up (worker stopping or migration ended) so a successor can claim at once. */
+/**
+ * Gives the lease up (worker stopping or migration ended) so a successor can claim at once; a
+ * worker that stops cleanly also ends a series of crashes.
+ */
 export async function releaseLease(db: Queryable, name: string, owner: string): Promise<void> {
   await db.query(
-    `UPDATE pgmigrate.migrations SET lease_owner = NULL WHERE name = $1 AND lease_owner = $2`,
+    `UPDATE pgmigrate.migrations SET lease_owner = NULL, crash_count = 0
+      WHERE name = $1 AND lease_owner = $2`,
     [name, owner],
   );
 }

@@ -49,6 +49,11 @@ export interface MigrationRow {
   readonly spawnAgeSeconds: number | null;
   /** Seconds since "no worker is running" was last reported. */
   readonly warnAgeSeconds: number | null;
+  /** A database of the cutover applied everything up to the cutover LSN: cancel is refused. */
+  readonly cutoverDrained: boolean;
+  /** Worker crashes in a row at the same position, and the last one's error. */
+  readonly crashCount: number;
+  readonly crashError: string | null;
 }
 
 /** Selects MigrationRow columns from pgmigrate.migrations (callers add WHERE/ORDER BY). */
@@ -62,7 +67,9 @@ export const SELECT_ROW = `
          extract(epoch FROM now() - heartbeat_at)::float8 AS "heartbeatAgeSeconds",
          worker_pid AS "workerPid", worker_host AS "workerHost", worker_log AS "workerLog",
          extract(epoch FROM now() - spawned_at)::float8 AS "spawnAgeSeconds",
-         extract(epoch FROM now() - worker_warned_at)::float8 AS "warnAgeSeconds"
+         extract(epoch FROM now() - worker_warned_at)::float8 AS "warnAgeSeconds",
+         cutover_drained_at IS NOT NULL AS "cutoverDrained", crash_count AS "crashCount",
+         crash_error AS "crashError"
     FROM pgmigrate.migrations`;
 
 /** Inserts a new migration; false when the name is taken. */
@@ -207,7 +214,10 @@ export async function addCreatedDatabase(
   );
 }
 
-/** Records a requested action while the migration has not ended; false otherwise. */
+/**
+ * Records a requested action while the migration has not ended (and, for a cancel, while no
+ * database of its cutover has drained: see markDrained); false otherwise.
+ */
 export async function writeRequestedAction(
   db: Queryable,
   name: string,
@@ -216,7 +226,8 @@ export async function writeRequestedAction(
   const { rowCount } = await db.query(
     `UPDATE pgmigrate.migrations
         SET requested_action = $2, requested_at = now(), updated_at = now()
-      WHERE name = $1 AND ended_on IS NULL`,
+      WHERE name = $1 AND ended_on IS NULL
+        AND ($2 <> 'cancel' OR cutover_drained_at IS NULL)`,
     [name, action],
   );
   return rowCount === 1;

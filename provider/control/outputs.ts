@@ -1,5 +1,6 @@
 // Builds the user-visible MigrationOutputs (Pulumi outputs, `--json`) from the control rows.
 import type { DbDetails, MigrationEvent, MigrationOutputs } from "../spec/types";
+import { compareLsn } from "../pg/lsn";
 import type { Queryable } from "./db";
 import { SELECT_ROW, type MigrationRow } from "./migrations";
 import { DATABASE_ROWS_SQL, type DatabaseRow } from "./progress";
@@ -22,10 +23,23 @@ function dbDetails(row: DatabaseRow): DbDetails {
     appliedChanges: row.appliedChanges,
     incomingChanges: row.incomingChanges,
     latencySeconds: row.latencySeconds,
+    cutoverLsn: row.cutoverLsn,
+    lastAppliedCommitLsn: row.appliedLsn,
+    lastAppliedCommitTime: iso(row.appliedCommitTime),
     message: row.message,
     startedOn: iso(row.startedOn),
     endedOn: iso(row.endedOn),
   };
+}
+
+// One position for the whole cutover (every database records the same one); the lowest if a
+// store written otherwise ever disagrees.
+function cutoverLsnOf(databases: readonly DatabaseRow[]): string | null {
+  const recorded = databases
+    .map((d) => d.cutoverLsn)
+    .filter((l): l is string => l !== null)
+    .sort((a, b) => compareLsn(a, b));
+  return recorded[0] ?? null;
 }
 
 /** How many recent events, and recent warnings, the outputs carry. */
@@ -56,6 +70,7 @@ export function buildOutputs(
     validation: migration.validation,
     dbDetails: Object.fromEntries(databases.map((d) => [d.name, dbDetails(d)])),
     verification: migration.verification,
+    cutoverLsn: cutoverLsnOf(databases),
     events: events.recent,
     warnings: events.warnings,
   };
@@ -83,9 +98,10 @@ const recentEventsSql = (condition: string): string => `
     FROM (SELECT e.id, e.at, e.level, e.database, e.message FROM pgmigrate.events e
            WHERE e.migration = $1 AND ${condition} ORDER BY e.id DESC LIMIT $2) x`;
 
-type JsonDatabaseRow = Omit<DatabaseRow, "startedOn" | "endedOn"> & {
+type JsonDatabaseRow = Omit<DatabaseRow, "startedOn" | "endedOn" | "appliedCommitTime"> & {
   readonly startedOn: string | null;
   readonly endedOn: string | null;
+  readonly appliedCommitTime: string | null;
 };
 
 /**
@@ -117,6 +133,7 @@ export async function readSnapshot(
     ...d,
     startedOn: d.startedOn === null ? null : new Date(d.startedOn),
     endedOn: d.endedOn === null ? null : new Date(d.endedOn),
+    appliedCommitTime: d.appliedCommitTime === null ? null : new Date(d.appliedCommitTime),
   }));
   return {
     row,

@@ -3,11 +3,18 @@
 import { TERMINAL_STATES } from "../spec/states";
 import type { TableLoadState, TableRef, TableVerification } from "../spec/types";
 import type { Queryable } from "./db";
-import { fencedBy, fencedWrite, type LeaseFence } from "./lease";
+import { confirmLease, fencedBy, fencedWrite, type LeaseFence } from "./lease";
 
 /** Where a database is in its pipeline; the worker resumes from here after a restart. */
 export type DatabaseStep =
-  "pending" | "preparing" | "copying" | "copied" | "streaming" | "completed";
+  | "pending"
+  | "preparing"
+  | "copying"
+  | "copied"
+  | "streaming"
+  /** Applied up to the cutover LSN and the stream stopped: the slot is never needed again. */
+  | "drained"
+  | "completed";
 
 export interface DatabaseRow {
   readonly name: string;
@@ -17,7 +24,10 @@ export interface DatabaseRow {
   readonly slot: string | null;
   readonly consistentPoint: string | null;
   readonly cutoverLsn: string | null;
+  /** Commit LSN of the last source transaction applied on the target. */
   readonly appliedLsn: string | null;
+  /** Its commit time on the source. */
+  readonly appliedCommitTime: Date | null;
   readonly inserts: number;
   readonly updates: number;
   readonly deletes: number;
@@ -55,6 +65,7 @@ export async function insertDatabases(
 export const DATABASE_ROWS_SQL = `SELECT d.name, d.position, d.migration_state AS "migrationState", d.step,
             d.copy_completed AS "copyCompleted", d.slot, d.consistent_point AS "consistentPoint",
             d.cutover_lsn AS "cutoverLsn", d.applied_lsn AS "appliedLsn",
+            d.applied_commit_time AS "appliedCommitTime",
             d.inserts::float8 AS inserts, d.updates::float8 AS updates,
             d.deletes::float8 AS deletes, d.truncates::float8 AS truncates,
             d.applied_changes::float8 AS "appliedChanges",
@@ -109,7 +120,7 @@ export async function resetDatabase(
     fence,
     `UPDATE pgmigrate.databases
         SET step = 'pending', copy_completed = false, slot = NULL, consistent_point = NULL,
-            cutover_lsn = NULL, applied_lsn = NULL, inserts = 0, updates = 0, deletes = 0,
+            cutover_lsn = NULL, applied_lsn = NULL, applied_commit_time = NULL, inserts = 0, updates = 0, deletes = 0,
             truncates = 0, applied_changes = 0, incoming_changes = 0, latency_seconds = NULL,
             lag_bytes = NULL, verification = NULL, updated_at = now()
       WHERE migration = $1 AND name = $2 AND ${fencedBy(3)}`,
@@ -157,6 +168,8 @@ export interface StreamStats {
   readonly appliedChanges: number;
   readonly incomingChanges: number;
   readonly appliedLsn: string | null;
+  /** Source commit time (ms since the epoch) of the transaction at appliedLsn, when known. */
+  readonly appliedCommitTime: number | null;
   readonly latencySeconds: number | null;
   readonly lagBytes: number | null;
 }
@@ -173,6 +186,7 @@ export async function writeStreamStats(
     `UPDATE pgmigrate.databases
         SET inserts = $3, updates = $4, deletes = $5, truncates = $6, applied_changes = $7,
             incoming_changes = $8, applied_lsn = $9, latency_seconds = $10, lag_bytes = $11,
+            applied_commit_time = coalesce(to_timestamp($13::float8 / 1000), applied_commit_time),
             updated_at = now()
       WHERE migration = $1 AND name = $2 AND ${fencedBy(12)}`,
     [
@@ -188,23 +202,70 @@ export async function writeStreamStats(
       stats.latencySeconds,
       stats.lagBytes,
       fence.owner,
+      stats.appliedCommitTime,
     ],
   );
 }
 
+/**
+ * Records the cutover LSN of `databases` in one statement, unless one is recorded already, and
+ * returns the recorded one: a resumed cutover stops where the first attempt decided to, and no
+ * database of it is ever without the position while another has it.
+ */
 export async function setCutoverLsn(
   db: Queryable,
   fence: LeaseFence,
-  database: string,
+  databases: readonly string[],
   cutoverLsn: string,
-): Promise<void> {
-  await fencedWrite(
+): Promise<string> {
+  const { rows } = await db.query<{ lsn: string }>(
+    `WITH recorded AS (
+       SELECT cutover_lsn AS lsn FROM pgmigrate.databases
+        WHERE migration = $1 AND name = ANY ($2::text[]) AND cutover_lsn IS NOT NULL
+        ORDER BY cutover_lsn::pg_lsn LIMIT 1)
+     UPDATE pgmigrate.databases
+        SET cutover_lsn = coalesce((SELECT lsn FROM recorded), $3), updated_at = now()
+      WHERE migration = $1 AND name = ANY ($2::text[]) AND ${fencedBy(4)}
+     RETURNING cutover_lsn AS lsn`,
+    [fence.migration, databases, cutoverLsn, fence.owner],
+  );
+  if (rows.length === 0) {
+    await confirmLease(db, fence);
+    throw new Error(`no progress rows for databases ${databases.join(", ")}`);
+  }
+  return rows[0].lsn;
+}
+
+/**
+ * Records that `database` applied everything up to its cutover LSN and its stream stopped, and
+ * marks the cutover as past the point where a cancel could roll it back — unless a cancel was
+ * requested first: then nothing is written and false is returned (the cancel wins). `applied`:
+ * the stream's last applied commit, recorded with it.
+ */
+export async function markDrained(
+  db: Queryable,
+  fence: LeaseFence,
+  database: string,
+  message: string,
+  applied: { readonly lsn: string | null; readonly commitTime: number | null },
+): Promise<boolean> {
+  // One statement: the migrations row's lock orders it against a concurrent cancel request.
+  const rowCount = await fencedWrite(
     db,
     fence,
-    `UPDATE pgmigrate.databases SET cutover_lsn = $3, updated_at = now()
-      WHERE migration = $1 AND name = $2 AND ${fencedBy(4)}`,
-    [fence.migration, database, cutoverLsn, fence.owner],
+    `WITH committed AS (
+       UPDATE pgmigrate.migrations
+          SET cutover_drained_at = coalesce(cutover_drained_at, now()), updated_at = now()
+        WHERE name = $1 AND lease_owner = $3 AND requested_action IS DISTINCT FROM 'cancel'
+       RETURNING 1)
+     UPDATE pgmigrate.databases
+        SET step = 'drained', migration_state = 'InProgress', message = $4, updated_at = now(),
+            applied_lsn = coalesce($5, applied_lsn),
+            applied_commit_time = coalesce(to_timestamp($6::float8 / 1000), applied_commit_time)
+      WHERE migration = $1 AND name = $2 AND EXISTS (SELECT FROM committed)`,
+    [fence.migration, database, fence.owner, message, applied.lsn, applied.commitTime],
   );
+  return rowCount === 1;
 }
 
 export async function setDatabaseVerification(

@@ -202,7 +202,8 @@ async function startStreaming(
 ): Promise<void> {
   checkpoint(ctx);
   await quietTargetTriggers(ctx, row.name);
-  await ctx.streams.start(row.name, consistentPoint, row);
+  // A cutover under way (its LSN recorded) goes on stopping exactly there.
+  await ctx.streams.start(row.name, consistentPoint, row, row.cutoverLsn ?? undefined);
   await dbStep(
     ctx,
     row.name,

@@ -2,7 +2,9 @@
 // PerformingPreRequisiteSteps → ValidationInProgress → MigratingData → (online)
 // WaitingForCutoverTrigger → CompletingMigration → Succeeded; cancel and failure from anywhere.
 import { migrateRoles } from "../clone";
+import { CRASH_LIMIT } from "../control/crashes";
 import { getMigrationRow, setValidation, type MigrationRow } from "../control/migrations";
+import { MigrationError } from "../pg/errors";
 import { validateMigration } from "../validate";
 import {
   checkpoint,
@@ -32,6 +34,11 @@ function resumePhase(row: MigrationRow): Phase {
 export async function runMigration(ctx: MigrationContext): Promise<void> {
   const row = await getMigrationRow(ctx.db, ctx.spec.migrationName);
   if (!row || row.endedOn) return;
+  if (row.crashCount >= CRASH_LIMIT) {
+    // Starting again would crash the same way: end it, and drop the slot that retains WAL.
+    await conclude(ctx, crashLoop(row));
+    return;
+  }
   try {
     checkpoint(ctx);
     await drive(ctx, resumePhase(row));
@@ -40,6 +47,15 @@ export async function runMigration(ctx: MigrationContext): Promise<void> {
   } finally {
     await ctx.streams.stopAll();
   }
+}
+
+function crashLoop(row: MigrationRow): MigrationError {
+  return new MigrationError(
+    "runtime",
+    `the worker crashed ${row.crashCount} times in a row at the same point of the migration ` +
+      `(${row.state}/${row.substate}): ${row.crashError ?? "unknown error"}`,
+    { code: "PGM_CRASH_LOOP" },
+  );
 }
 
 // Stopping (lease lost, worker shutting down) leaves state, slots and streams' positions for
@@ -161,7 +177,8 @@ async function finishOffline(ctx: MigrationContext): Promise<void> {
 
 async function resumeStreams(ctx: MigrationContext): Promise<void> {
   for (const row of await dbRows(ctx)) {
-    if (row.step === "completed" || ctx.streams.has(row.name)) continue;
+    // A drained database needs its stream (and slot) never again.
+    if (row.step === "completed" || row.step === "drained" || ctx.streams.has(row.name)) continue;
     await copyDatabase(ctx, row, AbortSignal.any([ctx.lease.stop, ctx.lease.cancel]));
   }
 }

@@ -6,6 +6,7 @@ import { migrationNameProblem } from "../pg/names";
 import { passwordFromEnvironment } from "../pg/passwords";
 import { parseServerUrl, targetEndpoint } from "../pg/url";
 import type { Endpoint } from "../spec/types";
+import { recordWorkerCrash } from "./crash";
 import { errorText, logLine } from "./journal";
 import { runWorker } from "./worker";
 
@@ -22,6 +23,8 @@ export interface RuntimeProcessOptions {
 /** Exit code of a second SIGTERM/SIGINT: the operator does not want to wait for the clean stop. */
 const EXIT_INTERRUPTED = 130;
 const EXIT_USAGE = 2;
+/** Exit code of a worker that crashed (an error nothing handled), after recording the crash. */
+const EXIT_CRASHED = 70;
 
 /**
  * Runs the worker in this process until it is done or stopped. The first SIGTERM/SIGINT stops it
@@ -38,8 +41,17 @@ export async function runRuntime(options: RuntimeProcessOptions): Promise<number
     logLine(secrets, "info", `${signal} received: stopping`);
     stop.abort(new Error(`worker received ${signal}`));
   };
+  // An error nothing handled (in an event handler, say) ends the process, as Node would, but
+  // only once the crash is recorded: repeated crashes at one position fail the migration.
+  const onCrash = (err: unknown): void => {
+    const text = errorText(err, secrets);
+    logLine(secrets, "error", `worker crashed: ${text}`);
+    const at = { target: options.target, controlDatabase: options.controlDatabase };
+    void recordWorkerCrash(at, text).finally(() => process.exit(EXIT_CRASHED));
+  };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  process.once("uncaughtException", onCrash);
   try {
     await runWorker({ ...options, signal: stop.signal });
     return 0;
@@ -49,6 +61,7 @@ export async function runRuntime(options: RuntimeProcessOptions): Promise<number
   } finally {
     process.removeListener("SIGTERM", onSignal);
     process.removeListener("SIGINT", onSignal);
+    process.removeListener("uncaughtException", onCrash);
   }
 }
 

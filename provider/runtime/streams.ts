@@ -1,7 +1,7 @@
 // The change streams of one online migration (one per database): started after the copy or on
 // resume, their counters written to the control store every few seconds, stopped at cutover,
 // cancel or failure. A stream that dies makes `failure` reject.
-import { startReplication, type ReplicationStream } from "../cdc";
+import { startReplication, type ApplyStats, type ReplicationStream } from "../cdc";
 import type { Queryable } from "../control/db";
 import { writeStreamStats, type StreamStats } from "../control/progress";
 import { publicationName, slotName } from "../pg/names";
@@ -55,10 +55,17 @@ export class StreamSet {
 
   /**
    * Starts streaming `database` from `startLsn` (the target's stored LSN wins when later);
-   * `previous` are the counters recorded before a restart.
+   * `previous` are the counters recorded before a restart; `stopAt`, the cutover LSN of a
+   * cutover under way (nothing committed at or after it is applied).
    */
-  async start(database: string, startLsn: string, previous: Counters = NO_COUNTS): Promise<void> {
+  async start(
+    database: string,
+    startLsn: string,
+    previous: Counters = NO_COUNTS,
+    stopAt?: string,
+  ): Promise<void> {
     const stream = await startReplication({
+      stopAt,
       source: this.spec.source,
       target: this.spec.target,
       database,
@@ -92,6 +99,13 @@ export class StreamSet {
     }
   }
 
+  /** From now on `database`'s stream applies nothing committed at or after `lsn` (see ReplicationStream.stopAt). */
+  stopAt(database: string, lsn: Promise<string>): void {
+    const stream = this.streams.get(database);
+    if (!stream) throw new Error(`no change stream for database "${database}"`);
+    stream.stopAt(lsn);
+  }
+
   /** Applies everything up to `lsn` on `database`'s stream. */
   async waitForLsn(database: string, lsn: string, signal?: AbortSignal): Promise<void> {
     const stream = this.streams.get(database);
@@ -114,6 +128,7 @@ export class StreamSet {
           // The stream counts what it received and what it applied; users read the difference.
           incomingChanges: Math.max(0, s.incomingChanges - s.appliedChanges),
           appliedLsn: s.appliedLsn ?? null,
+          appliedCommitTime: s.appliedCommitTime,
           latencySeconds: s.latencySeconds ?? null,
           lagBytes: s.lagBytes ?? null,
         }).catch((err: unknown) =>
@@ -123,15 +138,16 @@ export class StreamSet {
     );
   }
 
-  /** Stops one stream (after writing its final counters). */
-  async stop(database: string): Promise<void> {
+  /** Stops one stream (after writing its final counters); returns its final stats. */
+  async stop(database: string): Promise<ApplyStats | undefined> {
     const stream = this.streams.get(database);
-    if (!stream) return;
+    if (!stream) return undefined;
     this.stopping.add(database);
     await this.writeStats();
     this.streams.delete(database);
     await stream.stop();
     await stream.done.catch(() => undefined);
+    return stream.stats();
   }
 
   /** Stops every stream; never throws (used on every exit path). */

@@ -41,11 +41,19 @@ export function actionProblem(
     mode: string;
     name: string;
     requestedAction?: RequestedAction | null;
+    cutoverDrained?: boolean;
   },
   action: RequestedAction,
 ): string | undefined {
   if (isEnded(row.state)) {
     return `migration "${row.name}" has already ended (${row.state}); there is nothing to ${action}`;
+  }
+  if (action === "cancel" && row.cutoverDrained) {
+    return (
+      `migration "${row.name}" can no longer be canceled: its cutover has applied every change ` +
+      "up to the cutover LSN and the target is complete; the cutover finishes by itself " +
+      "(follow it with `pgmigrate show`)"
+    );
   }
   if (action === "cancel") return undefined;
   // A cancel overrides a pending cutover; a repeated request is harmless.

@@ -118,6 +118,12 @@ export interface DbDetails {
    */
   readonly incomingChanges: number;
   readonly latencySeconds: number | null;
+  /** Where this database's cutover stops: commits at or after it are not applied (null before the cutover). */
+  readonly cutoverLsn: string | null;
+  /** Commit LSN of the last source transaction applied on the target (≤ cutoverLsn once cut over). */
+  readonly lastAppliedCommitLsn: string | null;
+  /** That transaction's commit time on the source (ISO 8601). */
+  readonly lastAppliedCommitTime: string | null;
   readonly message: string;
   readonly startedOn: string | null;
   readonly endedOn: string | null;
@@ -147,6 +153,12 @@ export interface MigrationOutputs {
   readonly validation: ValidationReport | null;
   readonly dbDetails: Readonly<Record<string, DbDetails>>;
   readonly verification: VerificationReport | null;
+  /**
+   * The source WAL position the cutover stopped at: every transaction committed before it is on
+   * the target, none committed at or after it (writes after it are the user's to redirect).
+   * Null before the cutover.
+   */
+  readonly cutoverLsn: string | null;
   /** The most recent events (state changes, reconnections, notes), oldest first; bounded. */
   readonly events: readonly MigrationEvent[];
   /** The most recent warnings and errors (owners that fell back, settings not copied, …); bounded. */

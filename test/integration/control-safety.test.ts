@@ -27,6 +27,7 @@ import {
   queueTables,
   resetDatabase,
   setCutoverLsn,
+  markDrained,
   setDatabaseStep,
   setDatabaseVerification,
   setSlot,
@@ -54,6 +55,7 @@ const STATS: StreamStats = {
   appliedChanges: 11,
   incomingChanges: 0,
   appliedLsn: "0/16B3748",
+  appliedCommitTime: Date.parse("2025-03-01T14:02:07Z"),
   latencySeconds: 0.5,
   lagBytes: 0,
 };
@@ -199,7 +201,12 @@ describe("control store safety", () => {
         ["slot", () => setSlot(db, a, "shop", "a_slot", "0/1")],
         ["copy completed", () => markCopyCompleted(db, a, "shop")],
         ["stream stats", () => writeStreamStats(db, a, "shop", STATS)],
-        ["cutover LSN", () => setCutoverLsn(db, a, "shop", "0/2")],
+        ["cutover LSN", async () => void (await setCutoverLsn(db, a, ["shop"], "0/2"))],
+        [
+          "drain",
+          async () =>
+            void (await markDrained(db, a, "shop", "a drained", { lsn: null, commitTime: null })),
+        ],
         ["database verification", () => setDatabaseVerification(db, a, "shop", [])],
         ["queued tables", () => queueTables(db, a, "shop", [])],
         ["table state", () => setTableState(db, a, "shop", table, "errored", { error: "a" })],

@@ -34,6 +34,9 @@ const db = (over: Partial<DbDetails>): DbDetails => ({
   appliedChanges: 13,
   incomingChanges: 0,
   latencySeconds: 0.25,
+  cutoverLsn: null,
+  lastAppliedCommitLsn: null,
+  lastAppliedCommitTime: null,
   message: "",
   startedOn: null,
   endedOn: null,
@@ -53,6 +56,7 @@ const outputs = (over: Partial<MigrationOutputs>): MigrationOutputs => ({
   validation: null,
   dbDetails: { orders: db({}) },
   verification: null,
+  cutoverLsn: null,
   events: [],
   warnings: [],
   ...over,
@@ -170,6 +174,32 @@ describe("pgmigrate output formatting", () => {
       text,
       /✗ orders public\.b: source 5 rows, target 4 rows; key \(3\) is missing on the target/,
     );
+  });
+
+  it("shows where the cutover stopped and the last commit it applied", () => {
+    const text = formatShow(
+      outputs({
+        state: "Succeeded",
+        substate: "Completed",
+        cutoverLsn: "0/19F2948",
+        dbDetails: {
+          orders: db({
+            migrationState: "Succeeded",
+            cutoverLsn: "0/19F2948",
+            lastAppliedCommitLsn: "0/19F2910",
+            lastAppliedCommitTime: "2025-03-01T15:00:01.250Z",
+          }),
+        },
+      }),
+      "pg:5432",
+    );
+    assert.match(text, /Cutover:\s+at source WAL position 0\/19F2948/);
+    assert.match(
+      text,
+      /cutover at 0\/19F2948; last applied commit 0\/19F2910 \(2025-03-01 15:00:01/,
+    );
+    const before = formatShow(outputs({}), "pg:5432");
+    assert.ok(!before.includes("Cutover:") && !before.includes("cutover at"), before);
   });
 
   it("draws progress bars per table during the copy and counters during replication", () => {

@@ -1,6 +1,7 @@
-// RetryWindow: how long transient failures are retried.
+// RetryWindow: how long transient failures are retried; retryTransient: what is retried.
 import assert from "node:assert/strict";
-import { RetryWindow } from "../../provider/pg/retry";
+import { MigrationError } from "../../provider/pg/errors";
+import { backoffMs, RetryWindow, retryTransient } from "../../provider/pg/retry";
 
 describe("RetryWindow", () => {
   it("allows retries for the window after the first failure, then refuses", () => {
@@ -25,5 +26,91 @@ describe("RetryWindow", () => {
     assert.equal(w.failed(false), true);
     now = 19_000;
     assert.equal(w.failed(false), false);
+  });
+});
+
+describe("retryTransient", () => {
+  // A server shutting down, as node-postgres reports it, wrapped as the engine wraps it.
+  const shuttingDown = (): Error =>
+    MigrationError.wrap(
+      "verify",
+      Object.assign(new Error("the database system is shutting down"), { code: "57P03" }),
+      "verifying",
+    );
+
+  it("runs a step again after transient errors until it succeeds", async () => {
+    let calls = 0;
+    const retries: number[] = [];
+    const result = await retryTransient(
+      async () => {
+        calls++;
+        if (calls < 3) throw shuttingDown();
+        return "done";
+      },
+      { delay: () => 1, onRetry: (attempt) => void retries.push(attempt) },
+    );
+    assert.equal(result, "done");
+    assert.equal(calls, 3);
+    assert.deepEqual(retries, [1, 2]);
+  });
+
+  it("throws any other error at once", async () => {
+    let calls = 0;
+    const missing = Object.assign(new Error('relation "public.late_seq" does not exist'), {
+      code: "42P01",
+    });
+    await assert.rejects(
+      retryTransient(
+        async () => {
+          calls++;
+          throw missing;
+        },
+        { delay: () => 1 },
+      ),
+      (err) => err === missing,
+    );
+    assert.equal(calls, 1);
+  });
+
+  it("gives up with the last error once the failures outlast the window", async () => {
+    let now = 0;
+    let calls = 0;
+    await assert.rejects(
+      retryTransient(
+        async () => {
+          calls++;
+          now += 4_000;
+          throw shuttingDown();
+        },
+        { windowMs: 10_000, now: () => now, delay: () => 1 },
+      ),
+      /shutting down/,
+    );
+    // Failures seen at 4, 8, 12 s: the window opened at 4 s closes at 14 s.
+    assert.equal(calls, 4);
+  });
+
+  it("stops retrying when its signal aborts", async () => {
+    const controller = new AbortController();
+    let calls = 0;
+    await assert.rejects(
+      retryTransient(
+        async () => {
+          calls++;
+          controller.abort();
+          throw shuttingDown();
+        },
+        { signal: controller.signal, delay: () => 1 },
+      ),
+      /shutting down/,
+    );
+    assert.equal(calls, 1);
+  });
+
+  it("backs off from half a second, doubling, up to 30 s", () => {
+    assert.deepEqual(
+      [1, 2, 3, 7, 8, 20].map(backoffMs),
+      [500, 1_000, 2_000, 30_000, 30_000, 30_000],
+    );
   });
 });

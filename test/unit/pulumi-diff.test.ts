@@ -34,6 +34,7 @@ const waiting: MigrationOutputs = {
   validation: null,
   dbDetails: {},
   verification: null,
+  cutoverLsn: null,
   events: [],
   warnings: [],
 };
