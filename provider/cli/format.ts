@@ -123,6 +123,7 @@ export function formatShow(o: MigrationOutputs, server: string, now = Date.now()
     `Latency:    ${formatLatency(o.latencySeconds)}`,
   ];
   if (o.error) lines.push(`Error:      ${o.error}`);
+  if (o.workerLog) lines.push(`Log:        ${o.workerLog}`);
   if (o.validation) {
     lines.push(`Validation: ${o.validation.status}`);
     lines.push(...checkLines("server", o.validation.serverLevel));

@@ -58,6 +58,7 @@ export function buildOutputs(
     verification: migration.verification,
     events: events.recent,
     warnings: events.warnings,
+    workerLog: migration.workerLog,
   };
 }
 

@@ -39,6 +39,7 @@ const outputs = (over: Partial<MigrationOutputs>): MigrationOutputs => ({
   verification: null,
   events: [],
   warnings: [],
+  workerLog: null,
   ...over,
 });
 

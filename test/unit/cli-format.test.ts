@@ -55,6 +55,7 @@ const outputs = (over: Partial<MigrationOutputs>): MigrationOutputs => ({
   verification: null,
   events: [],
   warnings: [],
+  workerLog: null,
   ...over,
 });
 

@@ -36,6 +36,7 @@ const waiting: MigrationOutputs = {
   verification: null,
   events: [],
   warnings: [],
+  workerLog: null,
 };
 
 /** The state a create with `inputs` leaves behind. */
