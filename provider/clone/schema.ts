@@ -8,7 +8,9 @@ import { MigrationError } from "../pg/errors";
 import { OBJECT_PREFIX } from "../pg/names";
 import { processAlive } from "../pg/process";
 import type { MigrationSpec } from "../spec/types";
-import { runTool, toolEnv, type DumpTools } from "../pg/dump-tools";
+import { dbnameConninfo, runTool, toolEnv, type DumpTools } from "../pg/dump-tools";
+
+export { dbnameConninfo } from "../pg/dump-tools";
 
 /** Schemas never copied: the control store and the apply bookkeeping live there. */
 export const EXCLUDED_SCHEMAS: readonly string[] = OWN_SCHEMAS;
@@ -35,11 +37,6 @@ export async function makeDumpDir(): Promise<string> {
     }
   }
   return fs.mkdtemp(path.join(tmp, `${DUMP_DIR_PREFIX}${process.pid}-`));
-}
-
-/** libpq conninfo naming only the database; host, user and password come from the environment. */
-export function dbnameConninfo(database: string): string {
-  return `dbname='${database.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
 }
 
 /**

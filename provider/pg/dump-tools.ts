@@ -109,6 +109,11 @@ export function newestDumpTools(): DumpTools | undefined {
   return findDumpTools(0);
 }
 
+/** libpq conninfo naming only the database; host, user and password come from the environment. */
+export function dbnameConninfo(database: string): string {
+  return `dbname='${database.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+}
+
 /** Where a tool run connects: the server, the database, and a private directory of ours. */
 export interface ToolConnection {
   readonly endpoint: Endpoint;
