@@ -56,9 +56,12 @@ describe("runtime spawner: private logs and failed spawns", function () {
   const server = (): string =>
     `postgresql://${target.user}@${target.host}:${target.port}/postgres?sslmode=disable`;
 
-  function propertiesFile(name: string, logDir?: string): string {
+  function propertiesFile(name: string, logDir?: string, sourcePassword?: string): string {
     const file = path.join(dir, `${name}.json`);
     const props: Record<string, unknown> = {
+      ...(sourcePassword
+        ? { SecretParameters: { AdminCredentials: { SourceServerPassword: sourcePassword } } }
+        : {}),
       SourceDBServerResourceId: `${source.host}:${source.port}@${source.user}`,
       DBsToMigrate: [DATABASE],
       OverwriteDBsInTarget: "true",
@@ -69,15 +72,20 @@ describe("runtime spawner: private logs and failed spawns", function () {
     return file;
   }
 
-  function env(stateHome: string, sourcePassword = source.password): NodeJS.ProcessEnv {
+  function env(stateHome: string): NodeJS.ProcessEnv {
     return {
-      PGMIGRATE_SOURCE_PASSWORD: sourcePassword,
+      PGMIGRATE_SOURCE_PASSWORD: source.password,
       PGMIGRATE_TARGET_PASSWORD: target.password,
       XDG_STATE_HOME: stateHome,
     };
   }
 
-  async function create(name: string, e: NodeJS.ProcessEnv, logDir?: string): Promise<CliResult> {
+  async function create(
+    name: string,
+    e: NodeJS.ProcessEnv,
+    logDir?: string,
+    sourcePassword?: string,
+  ): Promise<CliResult> {
     names.push(name);
     return runCli(
       [
@@ -87,7 +95,7 @@ describe("runtime spawner: private logs and failed spawns", function () {
         "--migration-name",
         name,
         "--properties",
-        propertiesFile(name, logDir),
+        propertiesFile(name, logDir, sourcePassword),
       ],
       e,
     );
@@ -206,8 +214,9 @@ describe("runtime spawner: private logs and failed spawns", function () {
     const name = "too-big";
     const stateHome = path.join(dir, "state-big");
     fs.mkdirSync(stateHome, { mode: 0o700 });
-    // One environment string longer than Linux allows (MAX_ARG_STRLEN, 128 KiB).
-    const refused = await create(name, env(stateHome, "p".repeat(200_000)));
+    // A password (from the properties file) that makes one environment string of the worker
+    // longer than Linux allows (MAX_ARG_STRLEN, 128 KiB).
+    const refused = await create(name, env(stateHome), undefined, "p".repeat(200_000));
     assert.notEqual(refused.code, 0, refused.stdout);
     assert.match(
       refused.stderr,
