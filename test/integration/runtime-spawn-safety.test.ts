@@ -234,4 +234,48 @@ describe("runtime spawner: private logs and failed spawns", function () {
     assert.equal(done.state, "Succeeded", done.error ?? "");
     await sameData();
   });
+
+  it("tells a CREATEDB-only target user to name a control database of its own", async () => {
+    const password = "creator-secret-5";
+    await target.query(`CREATE ROLE creator LOGIN CREATEDB PASSWORD '${password}'`);
+    const as = (database: string): string =>
+      `postgresql://creator@${target.host}:${target.port}/${database}?sslmode=disable`;
+    const e = { ...env(dir), PGMIGRATE_TARGET_PASSWORD: password };
+    const args = (database: string, name: string): string[] => {
+      names.push(name);
+      return [
+        "create",
+        "--server",
+        as(database),
+        "--migration-name",
+        name,
+        "--migration-option",
+        "Validate",
+        "--properties",
+        propertiesFile(name),
+        "--wait",
+      ];
+    };
+    const refused = await runCli(args("postgres", "no-control"), e);
+    assert.notEqual(refused.code, 0);
+    assert.match(
+      refused.stderr,
+      /target user "creator" may not create the pgmigrate control schema in database "postgres" \(permission denied for database postgres\): set controlDatabase to a database the user owns/,
+    );
+    assert.ok(!refused.stderr.includes(password));
+
+    // As advised: a database of its own, which pgmigrate creates.
+    const validated = await runCli(args("pgmigrate", "own-control"), e);
+    assert.equal(validated.code, 0, validated.stderr + validated.stdout);
+    const [owner] = await target.query<{ owner: string }>(
+      "SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = 'pgmigrate'",
+    );
+    assert.equal(owner.owner, "creator");
+    const [row] = await target.query<{ state: string }>(
+      "SELECT state FROM pgmigrate.migrations WHERE name = 'own-control'",
+      [],
+      "pgmigrate",
+    );
+    assert.equal(row.state, "Succeeded");
+  });
 });
