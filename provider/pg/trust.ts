@@ -12,8 +12,13 @@ const BUNDLE_FILE = "node-ca-bundle.pem";
 /** A name that never exists: libpq's require/prefer then verifies nothing, as Node does. */
 const NO_ROOT_CERT = "no-root-cert.pem";
 
+/** Node ≥ 22.15 says which certificates it trusts by default (roots, system store, extra file). */
+type CaCertificates = (which: "default") => string[];
+
 /** The certificates Node verifies servers with: its bundled roots plus NODE_EXTRA_CA_CERTS. */
 export async function nodeCaBundle(env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const getCaCertificates = (tls as { getCACertificates?: CaCertificates }).getCACertificates;
+  if (getCaCertificates) return getCaCertificates("default").join("\n") + "\n";
   const parts = [...tls.rootCertificates];
   const extra = env.NODE_EXTRA_CA_CERTS;
   // Node itself only warns about an unreadable extra file and goes on with its roots.

@@ -79,16 +79,28 @@ export function workerStatus(row: MigrationRow): WorkerStatus {
 }
 
 /**
- * The worker's environment, built rather than inherited: paths, locale, CA settings, the password
- * file's path, and the two passwords it reads (PGMIGRATE_SOURCE_PASSWORD/PGMIGRATE_TARGET_PASSWORD).
+ * The worker's environment, built rather than inherited: paths, locale, CA settings (and the
+ * NODE_OPTIONS that choose the CA store), the password file's path, and the two passwords it
+ * reads (PGMIGRATE_SOURCE_PASSWORD/PGMIGRATE_TARGET_PASSWORD).
  * Nothing else of the caller's (tokens, cloud credentials) reaches it.
  */
 export function workerEnv(spec: MigrationSpec): NodeJS.ProcessEnv {
   return childEnv({
     PGPASSFILE: process.env.PGPASSFILE,
+    NODE_OPTIONS: trustOptions(process.env.NODE_OPTIONS),
     PGMIGRATE_SOURCE_PASSWORD: spec.source.password,
     PGMIGRATE_TARGET_PASSWORD: spec.target.password,
   });
+}
+
+/** Node options that change which CAs Node trusts: the worker must trust what its caller did. */
+const TRUST_OPTION =
+  /^--(use-openssl-ca|use-bundled-ca|use-system-ca|openssl-config=\S+|openssl-shared-config)$/;
+
+/** Of the caller's NODE_OPTIONS, only those deciding the trust store (nothing else is needed). */
+export function trustOptions(nodeOptions: string | undefined): string | undefined {
+  const kept = (nodeOptions ?? "").split(/\s+/).filter((o) => TRUST_OPTION.test(o));
+  return kept.length > 0 ? kept.join(" ") : undefined;
 }
 
 function spawnError(err: unknown): MigrationError {

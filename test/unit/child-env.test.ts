@@ -8,7 +8,7 @@ import { formatShow } from "../../provider/cli/format";
 import { childEnv } from "../../provider/pg/child-env";
 import { libpqRootCert, nodeCaBundle } from "../../provider/pg/trust";
 import { defaultLogDir, ensurePrivateDir, logFileName } from "../../provider/runtime/log-file";
-import { workerEnv } from "../../provider/runtime/spawn";
+import { trustOptions, workerEnv } from "../../provider/runtime/spawn";
 import type { Endpoint, MigrationOutputs, MigrationSpec } from "../../provider/spec/types";
 
 const spec = (host: string, port: number, controlDatabase = "postgres"): MigrationSpec =>
@@ -65,6 +65,15 @@ describe("child environments, log files and root certificates", () => {
     }
   });
 
+  it("keeps of NODE_OPTIONS only what chooses the CA store", () => {
+    assert.equal(
+      trustOptions("--require /tmp/hook.js --use-openssl-ca --max-old-space-size=512"),
+      "--use-openssl-ca",
+    );
+    assert.equal(trustOptions("--inspect"), undefined);
+    assert.equal(trustOptions(undefined), undefined);
+  });
+
   it("names log files so that two target servers never share one", () => {
     const names = new Set([
       logFileName(spec("db1", 5432)),
@@ -97,6 +106,14 @@ describe("child environments, log files and root certificates", () => {
     ensurePrivateDir(open, true); // a chosen directory may be readable, the files are 0600
     fs.chmodSync(open, 0o777);
     assert.throws(() => ensurePrivateDir(open, true), /open to other users/);
+
+    // A file where the directory should be (once reported as "reading the control store: EEXIST").
+    const file = path.join(dir, "file");
+    fs.writeFileSync(file, "");
+    assert.throws(
+      () => ensurePrivateDir(file, true),
+      /worker log directory .*file is not a directory/,
+    );
 
     const link = path.join(dir, "link");
     fs.symlinkSync(fresh, link);
