@@ -216,6 +216,14 @@ async function leftOnTarget(
         created.map((d) => `DROP DATABASE ${quoteIdent(d)};`).join(" "),
     );
   }
+  const copied = (await dbRows(ctx))
+    .filter((r) => r.copyCompleted && !created.includes(r.name))
+    .map((r) => quoteIdent(r.name));
+  if (copied.length > 0) {
+    parts.push(
+      `database(s) ${copied.join(", ")} existed before this migration and keep what was copied into them`,
+    );
+  }
   const kept = [...unrestored].filter((d) => !created.includes(d));
   if (kept.length > 0) {
     parts.push(
