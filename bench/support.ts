@@ -51,7 +51,7 @@ export function toolEnv(server: PgServer, database: string): NodeJS.ProcessEnv {
   for (const [key, value] of Object.entries(process.env)) {
     if (!key.startsWith("PG")) env[key] = value;
   }
-  return { ...env, ...libpqEnv(endpoint(server), database) };
+  return { ...env, ...libpqEnv(endpoint(server), database, undefined) };
 }
 
 /** A command line: binary, arguments, environment (secrets only in the environment). */

@@ -39,7 +39,7 @@ export interface RuntimeArgs {
    * restarts it when it died. "external": you run `pgmigrate runtime` elsewhere.
    */
   kind?: pulumi.Input<"local" | "external">;
-  /** Directory for the local worker's log; default `<tmpdir>/pgmigrate`. */
+  /** Directory for the local worker's log (yours, not writable by others); default `$XDG_STATE_HOME/pgmigrate` or `~/.local/state/pgmigrate`. */
   logDir?: pulumi.Input<string>;
 }
 

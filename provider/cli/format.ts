@@ -130,6 +130,7 @@ export function formatShow(o: MigrationOutputs, server: string, now = Date.now()
   ];
   if (o.cutoverLsn) lines.push(`Cutover:    at source WAL position ${o.cutoverLsn}`);
   if (o.error) lines.push(`Error:      ${o.error}`);
+  if (o.workerLog) lines.push(`Log:        ${o.workerLog}`);
   if (o.validation) {
     lines.push(`Validation: ${o.validation.status}`);
     lines.push(...checkLines("server", o.validation.serverLevel));

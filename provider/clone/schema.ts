@@ -1,17 +1,16 @@
 // Schema of one database via pg_dump/pg_restore: dumped once (pre- and post-data) from the
 // clone's snapshot into a custom-format file, restored in two passes around the data copy.
-import { spawn } from "node:child_process";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { OWN_SCHEMAS } from "../pg/catalog";
-import { libpqEnv } from "../pg/connect";
 import { MigrationError } from "../pg/errors";
 import { OBJECT_PREFIX } from "../pg/names";
 import { processAlive } from "../pg/process";
-import { redact } from "../pg/redact";
-import type { Endpoint, MigrationSpec } from "../spec/types";
-import type { DumpTools } from "../pg/dump-tools";
+import type { MigrationSpec } from "../spec/types";
+import { dbnameConninfo, runTool, toolEnv, type DumpTools } from "../pg/dump-tools";
+
+export { dbnameConninfo } from "../pg/dump-tools";
 
 /** Schemas never copied: the control store and the apply bookkeeping live there. */
 export const EXCLUDED_SCHEMAS: readonly string[] = OWN_SCHEMAS;
@@ -21,8 +20,6 @@ export interface SchemaArchive {
   readonly file: string;
   readonly list: string;
 }
-
-const STDERR_LIMIT = 8_000;
 
 const DUMP_DIR_PREFIX = "pgmigrate-clone-";
 
@@ -40,49 +37,6 @@ export async function makeDumpDir(): Promise<string> {
     }
   }
   return fs.mkdtemp(path.join(tmp, `${DUMP_DIR_PREFIX}${process.pid}-`));
-}
-
-/** libpq conninfo naming only the database; host, user and password come from the environment. */
-export function dbnameConninfo(database: string): string {
-  return `dbname='${database.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
-}
-
-/**
- * The child's environment: ours without any PG* variable (a stray PGOPTIONS or PGSERVICE must not
- * redirect the tool), plus the endpoint's libpq settings (password only through PGPASSWORD).
- */
-function toolEnv(endpoint: Endpoint, database: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith("PG") || key === "PGPASSFILE") env[key] = value;
-  }
-  return { ...env, ...libpqEnv(endpoint, database) };
-}
-
-/** Runs pg_dump/pg_restore; stdout is returned, a failure carries stderr (passwords redacted). */
-async function runTool(
-  bin: string,
-  args: readonly string[],
-  env: NodeJS.ProcessEnv,
-  secrets: readonly (string | undefined)[],
-  signal?: AbortSignal,
-): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { env, stdio: ["ignore", "pipe", "pipe"], signal });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      if (stderr.length < STDERR_LIMIT) stderr += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", (code, killedBy) => {
-      if (code === 0) return resolve(stdout);
-      const tool = path.basename(bin);
-      const why = redact(stderr.trim().slice(0, STDERR_LIMIT), secrets);
-      reject(new Error(`${tool} exited with ${code ?? killedBy}: ${why}`));
-    });
-  });
 }
 
 /**
@@ -131,14 +85,15 @@ export async function dumpSchema(args: {
         `--file=${file}`,
         `--dbname=${dbnameConninfo(database)}`,
       ],
-      toolEnv(spec.source, database),
+      await toolEnv({ endpoint: spec.source, database, privateDir: dir }),
       secrets,
       signal,
     );
     const toc = await runTool(
       tools.pgRestore,
       ["--list", file],
-      toolEnv(spec.target, database),
+      // Reads the archive only: no server, no password.
+      await toolEnv(),
       secrets,
       signal,
     );
@@ -180,7 +135,11 @@ export async function restoreSection(args: {
         `--dbname=${dbnameConninfo(database)}`,
         archive.file,
       ],
-      toolEnv(spec.target, database),
+      await toolEnv({
+        endpoint: spec.target,
+        database,
+        privateDir: path.dirname(archive.file),
+      }),
       [spec.source.password, spec.target.password],
       signal,
     );

@@ -135,6 +135,11 @@ export async function reserveSpawn(
   return rowCount === 1;
 }
 
+/** Gives back a reservation whose spawn failed, so the next caller may spawn at once. */
+export async function releaseSpawn(db: Queryable, name: string): Promise<void> {
+  await db.query(`UPDATE pgmigrate.migrations SET spawned_at = NULL WHERE name = $1`, [name]);
+}
+
 /** Records the spawned worker's process and log file. */
 export async function recordSpawn(
   db: Queryable,

@@ -73,6 +73,7 @@ export function buildOutputs(
     cutoverLsn: cutoverLsnOf(databases),
     events: events.recent,
     warnings: events.warnings,
+    workerLog: migration.workerLog,
   };
 }
 

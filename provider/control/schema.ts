@@ -124,6 +124,26 @@ async function recordVersion(db: Queryable, migration: SchemaMigration): Promise
   ]);
 }
 
+/**
+ * A target user who may not create the control schema where it was asked for (typically a
+ * CREATEDB user on a managed server, in `postgres`): point it at a database of its own, which
+ * pgmigrate creates when missing.
+ */
+function privilegeError(at: ControlLocation, err: unknown): MigrationError {
+  const user = quoteIdent(at.target.username);
+  const database = quoteIdent(at.controlDatabase);
+  const reason = err instanceof Error ? err.message : String(err);
+  return new MigrationError(
+    "control",
+    `target user ${user} may not create the pgmigrate control schema in database ${database} ` +
+      `(${reason}): set controlDatabase to a database the user owns, e.g. "pgmigrate" ` +
+      "(created by pgmigrate when missing, if the user has CREATEDB; on the command line, the " +
+      "database of the --server URL: postgresql://…/pgmigrate), or have an administrator run " +
+      `GRANT CREATE ON DATABASE ${database} TO ${user};`,
+    { code: "PGM_CONTROL_PRIVILEGE", cause: err },
+  );
+}
+
 /** Applies the DDL files not yet applied. Safe to run concurrently and repeatedly. */
 export async function installControlSchema(at: ControlLocation): Promise<{ applied: number[] }> {
   await ensureControlDatabase(at);
@@ -154,6 +174,7 @@ export async function installControlSchema(at: ControlLocation): Promise<{ appli
     return { applied };
   } catch (err) {
     await client.query("ROLLBACK").catch(() => undefined);
+    if (pgFields(err).code === SQLSTATE.insufficientPrivilege) throw privilegeError(at, err);
     throw MigrationError.wrap("control", err, "installing the pgmigrate control schema");
   } finally {
     await client.end().catch(() => undefined);

@@ -176,8 +176,16 @@ export async function withClient<T>(
   }
 }
 
-/** libpq environment for pg_dump/pg_restore/psql: the password never appears on a command line. */
-export function libpqEnv(endpoint: Endpoint, database: string): Record<string, string> {
+/**
+ * libpq settings for pg_dump/pg_restore/psql connecting to `database` on `endpoint`: the password
+ * never appears on a command line. `rootCert`: the file libpq verifies the server with (see
+ * pg/trust.ts), so it trusts what our own connections trust.
+ */
+export function libpqEnv(
+  endpoint: Endpoint,
+  database: string,
+  rootCert: string | undefined,
+): Record<string, string> {
   const env: Record<string, string> = {
     PGHOST: endpoint.host,
     PGPORT: String(endpoint.port),
@@ -190,7 +198,7 @@ export function libpqEnv(endpoint: Endpoint, database: string): Record<string, s
     PGOPTIONS: pinnedOptions(),
   };
   if (endpoint.password !== undefined) env.PGPASSWORD = endpoint.password;
-  if (endpoint.sslRootCert) env.PGSSLROOTCERT = endpoint.sslRootCert;
+  if (rootCert) env.PGSSLROOTCERT = rootCert;
   return env;
 }
 

@@ -1,8 +1,14 @@
 // Locates pg_dump/pg_restore binaries new enough for a source server: validation checks them,
 // the clone runs them. The newest suitable pair wins (a newer pg_dump reads older servers).
-import { execFileSync } from "node:child_process";
+// Each run gets a built environment: libpq settings and a password only when it connects.
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import type { Endpoint } from "../spec/types";
+import { childEnv } from "./child-env";
+import { libpqEnv } from "./connect";
+import { redact } from "./redact";
+import { libpqRootCert } from "./trust";
 
 /** A pg_dump/pg_restore pair from the same installation. */
 export interface DumpTools {
@@ -41,6 +47,7 @@ function toolMajor(file: string): number | undefined {
       encoding: "utf8",
       timeout: 5_000,
       stdio: ["ignore", "pipe", "ignore"],
+      env: childEnv(),
     });
     major = parseToolMajor(out);
   } catch {
@@ -56,6 +63,7 @@ function pgConfigBindir(): string | undefined {
       encoding: "utf8",
       timeout: 5_000,
       stdio: ["ignore", "pipe", "ignore"],
+      env: childEnv(),
     });
     return out.trim() || undefined;
   } catch {
@@ -99,4 +107,64 @@ export function findDumpTools(minMajor: number): DumpTools | undefined {
 /** The newest pair found at all, whatever its major (to tell the user what we did find). */
 export function newestDumpTools(): DumpTools | undefined {
   return findDumpTools(0);
+}
+
+/** libpq conninfo naming only the database; host, user and password come from the environment. */
+export function dbnameConninfo(database: string): string {
+  return `dbname='${database.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+}
+
+/** Where a tool run connects: the server, the database, and a private directory of ours. */
+export interface ToolConnection {
+  readonly endpoint: Endpoint;
+  readonly database: string;
+  /** A directory only we can read (mkdtemp), removed by the caller: the CA bundle goes there. */
+  readonly privateDir: string;
+}
+
+/**
+ * The environment of a tool run: the base environment plus, when it connects, the server's
+ * libpq settings, its password and the root certificate our own connections trust. A tool that
+ * does not connect (`pg_restore --list`) gets no password.
+ */
+export async function toolEnv(connection?: ToolConnection): Promise<NodeJS.ProcessEnv> {
+  if (!connection) return childEnv();
+  const { endpoint, database, privateDir } = connection;
+  const rootCert = await libpqRootCert(endpoint, privateDir);
+  return childEnv({
+    // The password file is a path, not a secret: libpq falls back to it without a password.
+    PGPASSFILE: process.env.PGPASSFILE,
+    ...libpqEnv(endpoint, database, rootCert),
+  });
+}
+
+const STDERR_LIMIT = 8_000;
+
+/**
+ * Runs pg_dump/pg_restore with `env` (see toolEnv); stdout is returned, a failure carries stderr
+ * with `secrets` redacted.
+ */
+export async function runTool(
+  bin: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  secrets: readonly (string | undefined)[],
+  signal?: AbortSignal,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { env, stdio: ["ignore", "pipe", "pipe"], signal });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      if (stderr.length < STDERR_LIMIT) stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code, killedBy) => {
+      if (code === 0) return resolve(stdout);
+      const tool = path.basename(bin);
+      const why = redact(stderr.trim().slice(0, STDERR_LIMIT), secrets);
+      reject(new Error(`${tool} exited with ${code ?? killedBy}: ${why}`));
+    });
+  });
 }

@@ -57,8 +57,7 @@ function explain(problem: InputProblem, inputs: Inputs): string {
   const { property } = problem;
   const hint = hintFor(property);
   const value = valueAt(inputs, property);
-  if (problem.reason === "is required") {
-    // The schema says "is required" for any type mismatch; tell the two apart here.
+  if (problem.reason === "is required" || /^expected \w+, received \w+$/.test(problem.reason)) {
     const what = value === undefined ? "is required" : `has the wrong type (${typeof value})`;
     return `${property} ${what}${hint ? `: ${hint}` : ""}`;
   }

@@ -6,6 +6,7 @@ import { dropSlotAndPublication, dropTargetBookkeeping, sourceCleanupSql } from 
 import { dropTargetDatabase } from "../clone";
 import { getMigrationRow } from "../control/migrations";
 import { setDatabaseStep } from "../control/progress";
+import { quoteIdent } from "../pg/ident";
 import { publicationName, slotName, TARGET_BOOKKEEPING_SCHEMA } from "../pg/names";
 import { sleep } from "../pg/retry";
 import { dbRows, transition, type MigrationContext } from "./context";
@@ -142,29 +143,96 @@ export async function cancelMigration(ctx: MigrationContext): Promise<void> {
   await transition(ctx, "Canceled", "Completed");
 }
 
-/** Fails: streams stopped, source cleaned, error recorded (redacted) → Failed/Failed. */
+/**
+ * Fails: streams stopped, source cleaned, triggers and replica identities restored, our
+ * bookkeeping dropped from the target databases, error recorded (redacted) with what is left on
+ * the target and how to remove it → Failed/Failed.
+ */
 export async function failMigration(ctx: MigrationContext, error: unknown): Promise<void> {
+  const { spec } = ctx;
   const message = ctx.journal.redact(errorText(error, []));
   await ctx.streams.stopAll();
   const problems = await dropSourceObjects(ctx);
   const rows = await dbRows(ctx);
+  // Databases whose restore failed keep the bookkeeping: it records what to restore by hand.
+  const unrestored = new Set<string>();
   // Failed is final: whatever the target holds, its triggers work as on the source again.
   const restored = await Promise.all(
     rows
       .filter((r) => r.copyCompleted && r.step !== "completed")
-      .map((r) => restoreTriggers(ctx, r.name, "replicate")),
+      .map(async (r) => ({
+        database: r.name,
+        problem: await restoreTriggers(ctx, r.name, "replicate"),
+      })),
   );
-  for (const problem of restored) if (problem) problems.push(problem);
+  for (const { database, problem } of restored) {
+    if (!problem) continue;
+    problems.push(problem);
+    unrestored.add(database);
+  }
   if (problems.length === 0) {
     for (const row of rows) {
       const problem = await restoreIdentities(ctx, row.name, "replicate");
-      if (problem) problems.push(problem);
+      if (!problem) continue;
+      problems.push(problem);
+      unrestored.add(row.name);
+    }
+  } else if (spec.fixReplicaIdentity === "full") {
+    for (const row of rows) unrestored.add(row.name);
+  }
+  for (const row of rows) {
+    if (unrestored.has(row.name)) continue;
+    const err = await attempt(() => dropTargetBookkeeping(spec.target, row.name));
+    if (err) {
+      problems.push(
+        `could not drop schema ${TARGET_BOOKKEEPING_SCHEMA} in database "${row.name}" on the target: ${errorText(err, [spec.source.password, spec.target.password])}`,
+      );
+      unrestored.add(row.name);
     }
   }
   for (const row of rows) {
     if (row.step === "completed") continue;
     await setDatabaseStep(ctx.db, ctx.lease, row.name, row.step, "Failed", message);
   }
-  const text = problems.length > 0 ? `${message}; ${problems.join("; ")}` : message;
+  const leftovers = await leftOnTarget(ctx, unrestored);
+  if (leftovers) await ctx.journal.event("warning", leftovers);
+  const text = [message, ...problems, ...(leftovers ? [leftovers] : [])].join("; ");
   await transition(ctx, "Failed", "Failed", text);
+}
+
+/**
+ * What a failed migration leaves on the target, and the statements that remove it: the
+ * databases it created (kept, partly filled, for inspection) and any bookkeeping schema that
+ * could not be dropped. Undefined when nothing is left.
+ */
+async function leftOnTarget(
+  ctx: MigrationContext,
+  unrestored: ReadonlySet<string>,
+): Promise<string | undefined> {
+  const row = await getMigrationRow(ctx.db, ctx.spec.migrationName);
+  const created = ctx.spec.databases.filter((d) => (row?.createdDatabases ?? []).includes(d));
+  const parts: string[] = [];
+  if (created.length > 0) {
+    parts.push(
+      `left on the target for inspection: database(s) ${created.map(quoteIdent).join(", ")}, ` +
+        `created by this migration and partly filled; remove them on the target with ` +
+        created.map((d) => `DROP DATABASE ${quoteIdent(d)};`).join(" "),
+    );
+  }
+  const copied = (await dbRows(ctx))
+    .filter((r) => r.copyCompleted && !created.includes(r.name))
+    .map((r) => quoteIdent(r.name));
+  if (copied.length > 0) {
+    parts.push(
+      `database(s) ${copied.join(", ")} existed before this migration and keep what was copied into them`,
+    );
+  }
+  const kept = [...unrestored].filter((d) => !created.includes(d));
+  if (kept.length > 0) {
+    parts.push(
+      `schema ${TARGET_BOOKKEEPING_SCHEMA} kept in database(s) ${kept.map(quoteIdent).join(", ")} ` +
+        `(it records what to restore); once restored, remove it with DROP SCHEMA ${TARGET_BOOKKEEPING_SCHEMA} CASCADE;`,
+    );
+  }
+  return parts.length > 0 ? parts.join("; ") : undefined;
 }

@@ -1,17 +1,20 @@
 // The local spawner: starts the worker (`runtime/main.js runtime --server URL --migration-name N`)
-// as a detached process that outlives its caller (passwords through the environment, never argv;
-// output to a log file), and tells a live worker from a dead one.
+// as a detached process that outlives its caller (a built environment carrying the passwords,
+// never argv; output to a private log file, see log-file.ts), and tells a live worker from a dead one.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Queryable } from "../control/db";
 import { addEvent } from "../control/events";
-import { clearDeadLease, recordSpawn, reserveSpawn } from "../control/lease";
+import { clearDeadLease, recordSpawn, releaseSpawn, reserveSpawn } from "../control/lease";
 import { getMigrationRow, type MigrationRow } from "../control/migrations";
+import { childEnv } from "../pg/child-env";
+import { MigrationError } from "../pg/errors";
 import { processAlive, processArgv } from "../pg/process";
 import type { Endpoint, MigrationSpec } from "../spec/types";
 import { parseOwnerId } from "./lease";
+import { openWorkerLog } from "./log-file";
 
 /** A worker whose heartbeat is older than this is presumed dead. */
 export const STALE_HEARTBEAT_SECONDS = 15;
@@ -75,18 +78,51 @@ export function workerStatus(row: MigrationRow): WorkerStatus {
   return "dead";
 }
 
-/** Starts a detached worker for the migration; returns its pid and log file. */
-export function spawnWorker(
+/**
+ * The worker's environment, built rather than inherited: paths, locale, CA settings (and the
+ * NODE_OPTIONS that choose the CA store), the password file's path, and the two passwords it
+ * reads (PGMIGRATE_SOURCE_PASSWORD/PGMIGRATE_TARGET_PASSWORD).
+ * Nothing else of the caller's (tokens, cloud credentials) reaches it.
+ */
+export function workerEnv(spec: MigrationSpec): NodeJS.ProcessEnv {
+  return childEnv({
+    PGPASSFILE: process.env.PGPASSFILE,
+    NODE_OPTIONS: trustOptions(process.env.NODE_OPTIONS),
+    PGMIGRATE_SOURCE_PASSWORD: spec.source.password,
+    PGMIGRATE_TARGET_PASSWORD: spec.target.password,
+  });
+}
+
+/** Node options that change which CAs Node trusts: the worker must trust what its caller did. */
+const TRUST_OPTION =
+  /^--(use-openssl-ca|use-bundled-ca|use-system-ca|openssl-config=\S+|openssl-shared-config)$/;
+
+/** Of the caller's NODE_OPTIONS, only those deciding the trust store (nothing else is needed). */
+export function trustOptions(nodeOptions: string | undefined): string | undefined {
+  const kept = (nodeOptions ?? "").split(/\s+/).filter((o) => TRUST_OPTION.test(o));
+  return kept.length > 0 ? kept.join(" ") : undefined;
+}
+
+function spawnError(err: unknown): MigrationError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why =
+    code === "E2BIG"
+      ? "its environment, which carries the passwords, is larger than the operating system allows (E2BIG)"
+      : code === "ENOENT"
+        ? `${process.execPath} does not exist (ENOENT)`
+        : (err as Error).message;
+  return new MigrationError("runtime", `could not start a local worker: ${why}`, {
+    code: "PGM_SPAWN",
+    cause: err,
+  });
+}
+
+/** Starts a detached worker for the migration; returns its pid and log file once it runs. */
+export async function spawnWorker(
   spec: MigrationSpec,
   options: SpawnOptions = {},
-): { pid: number; log: string } {
-  const logDir = options.logDir ?? path.join(os.tmpdir(), "pgmigrate");
-  fs.mkdirSync(logDir, { recursive: true });
-  const log = path.join(logDir, `${spec.migrationName}.log`);
-  const fd = fs.openSync(log, "a", 0o600);
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  if (spec.source.password !== undefined) env.PGMIGRATE_SOURCE_PASSWORD = spec.source.password;
-  if (spec.target.password !== undefined) env.PGMIGRATE_TARGET_PASSWORD = spec.target.password;
+): Promise<{ pid: number; log: string }> {
+  const { fd, log } = openWorkerLog(spec, options.logDir);
   try {
     const child = spawn(
       process.execPath,
@@ -98,13 +134,19 @@ export function spawnWorker(
         "--migration-name",
         spec.migrationName,
       ],
-      { detached: true, stdio: ["ignore", fd, fd], env, cwd: os.tmpdir() },
+      { detached: true, stdio: ["ignore", fd, fd], env: workerEnv(spec), cwd: os.tmpdir() },
     );
-    // A failed exec is reported asynchronously; the next ensureWorker notices the dead worker.
+    // Some exec failures (ENOENT, EACCES) are reported by an event, others (E2BIG) thrown above.
+    await new Promise<void>((resolve, reject) => {
+      child.once("spawn", resolve);
+      child.once("error", reject);
+    });
     child.on("error", () => undefined);
     child.unref();
-    if (child.pid === undefined) throw new Error(`could not start ${process.execPath}`);
+    if (child.pid === undefined) throw new Error(`${process.execPath} started without a pid`);
     return { pid: child.pid, log };
+  } catch (err) {
+    throw spawnError(err);
   } finally {
     fs.closeSync(fd);
   }
@@ -135,7 +177,16 @@ export async function ensureLocalWorker(
   if (!(await reserveSpawn(db, spec.migrationName, options.restart ? 0 : SPAWN_GRACE_SECONDS))) {
     return false;
   }
-  const worker = spawnWorker(spec, options);
+  let worker: { pid: number; log: string };
+  try {
+    worker = await spawnWorker(spec, options);
+  } catch (err) {
+    // The next call may try again at once: nothing runs, so nothing must wait for a grace period.
+    await releaseSpawn(db, spec.migrationName);
+    const error = MigrationError.wrap("runtime", err, "could not start a local worker");
+    await addEvent(db, spec.migrationName, "error", error.message);
+    throw error;
+  }
   const host = os.hostname();
   await recordSpawn(db, spec.migrationName, { ...worker, host });
   await addEvent(

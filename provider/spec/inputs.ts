@@ -129,8 +129,16 @@ export type ResolveResult =
     }
   | { readonly ok: false; readonly problems: readonly InputProblem[] };
 
+/**
+ * One issue as users read it. A missing value "is required"; a value of the wrong type says what
+ * was expected and what was given (never the value itself: it may be a password). zod reports no
+ * input unless asked to, so its message ("…, received undefined") tells the two apart.
+ */
 function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === "invalid_type" && issue.input === undefined) return "is required";
+  if (issue.code === "invalid_type") {
+    if (/received undefined$/.test(issue.message)) return "is required";
+    return issue.message.replace(/^Invalid input: /, "");
+  }
   return issue.message;
 }
 

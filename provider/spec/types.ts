@@ -22,7 +22,7 @@ export interface Endpoint {
 /** Where the worker runs: `local` (spawned detached, respawned when dead) or `external`. */
 export interface RuntimeOptions {
   readonly kind: "local" | "external";
-  /** Directory of a local worker's log file (default: os.tmpdir()/pgmigrate). */
+  /** Directory of a local worker's log file (default: $XDG_STATE_HOME/pgmigrate or ~/.local/state/pgmigrate). */
   readonly logDir?: string;
 }
 
@@ -163,6 +163,8 @@ export interface MigrationOutputs {
   readonly events: readonly MigrationEvent[];
   /** The most recent warnings and errors (owners that fell back, settings not copied, …); bounded. */
   readonly warnings: readonly MigrationEvent[];
+  /** The log file of the last local worker started for this migration (null: none, or external). */
+  readonly workerLog: string | null;
 }
 
 /** A table as the clone and the progress report see it. */

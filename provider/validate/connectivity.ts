@@ -3,6 +3,7 @@
 import type { Client } from "pg";
 import { connect } from "../pg/connect";
 import { pgFields, SQLSTATE } from "../pg/errors";
+import { quoteIdent } from "../pg/ident";
 import { redact } from "../pg/redact";
 import type { Endpoint } from "../spec/types";
 
@@ -61,7 +62,7 @@ export function describeConnectError(endpoint: Endpoint, database: string, err: 
   } else if (pg.code === SQLSTATE.invalidCatalogName) {
     message = `database "${database}" does not exist on ${where}`;
   } else if (pg.code === SQLSTATE.insufficientPrivilege) {
-    message = `user "${user}" may not connect to database "${database}" on ${where} (${raw}): GRANT CONNECT ON DATABASE to the user`;
+    message = `user "${user}" may not connect to database "${database}" on ${where} (${raw}): GRANT CONNECT ON DATABASE ${quoteIdent(database)} TO ${quoteIdent(user)}`;
   } else if (pg.code === SQLSTATE.tooManyConnections) {
     message = `${where} has no free connection slots (${raw}): retry later or raise max_connections`;
   } else if (pg.code === SQLSTATE.cannotConnectNow) {
@@ -77,8 +78,21 @@ export function describeConnectError(endpoint: Endpoint, database: string, err: 
     message = `no answer from ${where} within ${VALIDATION_CONNECT_TIMEOUT_MS / 1000} s: check the host and port, and that firewalls or security groups let this client in`;
   } else if (/does not support SSL/i.test(raw)) {
     message = `${where} does not accept SSL connections but sslMode is "${endpoint.sslMode}": enable SSL on the server or set sslMode to "prefer" or "disable"`;
+  } else if (
+    codes.includes("ERR_TLS_CERT_ALTNAME_INVALID") ||
+    /altnames|does not match host name/i.test(raw)
+  ) {
+    // The CA is fine; the name is not: changing the CA would not help.
+    message = `the SSL certificate of ${where} does not name host "${endpoint.host}" (${raw}): connect with a host name listed in the certificate's subject alternative names (SAN), or have the certificate reissued for this name`;
   } else if (codes.some((c) => TLS_VERIFY_CODES.test(c)) || /certificate/i.test(raw)) {
-    message = `the SSL certificate of ${where} could not be verified (${raw}) with sslMode "${endpoint.sslMode}": set sslRootCert to the CA that signed it, or use sslMode "require"`;
+    const ca = endpoint.sslRootCert
+      ? `sslRootCert "${endpoint.sslRootCert}" does not hold the CA that signed it: set sslRootCert to that CA's certificate`
+      : "set sslRootCert to the CA that signed it";
+    // require verifies only because a root certificate was given; suggesting require again is no advice.
+    const weaker = endpoint.sslMode.startsWith("verify")
+      ? ' (sslMode "require" encrypts without verifying the server)'
+      : "";
+    message = `the SSL certificate of ${where} could not be verified (${raw}) with sslMode "${endpoint.sslMode}": ${ca}${weaker}`;
   } else if (/client password must be/i.test(raw)) {
     message = `the server at ${where} asks user "${user}" for a password but none was given: set the password`;
   } else {

@@ -24,6 +24,7 @@ import {
 } from "./server";
 import { readTargetCatalog, type TargetCatalog, targetDatabaseCheck } from "./target";
 import { findDumpTools, newestDumpTools } from "../pg/dump-tools";
+import { probeDumpConnection } from "./dump-probe";
 
 export { tablesWithoutReplicaIdentity } from "./replica-identity";
 export {
@@ -182,8 +183,13 @@ export async function validateMigration(spec: MigrationSpec): Promise<Validation
     if (sourceOk) {
       serverLevel.push(...sourceChecks(spec, sourceOk.facts));
       const tools = findDumpTools(Math.floor(sourceOk.facts.versionNum / 10_000));
+      const unreachable = tools
+        ? await probeDumpConnection(tools, spec.source, sourceOk.database)
+        : undefined;
       serverLevel.push(
-        dumpToolsCheck(sourceOk.facts, tools, tools ? undefined : newestDumpTools()),
+        unreachable
+          ? failed(CHECK.dumpTools, unreachable)
+          : dumpToolsCheck(sourceOk.facts, tools, tools ? undefined : newestDumpTools()),
       );
     }
     if (targetOk) serverLevel.push(...targetChecks(sourceOk?.facts, targetOk.facts));

@@ -4,6 +4,7 @@ import type { Client } from "pg";
 import type { CheckResult, MigrationSpec } from "../spec/types";
 import { CHECK, failed, succeeded, warning } from "./checks";
 import type { DumpTools } from "../pg/dump-tools";
+import { quoteIdent } from "../pg/ident";
 
 /** What the checks need to know about one server and the session's user. */
 export interface ServerFacts {
@@ -109,6 +110,23 @@ function walLevelHint(serverType: string | undefined): string {
   }
 }
 
+/** How to give `username` the right to replicate, where the source runs. */
+export function replicationFix(serverType: string | undefined, username: string): string {
+  const role = quoteIdent(username);
+  switch (serverType) {
+    case "AWS_RDS":
+    case "AWS_AURORA":
+      return `run GRANT rds_replication TO ${role}; as the master user (REPLICATION cannot be set on RDS/Aurora)`;
+    case "PostgreSQLSingleServer":
+      return `run ALTER ROLE ${role} WITH REPLICATION; as the server admin (a member of azure_pg_admin)`;
+    case "GCP_CloudSQL":
+    case "GCP_AlloyDB":
+      return `run ALTER ROLE ${role} WITH REPLICATION; as a member of cloudsqlsuperuser`;
+    default:
+      return `run ALTER ROLE ${role} WITH REPLICATION; as a superuser (on Azure flexible server: as the server admin, a member of azure_pg_admin)`;
+  }
+}
+
 /** Source version and, online, its logical replication prerequisites. */
 export function sourceChecks(spec: MigrationSpec, source: ServerFacts): CheckResult[] {
   const online = spec.mode === "Online";
@@ -187,13 +205,10 @@ export function sourceChecks(spec: MigrationSpec, source: ServerFacts): CheckRes
   if (source.superuser || source.replication || (isAws && source.rdsReplication)) {
     checks.push(succeeded(CHECK.replicationPrivilege, `user "${source.username}" may replicate`));
   } else {
-    const fix = isAws
-      ? `GRANT rds_replication TO "${source.username}"`
-      : `ALTER ROLE "${source.username}" WITH REPLICATION`;
     checks.push(
       failed(
         CHECK.replicationPrivilege,
-        `source user "${source.username}" has neither the REPLICATION attribute nor superuser${isAws ? " nor membership in rds_replication" : ""}: run ${fix}`,
+        `source user "${source.username}" has neither the REPLICATION attribute nor superuser${isAws ? " nor membership in rds_replication" : ""}: ${replicationFix(spec.source.serverType, source.username)}`,
       ),
     );
   }
@@ -223,7 +238,7 @@ export function targetChecks(source: ServerFacts | undefined, target: ServerFact
       ? succeeded(CHECK.createDatabasePrivilege, `user "${target.username}" may create databases`)
       : failed(
           CHECK.createDatabasePrivilege,
-          `target user "${target.username}" may not create databases: ALTER ROLE "${target.username}" CREATEDB, or use an administrator`,
+          `target user "${target.username}" may not create databases: run ALTER ROLE ${quoteIdent(target.username)} CREATEDB; as an administrator, or migrate as one`,
         ),
   );
   if (target.inRecovery) {

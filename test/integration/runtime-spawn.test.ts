@@ -18,6 +18,7 @@ import {
 import { TARGET_BOOKKEEPING_SCHEMA } from "../../provider/pg/names";
 import { processAlive } from "../../provider/pg/process";
 import { parseOwnerId } from "../../provider/runtime/lease";
+import { logFileName } from "../../provider/runtime/log-file";
 import type { MigrationOutputs, MigrationSpec } from "../../provider/spec/types";
 import { compareDatabases } from "../support/checksum";
 import { startPostgres, type PgServer } from "../support/postgres";
@@ -165,7 +166,7 @@ describe("runtime spawner", function () {
     const events = await target.query<{ message: string }>(
       "SELECT message FROM pgmigrate.events WHERE migration = 'spawned' ORDER BY id",
     );
-    const log = path.join(logDir, "spawned.log");
+    const log = path.join(logDir, logFileName(specFor(source, target)));
     assert.ok(
       events.some((e) => e.message.includes(log)),
       "the log file is named in an event",

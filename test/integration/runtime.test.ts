@@ -343,6 +343,20 @@ describe("runtime worker", function () {
     assert.match(o.error ?? "", /orders/);
     assert.equal(o.dbDetails.fail_db.migrationState, "Failed");
     assert.deepEqual(await ourSourceObjects(), []);
+    // Failed leaves a clear state: no bookkeeping in the target database, which is kept for
+    // inspection, and the statement that removes it is in the error and the events.
+    const [bookkeeping] = await target.query<{ n: string }>(
+      "SELECT count(*) AS n FROM pg_namespace WHERE nspname = $1",
+      [TARGET_BOOKKEEPING_SCHEMA],
+      "fail_db",
+    );
+    assert.equal(Number(bookkeeping.n), 0);
+    assert.match(o.error ?? "", /left on the target for inspection: database\(s\) "fail_db"/);
+    const drop = /DROP DATABASE [^;]+;/.exec(o.error ?? "")?.[0];
+    assert.equal(drop, 'DROP DATABASE "fail_db";');
+    assert.ok(o.warnings.some((w) => w.message.includes(drop)));
+    await target.query(drop);
+    assert.ok(!(await targetDatabases()).includes("fail_db"));
   });
 
   it("leaves no password in the control tables", async () => {

@@ -8,10 +8,14 @@ import path from "node:path";
 import type {
   CheckResult,
   Endpoint,
+  MigrationOutputs,
   MigrationSpec,
   ValidationReport,
 } from "../../provider/spec/types";
-import { validateMigration } from "../../provider/validate";
+import { findDumpTools, validateMigration } from "../../provider/validate";
+import { probeDumpConnection } from "../../provider/validate/dump-probe";
+import { compareDatabases } from "../support/checksum";
+import { runCli } from "../support/cli";
 import { startPostgres, type PgServer } from "../support/postgres";
 
 /** A self-signed certificate for 127.0.0.1 that the server (maybe another OS user) can read. */
@@ -133,7 +137,13 @@ describe("premigration validation over SSL", () => {
       sslRootCert: serverCert,
     });
     assert.equal(full.state, "Failed");
-    assert.match(full.messages[0], /SSL certificate of localhost:\d+ could not be verified/);
+    // The CA is right; the name is not: the advice is about the name.
+    assert.match(
+      full.messages[0],
+      /SSL certificate of localhost:\d+ does not name host "localhost"/,
+    );
+    assert.match(full.messages[0], /subject alternative names/);
+    assert.doesNotMatch(full.messages[0], /sslRootCert/);
     const ca = await sourceConnectivity({
       host: "localhost",
       sslMode: "verify-ca",
@@ -146,7 +156,10 @@ describe("premigration validation over SSL", () => {
     const check = await sourceConnectivity({ sslMode: "verify-ca", sslRootCert: otherCert });
     assert.equal(check.state, "Failed");
     assert.match(check.messages[0], /SSL certificate of 127\.0\.0\.1:\d+ could not be verified/);
-    assert.match(check.messages[0], /set sslRootCert to the CA that signed it/);
+    assert.match(
+      check.messages[0],
+      /sslRootCert ".*other\.crt" does not hold the CA that signed it/,
+    );
   });
 
   it("fails a root certificate file that does not exist", async () => {
@@ -157,5 +170,113 @@ describe("premigration validation over SSL", () => {
       check.messages[0].startsWith(`sslRootCert "${missing}" could not be read`),
       check.messages[0],
     );
+  });
+
+  describe("pg_dump trusts what our own connections trust", () => {
+    before(async () => {
+      await server.query(
+        `CREATE TABLE IF NOT EXISTS ledger (id int PRIMARY KEY, memo text NOT NULL);
+         INSERT INTO ledger SELECT i, 'memo ' || i FROM generate_series(1, 250) i
+         ON CONFLICT DO NOTHING`,
+        [],
+        "app",
+      );
+    });
+
+    /** `pgmigrate create --wait --json` of an offline migration whose source is the TLS server. */
+    async function migrate(name: string, extraCa: string): Promise<MigrationOutputs> {
+      const properties = path.join(dir, `${name}.json`);
+      fs.writeFileSync(
+        properties,
+        JSON.stringify({
+          properties: {
+            SourceDBServerResourceId: `${server.host}:${server.port}@${server.user}`,
+            DBsToMigrate: ["app"],
+            OverwriteDBsInTarget: "true",
+            sslMode: "verify-full",
+          },
+        }),
+        { mode: 0o600 },
+      );
+      const result = await runCli(
+        [
+          "create",
+          "--server",
+          `postgresql://${plain.user}@${plain.host}:${plain.port}/postgres?sslmode=disable`,
+          "--migration-name",
+          name,
+          "--properties",
+          properties,
+          "--wait",
+          "--json",
+        ],
+        {
+          PGMIGRATE_SOURCE_PASSWORD: server.password,
+          PGMIGRATE_TARGET_PASSWORD: plain.password,
+          NODE_EXTRA_CA_CERTS: extraCa,
+          XDG_STATE_HOME: path.join(dir, "state"),
+        },
+      );
+      assert.ok(result.stdout.trim().startsWith("{"), result.stderr + result.stdout);
+      return JSON.parse(result.stdout) as MigrationOutputs;
+    }
+
+    it("verify-full without sslRootCert: validation and the copy through pg_dump use Node's CA bundle (NODE_EXTRA_CA_CERTS)", async () => {
+      const o = await migrate("ssl-bundle", serverCert);
+      assert.equal(o.state, "Succeeded", o.error ?? JSON.stringify(o.validation));
+      const tools = o.validation?.serverLevel.find((c) => c.type === "DumpTools");
+      assert.equal(tools?.state, "Succeeded");
+      const comparison = await compareDatabases(server, "app", plain, "app");
+      assert.deepEqual(comparison.differences, []);
+      const [{ n }] = await plain.query<{ n: string }>(
+        "SELECT count(*) AS n FROM ledger",
+        [],
+        "app",
+      );
+      assert.equal(Number(n), 250);
+    });
+
+    it("a CA that did not sign the server's certificate fails validation, before any copy", async () => {
+      const o = await migrate("ssl-wrong-ca", otherCert);
+      assert.equal(o.state, "ValidationFailed");
+      const conn = o.validation?.serverLevel.find((c) => c.type === "SourceConnectivity");
+      assert.equal(conn?.state, "Failed");
+      assert.match(conn?.messages[0] ?? "", /could not be verified.*set sslRootCert to the CA/);
+      assert.deepEqual(
+        Object.values(o.dbDetails).map((d) => d.migrationState),
+        ["ValidationFailed"],
+      );
+    });
+
+    it("validation's pg_dump fails a certificate libpq cannot verify, saying what to do", async () => {
+      const tools = findDumpTools(0);
+      assert.ok(tools);
+      // This process started without NODE_EXTRA_CA_CERTS: Node's bundle lacks the self-signed CA.
+      const endpoint: Endpoint = { ...spec({}).source, sslMode: "verify-full" };
+      const problem = await probeDumpConnection(tools, endpoint, "app");
+      assert.match(
+        problem ?? "",
+        /^pg_dump \(libpq\) could not connect to database "app" on 127\.0\.0\.1:\d+ with sslMode "verify-full" as the copy will: .*certificate verify failed.*set sslRootCert to the CA/,
+      );
+      assert.ok(!(problem ?? "").includes(server.password));
+      const ok = await probeDumpConnection(tools, { ...endpoint, sslRootCert: serverCert }, "app");
+      assert.equal(ok, undefined);
+    });
+
+    it("require means no verification for pg_dump too, whatever ~/.postgresql/root.crt holds", async () => {
+      const home = fs.mkdtempSync(path.join(os.tmpdir(), "pgmigrate-home-"));
+      fs.mkdirSync(path.join(home, ".postgresql"));
+      fs.copyFileSync(otherCert, path.join(home, ".postgresql", "root.crt"));
+      const saved = process.env.HOME;
+      process.env.HOME = home;
+      try {
+        const report = await validateMigration(spec({ sslMode: "require" }));
+        const tools = report.serverLevel.find((c) => c.type === "DumpTools");
+        assert.equal(tools?.state, "Succeeded", tools?.messages.join("\n"));
+      } finally {
+        process.env.HOME = saved;
+        fs.rmSync(home, { recursive: true, force: true });
+      }
+    });
   });
 });

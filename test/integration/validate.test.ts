@@ -362,7 +362,7 @@ describe("premigration validation", () => {
     assert.equal(check.state, "Failed");
     assert.match(
       check.messages[0],
-      /"plain_user" may not create databases: ALTER ROLE "plain_user" CREATEDB/,
+      /"plain_user" may not create databases: run ALTER ROLE "plain_user" CREATEDB;/,
     );
     assertNoSecrets(report, password);
   });

@@ -43,6 +43,7 @@ const outputs = (over: Partial<MigrationOutputs>): MigrationOutputs => ({
   cutoverLsn: null,
   events: [],
   warnings: [],
+  workerLog: null,
   ...over,
 });
 

@@ -59,6 +59,7 @@ const outputs = (over: Partial<MigrationOutputs>): MigrationOutputs => ({
   cutoverLsn: null,
   events: [],
   warnings: [],
+  workerLog: null,
   ...over,
 });
 

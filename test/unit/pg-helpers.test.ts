@@ -143,3 +143,23 @@ describe("input resolution", () => {
     if (!r.ok) assert.equal(r.problems[0].property, "migrationName");
   });
 });
+
+describe("input problems", () => {
+  const ep = { host: "h", username: "u", password: "p" };
+  const problems = (over: Record<string, unknown>): Record<string, string> => {
+    const r = resolveSpec({ source: ep, target: ep, databases: ["a"], ...over }, "m");
+    return r.ok ? {} : Object.fromEntries(r.problems.map((p) => [p.property, p.reason]));
+  };
+
+  it("tells a value of the wrong type from a missing one, without echoing the value", () => {
+    assert.deepEqual(problems({ databases: "orders" }), {
+      databases: "expected array, received string",
+    });
+    assert.deepEqual(problems({ databases: undefined }), { databases: "is required" });
+    assert.deepEqual(problems({ cutover: "yes" }), {
+      cutover: "expected boolean, received string",
+    });
+    const secret = problems({ source: { ...ep, password: 31337 } });
+    assert.deepEqual(secret, { "source.password": "expected string, received number" });
+  });
+});

@@ -37,6 +37,7 @@ const waiting: MigrationOutputs = {
   cutoverLsn: null,
   events: [],
   warnings: [],
+  workerLog: null,
 };
 
 /** The state a create with `inputs` leaves behind. */

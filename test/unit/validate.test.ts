@@ -342,6 +342,31 @@ describe("validation rules", () => {
       describeConnectError({ ...ep, sslMode: "verify-full" }, "a", cert),
       /could not be verified.*sslRootCert/,
     );
+    // require verifies only because a root certificate was given: never "use sslMode require".
+    const wrongCa = describeConnectError(
+      { ...ep, sslMode: "require", sslRootCert: "/etc/ca.pem" },
+      "a",
+      Object.assign(new Error("unable to verify the first certificate"), {
+        code: "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+      }),
+    );
+    assert.match(wrongCa, /sslRootCert "\/etc\/ca\.pem" does not hold the CA/);
+    assert.doesNotMatch(wrongCa, /sslMode "require" encrypts|use sslMode/);
+    // A host name mismatch is about the name, not the CA.
+    const altname = describeConnectError(
+      { ...ep, sslMode: "verify-full", sslRootCert: "/etc/ca.pem" },
+      "a",
+      Object.assign(new Error("Hostname/IP does not match certificate's altnames"), {
+        code: "ERR_TLS_CERT_ALTNAME_INVALID",
+      }),
+    );
+    assert.match(altname, /does not name host "src\.example".*subject alternative names/);
+    assert.doesNotMatch(altname, /sslRootCert/);
+    const denied = Object.assign(new Error("permission denied for database a"), { code: "42501" });
+    assert.match(
+      describeConnectError(ep, "a", denied),
+      /GRANT CONNECT ON DATABASE "a" TO "migrator"/,
+    );
     const echoed = new Error(`weird failure mentioning s3cret! somewhere`);
     assert.ok(!describeConnectError(ep, "a", echoed).includes("s3cret!"));
   });
