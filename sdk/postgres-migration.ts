@@ -30,6 +30,7 @@ const OUTPUT_NAMES = [
   "cutoverLsn",
   "events",
   "warnings",
+  "workerLog",
 ] as const;
 
 /** The endpoint with its password marked secret (kept structured so previews show the rest). */
@@ -119,6 +120,8 @@ export class PostgresMigration extends pulumi.dynamic.Resource {
   declare public readonly events: pulumi.Output<readonly MigrationEvent[]>;
   /** The most recent warnings and errors: what the migration could not keep as on the source. */
   declare public readonly warnings: pulumi.Output<readonly MigrationEvent[]>;
+  /** Where the worker on this machine writes its log (private to the user); null when none ran here. */
+  declare public readonly workerLog: pulumi.Output<string | null>;
 
   /**
    * Declares a migration.

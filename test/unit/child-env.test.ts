@@ -149,6 +149,7 @@ describe("child environments, log files and root certificates", () => {
         migrationMode: "Online",
         migrationOption: "Migrate",
         latencySeconds: null,
+        cutoverLsn: null,
         startedOn: null,
         endedOn: null,
         error: null,
