@@ -25,6 +25,12 @@ export type { RuntimeOptions } from "../spec/types";
 export { isEnded, isSettled } from "../spec/states";
 export { runRuntime, type RuntimeProcessOptions } from "../runtime/supervise";
 export { waitForMigration } from "./wait";
+export {
+  cancelAnnouncement,
+  databasesDroppedByCancel,
+  overwriteAnnouncement,
+  targetDatabasesToOverwrite,
+} from "./destructive";
 export type { TableProgressRow } from "../control/progress";
 export {
   checkNameAvailability,

@@ -1,6 +1,7 @@
 // The pgmigrate commands that read or steer a migration: create, list, show, update,
 // check-name-availability. Each returns its exit code; expected failures throw UsageError.
 import {
+  cancelAnnouncement,
   checkNameAvailability,
   controlLocation,
   createMigration,
@@ -9,6 +10,7 @@ import {
   isEnded,
   isSettled,
   listMigrations,
+  overwriteAnnouncement,
   requestAction,
   waitForMigration,
   type RuntimeOptions,
@@ -96,6 +98,13 @@ export async function createCommand(ctx: CliContext, opts: CreateOptions): Promi
     throw new UsageError(`${opts.properties}: ${problems.join("; ")}`);
   }
   const { spec, runtime } = resolved;
+  if (
+    spec.overwriteDbsInTarget &&
+    !(await getMigration(controlLocation(spec), spec.migrationName))
+  ) {
+    const announcement = await overwriteAnnouncement(spec);
+    if (announcement) warn(redact(announcement, ctx.secrets));
+  }
   const created = await createMigration(spec, runtime);
   if (created.attached) note(`attached to the existing migration ${spec.migrationName}`);
   let outputs = created.outputs;
@@ -204,6 +213,9 @@ export async function updateCommand(
   const action = opts.cutover ? "cutover" : "cancel";
   const before = await getMigration(ctx.at, opts.migrationName);
   if (!before) throw noSuchMigration(ctx, opts.migrationName);
+  if (action === "cancel" && !isEnded(before.state)) {
+    warn(redact(await cancelAnnouncement(ctx.at, opts.migrationName), ctx.secrets));
+  }
   await requestAction(ctx.at, opts.migrationName, action);
   // The worker carries the action out, so it has to be running.
   const revived = await revive(ctx, opts.migrationName);

@@ -152,6 +152,14 @@ export function providerImplementation(log: ProviderLog = diagnostics): Provider
       const { spec, runtime } = resolved(inputs);
       return guarded(spec, async () => {
         const name = spec.migrationName;
+        // Say what will be dropped before it is (not when attaching to a running migration).
+        if (
+          spec.overwriteDbsInTarget &&
+          !(await engine.getMigration(engine.controlLocation(spec), name))
+        ) {
+          const announcement = await engine.overwriteAnnouncement(spec);
+          if (announcement) log.warn(`pgmigrate ${name}: ${announcement}`);
+        }
         const { attached } = await engine.createMigration(spec, runtime);
         log.info(
           attached
@@ -238,7 +246,9 @@ export function providerImplementation(log: ProviderLog = diagnostics): Provider
         let live = await engine.getMigration(at, name);
         if (!live) return undefined;
         if (!engine.isEnded(live.state)) {
-          log.info(`pgmigrate ${name}: canceling; rolling back the target and the source`);
+          log.warn(
+            `pgmigrate ${name}: destroy before the cutover: ${await engine.cancelAnnouncement(at, name)}`,
+          );
           await engine.requestAction(at, name, "cancel").catch((err: unknown) => {
             // It ended between the read and the request: nothing left to cancel.
             if ((err as MigrationError).code !== "PGM_INVALID_ACTION") throw err;

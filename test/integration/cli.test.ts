@@ -508,6 +508,10 @@ describe("pgmigrate command line", function () {
     ]);
     assert.equal(requested.code, 0, requested.stderr);
     assert.match(
+      requested.stderr,
+      /^pgmigrate: warning: canceling rolls the target back: dropping the target database canceldb on \S+ \(created by this migration\)/m,
+    );
+    assert.match(
       requested.stdout,
       new RegExp(`^cancel requested for migration ${name}; follow it with pgmigrate watch`),
     );

@@ -159,9 +159,29 @@ describe("Pulumi provider on real servers", function () {
   });
 
   it("create → delete while waiting: canceled and rolled back, nothing left behind", async () => {
-    const implementation = providerImplementation(silent);
-    const created = await implementation.create(inputsFor(names.cancel, ["stock"]));
+    // Both destructive steps are announced as warnings of the resource, naming the databases.
+    const warnings: string[] = [];
+    const implementation = providerImplementation({
+      info: () => undefined,
+      warn: (message) => warnings.push(message),
+    });
+    // A target database in the way: overwriteDbsInTarget drops and recreates it.
+    await target.query("CREATE DATABASE stock");
+    await target.query("CREATE TABLE in_the_way (id int)", [], "stock");
+    const created = await implementation.create(
+      inputsFor(names.cancel, ["stock"], { overwriteDbsInTarget: true }),
+    );
     assert.equal(created.outs?.state, "WaitingForUserAction");
+    const hostPort = `${target.host}:${target.port}`;
+    assert.deepEqual(warnings, [
+      `pgmigrate ${names.cancel}: overwriteDbsInTarget: dropping the target database stock on ${hostPort} and recreating it from the source`,
+    ]);
+    const inTheWay = await target.query(
+      "SELECT 1 FROM pg_class WHERE relname = 'in_the_way'",
+      [],
+      "stock",
+    );
+    assert.equal(inTheWay.length, 0, "the database was recreated");
     assert.equal(
       (await sourceLeftovers(source, names.cancel, "stock")).length,
       2,
@@ -180,6 +200,10 @@ describe("Pulumi provider on real servers", function () {
       remembered(),
     );
     assert.equal(last?.state, "Canceled");
+    assert.equal(
+      warnings[1],
+      `pgmigrate ${names.cancel}: destroy before the cutover: canceling rolls the target back: dropping the target database stock on ${hostPort} (created by this migration) and the source's replication slot and publication`,
+    );
     const databases = await target.query("SELECT 1 FROM pg_database WHERE datname = 'stock'");
     assert.equal(databases.length, 0, "the target database the migration created is dropped");
     assert.deepEqual(await sourceLeftovers(source, names.cancel, "stock"), []);
