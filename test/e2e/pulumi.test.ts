@@ -211,6 +211,42 @@ describe("pulumi CLI end to end", function () {
       assert.equal(out.state, "WaitingForUserAction");
       assert.equal(typeof out.latencySeconds, "number");
       assert.ok((out.latencySeconds as number) < 60, `latency ${String(out.latencySeconds)}`);
+      // Refresh writes what the migration reports into the state: once the last changes are
+      // applied, the state after a refresh and `pgmigrate show --json` agree on every counter.
+      const counters = (o: Pick<MigrationOutputs, "state" | "substate" | "dbDetails">) => {
+        const d = o.dbDetails[DB];
+        return {
+          state: o.state,
+          substate: o.substate,
+          migrationState: d.migrationState,
+          fullLoadCompletedTables: d.fullLoadCompletedTables,
+          cdcInsertCounter: d.cdcInsertCounter,
+          cdcUpdateCounter: d.cdcUpdateCounter,
+          cdcDeleteCounter: d.cdcDeleteCounter,
+          appliedChanges: d.appliedChanges,
+          incomingChanges: d.incomingChanges,
+        };
+      };
+      let compared = "";
+      await until(
+        async () => {
+          const refreshed = await stack.run(["refresh", "--yes", "--skip-preview"]);
+          assert.equal(refreshed.code, 0, refreshed.stdout + refreshed.stderr);
+          const inState = counters((await stack.resourceOutputs()) as unknown as MigrationOutputs);
+          const shown = await project.bin(
+            "pgmigrate",
+            ["show", "--server", target.url("postgres"), "--migration-name", name, "--json"],
+            { PGPASSWORD: target.password },
+          );
+          assert.equal(shown.code, 0, shown.stderr);
+          const live = counters(JSON.parse(shown.stdout) as MigrationOutputs);
+          compared = `state ${JSON.stringify(inState)} vs show ${JSON.stringify(live)}`;
+          return JSON.stringify(inState) === JSON.stringify(live);
+        },
+        { what: "the refreshed state to match pgmigrate show", timeoutMs: 60_000 },
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}: ${compared}`);
+      });
     });
 
     it("a change of databases previews as a replacement", async () => {
@@ -428,6 +464,13 @@ describe("pulumi CLI end to end", function () {
       const destroyed = await stack.run(["destroy", "--yes", "--skip-preview"]);
       assert.equal(destroyed.code, 0, destroyed.stdout + destroyed.stderr);
       assert.match(destroyed.stdout, /removed \(Canceled\)/);
+      // Announced before it happened, naming the database.
+      assert.match(
+        destroyed.stdout,
+        new RegExp(
+          `pgmigrate ${name}: destroy before the cutover: canceling rolls the target back: dropping the target database ${DB} on `,
+        ),
+      );
       assert.deepEqual(await ourSourceObjects(source, DB), []);
       const dbs = await target.query("SELECT 1 FROM pg_database WHERE datname = $1", [DB]);
       assert.equal(dbs.length, 0, "the target database this migration created is dropped");
