@@ -26,6 +26,11 @@ export { isEnded, isSettled } from "../spec/states";
 export { runRuntime, type RuntimeProcessOptions } from "../runtime/supervise";
 export { waitForMigration } from "./wait";
 export {
+  previewValidation,
+  PREVIEW_VALIDATION_TIMEOUT_MS,
+  type PreviewValidation,
+} from "./preview";
+export {
   cancelAnnouncement,
   databasesDroppedByCancel,
   overwriteAnnouncement,

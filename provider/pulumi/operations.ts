@@ -8,6 +8,7 @@ import { MigrationError } from "../pg/errors";
 import { redact } from "../pg/redact";
 import { checkMigration } from "./check";
 import { planChange } from "./diff";
+import { previewChecks } from "./preview";
 import {
   diagnostics,
   failureReport,
@@ -111,8 +112,17 @@ async function reportCutoverReadiness(spec: MigrationSpec, log: ProviderLog): Pr
   log.info(`pgmigrate ${name}: cutover requested; ${now}; ${verdict}`);
 }
 
+/** Tunables of the provider (tests shorten them). */
+export interface ProviderOptions {
+  /** Longest the preview of a new migration waits for the premigration checks. */
+  readonly previewTimeoutMs?: number;
+}
+
 /** Builds the provider's operations; `log` receives the diagnostics. */
-export function providerImplementation(log: ProviderLog = diagnostics): ProviderImplementation {
+export function providerImplementation(
+  log: ProviderLog = diagnostics,
+  options: ProviderOptions = {},
+): ProviderImplementation {
   /** Waits until the migration needs the user or ended; with `cutover: true`, cuts over. */
   async function settle(spec: MigrationSpec, runtime: RuntimeOptions): Promise<MigrationOutputs> {
     const name = spec.migrationName;
@@ -137,7 +147,12 @@ export function providerImplementation(log: ProviderLog = diagnostics): Provider
 
   return {
     async check(olds, news) {
-      return checkMigration(olds, news);
+      const result = checkMigration(olds, news);
+      // A new migration whose servers are known: what `pulumi up` would find, said now.
+      if ((result.failures ?? []).length === 0) {
+        await previewChecks(olds, news, log, options.previewTimeoutMs);
+      }
+      return result;
     },
 
     async diff(_id, olds, news) {

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import * as engine from "../../provider/api/index";
@@ -11,7 +12,7 @@ import { createMigrationProvider } from "../../provider/pulumi/index";
 import { publicationName, slotName } from "../../provider/pg/names";
 import { providerImplementation } from "../../provider/pulumi/operations";
 import { silent } from "../../provider/pulumi/diagnostics";
-import type { ResourceState } from "../../provider/pulumi/state";
+import { UNKNOWN, type ResourceState } from "../../provider/pulumi/state";
 import { compareDatabases } from "../support/checksum";
 import { loadFixture, writeWorkload } from "../support/fixture";
 import { startPostgres, type PgServer } from "../support/postgres";
@@ -234,5 +235,64 @@ describe("Pulumi provider on real servers", function () {
       slotName(names.invalid, "no_such_db"),
     ]);
     assert.equal(slots.length, 0);
+  });
+
+  it("preview (check of a new migration) reports what pulumi up would find, never for long", async () => {
+    await source.query("CREATE DATABASE nokey");
+    await source.query("CREATE TABLE events (at timestamptz, body text)", [], "nokey");
+    const said: string[] = [];
+    const implementation = providerImplementation(
+      { info: (m) => said.push(`info ${m}`), warn: (m) => said.push(`warning ${m}`) },
+      { previewTimeoutMs: 2_000 },
+    );
+    const name = `prov-preview-${suffix}`;
+    const news = inputsFor(name, ["nokey", "absent_db"]);
+    const checked = await implementation.check({}, news);
+    assert.deepEqual(checked.failures, [], "server findings are diagnostics, not input errors");
+    const prefix = `warning pgmigrate ${name}: pulumi up will fail validation: `;
+    assert.ok(
+      said.some((l) => l.startsWith(`${prefix}database "absent_db" DatabaseExists Failed`)),
+      said.join("\n"),
+    );
+    assert.ok(
+      said.some(
+        (l) =>
+          l.startsWith(`${prefix}database "nokey" ReplicaIdentity Failed`) &&
+          l.includes("public.events"),
+      ),
+      said.join("\n"),
+    );
+    assert.ok(!said.join("\n").includes(source.password), "no password in a diagnostic");
+    assert.equal(await engine.getMigration(at(), name), undefined, "preview created nothing");
+
+    // A migration that exists, or servers whose passwords are not known yet: no connection.
+    said.length = 0;
+    await implementation.check(news, { ...news, cutover: true });
+    const unknownPassword = { ...endpoint(target), password: UNKNOWN };
+    await implementation.check({}, { ...news, target: unknownPassword });
+    assert.deepEqual(said, []);
+
+    // A server that accepts connections and never answers holds the preview 2 s, not more.
+    const silentServer = net.createServer(() => undefined);
+    await new Promise<void>((resolve) => silentServer.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = silentServer.address() as net.AddressInfo;
+      const started = Date.now();
+      const slow = await implementation.check(
+        {},
+        {
+          ...news,
+          source: { ...endpoint(source), host: "127.0.0.1", port },
+        },
+      );
+      const took = Date.now() - started;
+      assert.deepEqual(slow.failures, []);
+      assert.ok(took < 4_000, `check took ${took} ms`);
+      assert.deepEqual(said, [
+        `warning pgmigrate ${name}: the servers did not answer the premigration checks within 2 s; pulumi up runs them again`,
+      ]);
+    } finally {
+      silentServer.close();
+    }
   });
 });
