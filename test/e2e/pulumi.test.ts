@@ -80,6 +80,11 @@ describe("pulumi CLI end to end", function () {
   }
 
   async function migrationRow(name: string): Promise<string | undefined> {
+    // Before the first migration there is no control schema: no row either.
+    const [{ exists }] = await target.query<{ exists: boolean }>(
+      "SELECT to_regclass('pgmigrate.migrations') IS NOT NULL AS exists",
+    );
+    if (!exists) return undefined;
     const rows = await target.query<{ state: string }>(
       "SELECT state FROM pgmigrate.migrations WHERE name = $1",
       [name],
@@ -137,21 +142,39 @@ describe("pulumi CLI end to end", function () {
       assert.match(text, /migrationName/);
       assert.match(text, /lowercase letters, digits and hyphens/);
       await stack.ok(["config", "rm", "migrationName"]);
+      // Valid inputs and known servers: the preview runs the premigration checks against them
+      // and shows what up would find (the fixture's user-defined cast is not migrated).
+      const checked = await stack.run(["preview"]);
+      assert.equal(checked.code, 0, checked.stdout + checked.stderr);
+      assert.match(
+        checked.stdout,
+        new RegExp(
+          `pgmigrate ${name}: premigration checks found warnings: database "${DB}" UnsupportedObjects Warning: user-defined casts are not migrated`,
+        ),
+      );
+      assert.equal(await migrationRow(name), undefined, "preview created nothing");
     });
 
     it("pulumi up copies and stops at WaitingForUserAction with latency in the outputs", async () => {
       const up = await withDiagnostics(stack, name, ["up", "--yes", "--skip-preview"]);
       assert.equal(up.code, 0, up.stdout + up.stderr);
       assert.match(up.stdout, /WaitingForUserAction\/WaitingForCutoverTrigger/);
-      // The provider's diagnostics belong to the migration resource, not to the stack.
+      // The provider's diagnostics belong to the migration resource, not to the stack: the
+      // premigration checks' warnings (check), then the migration's progress.
       assert.ok(up.diagnostics.length >= 2, JSON.stringify(up.diagnostics));
-      assert.deepEqual(
-        [...new Set(up.diagnostics.map((d) => `${d.severity} ${d.urn}`))],
-        [`info ${resourceUrn(stack, name)}`],
+      assert.deepEqual([...new Set(up.diagnostics.map((d) => d.urn))], [resourceUrn(stack, name)]);
+      const progress = up.diagnostics.filter((d) => d.severity === "info");
+      assert.ok(
+        up.diagnostics
+          .filter((d) => d.severity !== "info")
+          .every(
+            (d) => d.severity === "warning" && /premigration checks found warnings/.test(d.message),
+          ),
+        JSON.stringify(up.diagnostics),
       );
-      assert.match(up.diagnostics[0].message, /started Online migration/);
+      assert.match(progress[0].message, /started Online migration/);
       assert.match(
-        up.diagnostics[up.diagnostics.length - 1].message,
+        progress[progress.length - 1].message,
         /WaitingForUserAction\/WaitingForCutoverTrigger, tables \d+\/\d+ done/,
       );
       const out = await stack.outputs();
