@@ -6,7 +6,7 @@
 #                                   the real one's Go module is not served by this network's proxy
 #   pulumi-resource-pulumi-nodejs   the dynamic-provider launcher the real SDK ships
 # Only Go and the Go module proxy are needed; nothing is downloaded from pulumi.com. Skips the
-# build when the binaries are already there for this version. Without Go it says so and exits 0
+# build when the binaries are already there for this version, or PULUMI_CLI_DIR holds a built one. Without Go it says so and exits 0
 # (the e2e tests then skip, unless PGMIGRATE_E2E_REQUIRED=1 makes them fail).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,10 @@ out=.cache/pulumi-cli/bin
 version=$(sed -n 's#^require github.com/pulumi/pulumi/pkg/v3 \(v[0-9.]*\)$#\1#p' "$src/cli/go.mod")
 stamp="$out/.built-$version-$(cat "$src/langhost/main.go" "$src/pulumi-resource-pulumi-nodejs" | sha256sum | cut -c1-12)"
 
+if [ -n "${PULUMI_CLI_DIR:-}" ] && [ -x "$PULUMI_CLI_DIR/pulumi" ] && [ -x "$PULUMI_CLI_DIR/pulumi-language-nodejs" ]; then
+  echo "pulumi-cli: using the CLI in PULUMI_CLI_DIR=$PULUMI_CLI_DIR"
+  exit 0
+fi
 if [ -f "$stamp" ]; then
   echo "pulumi-cli: $version already built in $out"
   exit 0

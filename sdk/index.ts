@@ -2,6 +2,7 @@
 // the types of its outputs. Loading it never loads the migration engine.
 export { PostgresMigration } from "./postgres-migration";
 export type { EndpointArgs, ParallelismArgs, PostgresMigrationArgs, RuntimeArgs } from "./args";
+export { validationSummary, type ValidationProblem, type ValidationSummary } from "./summary";
 export type {
   CheckResult,
   CheckState,

@@ -25,6 +25,17 @@ export type { RuntimeOptions } from "../spec/types";
 export { isEnded, isSettled } from "../spec/states";
 export { runRuntime, type RuntimeProcessOptions } from "../runtime/supervise";
 export { waitForMigration } from "./wait";
+export {
+  previewValidation,
+  PREVIEW_VALIDATION_TIMEOUT_MS,
+  type PreviewValidation,
+} from "./preview";
+export {
+  cancelAnnouncement,
+  databasesDroppedByCancel,
+  overwriteAnnouncement,
+  targetDatabasesToOverwrite,
+} from "./destructive";
 export type { TableProgressRow } from "../control/progress";
 export {
   checkNameAvailability,

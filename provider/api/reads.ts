@@ -42,7 +42,7 @@ export async function readControl<T>(
     return await withControl(at, fn);
   } catch (err) {
     if (NOTHING_YET.includes(pgFields(err).code ?? "")) return empty;
-    throw MigrationError.wrap("control", err, "reading the pgmigrate control store");
+    throw MigrationError.wrap("control", err, "reading the migration records on the target server");
   }
 }
 

@@ -139,9 +139,13 @@ class WaitConnection {
       this.unreachableSince ??= Date.now();
       const outage = Date.now() - this.unreachableSince;
       if (!isTransient(err) || Date.now() >= this.deadline || outage >= CONTROL_OUTAGE_MS) {
-        throw MigrationError.wrap("control", err, "reading the pgmigrate control store");
+        throw MigrationError.wrap(
+          "control",
+          err,
+          "reading the migration records on the target server",
+        );
       }
-      this.onWarning?.(`control store unreachable (${(err as Error).message}); retrying`);
+      this.onWarning?.(`the target server is unreachable (${(err as Error).message}); retrying`);
       await sleep(CONTROL_RETRY_MS);
       return RETRY;
     }

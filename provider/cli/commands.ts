@@ -1,13 +1,16 @@
 // The pgmigrate commands that read or steer a migration: create, list, show, update,
 // check-name-availability. Each returns its exit code; expected failures throw UsageError.
 import {
+  cancelAnnouncement,
   checkNameAvailability,
   controlLocation,
   createMigration,
+  forgetMigration,
   getMigration,
   isEnded,
   isSettled,
   listMigrations,
+  overwriteAnnouncement,
   requestAction,
   waitForMigration,
   type RuntimeOptions,
@@ -25,6 +28,7 @@ import {
   warn,
   type CliContext,
 } from "./context";
+import { azureMigration } from "./azure-json";
 import { buildCreateInput } from "./create-input";
 import { formatList, formatShow } from "./format";
 import { readPropertiesFile } from "./properties";
@@ -94,6 +98,13 @@ export async function createCommand(ctx: CliContext, opts: CreateOptions): Promi
     throw new UsageError(`${opts.properties}: ${problems.join("; ")}`);
   }
   const { spec, runtime } = resolved;
+  if (
+    spec.overwriteDbsInTarget &&
+    !(await getMigration(controlLocation(spec), spec.migrationName))
+  ) {
+    const announcement = await overwriteAnnouncement(spec);
+    if (announcement) warn(redact(announcement, ctx.secrets));
+  }
   const created = await createMigration(spec, runtime);
   if (created.attached) note(`attached to the existing migration ${spec.migrationName}`);
   let outputs = created.outputs;
@@ -131,18 +142,57 @@ async function revive(ctx: CliContext, name: string) {
   return result;
 }
 
+/** `show --output`: text (default), json (as --json) or azure (the reference service's shape). */
+const SHOW_FORMATS = ["text", "json", "azure"] as const;
+
 export async function showCommand(
   ctx: CliContext,
-  opts: { migrationName: string; json?: boolean },
+  opts: { migrationName: string; json?: boolean; output?: string },
 ): Promise<number> {
   checkMigrationName(opts.migrationName);
+  const format = (opts.output ?? (opts.json ? "json" : "text")).toLowerCase();
+  if (!(SHOW_FORMATS as readonly string[]).includes(format)) {
+    throw new UsageError(
+      `--output must be one of ${SHOW_FORMATS.join(", ")}, not "${opts.output}"`,
+    );
+  }
+  if (opts.json && format !== "json") {
+    throw new UsageError(`--json and --output ${format} disagree; keep one of them`);
+  }
   let outputs = await getMigration(ctx.at, opts.migrationName);
   if (!outputs) throw noSuchMigration(ctx, opts.migrationName);
   if (!isEnded(outputs.state)) {
     const revived = await revive(ctx, opts.migrationName);
     if (revived.started) outputs = (await getMigration(ctx.at, opts.migrationName)) ?? outputs;
   }
-  await print(ctx, outputs, opts.json);
+  if (format === "azure") await outJson(azureMigration(outputs, ctx.label));
+  else await print(ctx, outputs, format === "json");
+  return EXIT_OK;
+}
+
+/**
+ * Removes an ended migration's record (state, progress, events) so its name can be used again.
+ * Never touches data: the target databases stay as the migration left them.
+ */
+export async function deleteCommand(
+  ctx: CliContext,
+  opts: { migrationName: string },
+): Promise<number> {
+  checkMigrationName(opts.migrationName);
+  const outputs = await getMigration(ctx.at, opts.migrationName);
+  if (!outputs) throw noSuchMigration(ctx, opts.migrationName);
+  if (!isEnded(outputs.state)) {
+    throw new UsageError(
+      `migration ${opts.migrationName} is ${outputs.state}: delete removes only the record of an ` +
+        `ended migration (Succeeded, Failed, ValidationFailed, Canceled); cancel it first with ` +
+        `pgmigrate update --cancel --wait, or cut it over`,
+    );
+  }
+  await forgetMigration(ctx.at, opts.migrationName);
+  await out(
+    `deleted the record of migration ${opts.migrationName} (${outputs.state}) on ${ctx.label}; ` +
+      `the databases on the target were not touched`,
+  );
   return EXIT_OK;
 }
 
@@ -163,6 +213,9 @@ export async function updateCommand(
   const action = opts.cutover ? "cutover" : "cancel";
   const before = await getMigration(ctx.at, opts.migrationName);
   if (!before) throw noSuchMigration(ctx, opts.migrationName);
+  if (action === "cancel" && !isEnded(before.state)) {
+    warn(redact(await cancelAnnouncement(ctx.at, opts.migrationName), ctx.secrets));
+  }
   await requestAction(ctx.at, opts.migrationName, action);
   // The worker carries the action out, so it has to be running.
   const revived = await revive(ctx, opts.migrationName);
@@ -174,6 +227,10 @@ export async function updateCommand(
     });
   } else {
     outputs = (await getMigration(ctx.at, opts.migrationName)) ?? before;
+    // The worker acts on the request in the background: say so before the current state.
+    const next = `follow it with pgmigrate watch, or wait for it with --wait`;
+    if (opts.json) note(`${action} requested for migration ${opts.migrationName}; ${next}`);
+    else await out(`${action} requested for migration ${opts.migrationName}; ${next}\n`);
   }
   await print(ctx, outputs, opts.json);
   return opts.wait ? exitCodeForState(outputs.state) : EXIT_OK;

@@ -46,6 +46,19 @@ function agree(
   input[key] = value;
 }
 
+/** A flag's value among `choices` (any case); a bad one is an error about the flag. */
+function flagChoice(
+  flag: string,
+  value: string | undefined,
+  choices: readonly string[],
+): string | undefined {
+  if (value === undefined) return undefined;
+  const chosen = normalizeEnum(value, choices);
+  if (typeof chosen === "string" && choices.includes(chosen)) return chosen;
+  const expected = choices.length === 2 ? choices.join(" or ") : `one of ${choices.join(", ")}`;
+  throw new UsageError(`${flag} must be ${expected}, not "${value}"`);
+}
+
 /** Target fields the file may repeat but --server decides. */
 function checkTarget(props: ParsedProperties, target: Fields, server: ServerUrl): void {
   const origin = (field: string): string => props.origins.get(`target.${field}`) ?? field;
@@ -81,10 +94,10 @@ export function buildCreateInput(
   const warnings: string[] = [];
 
   agree(props, input, "migrationName", "--migration-name", flags.migrationName);
-  const mode = flags.migrationMode && normalizeEnum(flags.migrationMode, MODES);
-  const option = flags.migrationOption && normalizeEnum(flags.migrationOption, OPTIONS);
-  agree(props, input, "mode", "--migration-mode", mode || undefined);
-  agree(props, input, "option", "--migration-option", option || undefined);
+  const mode = flagChoice("--migration-mode", flags.migrationMode, MODES);
+  const option = flagChoice("--migration-option", flags.migrationOption, OPTIONS);
+  agree(props, input, "mode", "--migration-mode", mode);
+  agree(props, input, "option", "--migration-option", option);
 
   if (input.controlDatabase !== undefined && server.databaseGiven) {
     if (input.controlDatabase !== server.controlDatabase) {

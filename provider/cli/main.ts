@@ -1,19 +1,20 @@
 #!/usr/bin/env node
 // pgmigrate: the command line (mirrors `az postgres flexible-server migration`). Parses the
-// arguments with commander, runs one command, and maps every outcome to exit code 0, 1 or 2.
+// arguments with commander, runs one command, and maps every outcome to exit code 0, 1, 2 or 3.
 import fs from "node:fs";
 import path from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import {
   checkNameCommand,
   createCommand,
+  deleteCommand,
   listCommand,
   showCommand,
   updateCommand,
 } from "./commands";
 import { openContext, type CliContext } from "./context";
 import { runtimeCommand } from "./runtime";
-import { describeFailure, EXIT_USAGE } from "./usage";
+import { describeFailure, EXIT_CODES_HELP, EXIT_USAGE } from "./usage";
 import { watchCommand } from "./watch";
 
 function packageVersion(): string {
@@ -34,6 +35,32 @@ function environmentSecrets(env: NodeJS.ProcessEnv): string[] {
 
 type Handler<O> = (ctx: CliContext, opts: O) => Promise<number>;
 
+/** What `--help` adds after the commands: the properties file, passwords, exit codes, an example. */
+const HELP_AFTER = `
+Properties file (create --properties FILE.json), the reference service's keys:
+  SourceDBServerResourceId "host:port@user", SecretParameters.AdminCredentials.
+  {SourceServerPassword,TargetServerPassword}, DBsToMigrate, OverwriteDBsInTarget,
+  SourceType, SslMode, MigrationMode, MigrationOption, TriggerCutover, MigrateRoles
+and this project's own: migrationName, source, target, databases, mode, option,
+  overwriteDbsInTarget, cutover, parallelism {tables, indexes}, migrateRoles,
+  fixReplicaIdentity ("full"), verify (snapshot|counts|checksum|none), controlDatabase,
+  runtime {kind, logDir}
+
+Passwords:
+  source  PGMIGRATE_SOURCE_PASSWORD, the properties file, or the password file
+  target  the --server URL, the properties file, PGMIGRATE_TARGET_PASSWORD, PGPASSWORD,
+          or the password file (~/.pgpass, PGPASSFILE)
+
+Exit codes:
+${EXIT_CODES_HELP}
+
+Example:
+  export PGMIGRATE_SOURCE_PASSWORD=... PGPASSWORD=...
+  pgmigrate create --server postgresql://admin@target:5432/postgres --migration-name orders \\
+    --migration-mode Online --properties migration.json --wait
+  pgmigrate update --server postgresql://admin@target:5432/postgres --migration-name orders \\
+    --cutover --wait`;
+
 /** Builds the program; `finish` receives the exit code of the command that ran. */
 export function buildProgram(
   env: NodeJS.ProcessEnv,
@@ -48,7 +75,8 @@ export function buildProgram(
       // One line, in the same voice as every other error of the tool.
       outputError: (text, write) => write(`pgmigrate: ${text.replace(/^error: /, "")}`),
     })
-    .showSuggestionAfterError(true);
+    .showSuggestionAfterError(true)
+    .addHelpText("after", HELP_AFTER);
 
   const server = (): Option =>
     new Option(
@@ -101,7 +129,19 @@ export function buildProgram(
     .addOption(server())
     .addOption(name())
     .addOption(json())
+    .option(
+      "--output <format>",
+      "text (default), json (as --json) or azure (the shape of az postgres flexible-server migration show)",
+    )
     .action(run(showCommand));
+  program
+    .command("delete")
+    .description(
+      "remove an ended migration's record so its name can be reused (never touches data)",
+    )
+    .addOption(server())
+    .addOption(name())
+    .action(run(deleteCommand));
   program
     .command("update")
     .description("trigger the cutover of an online migration, or cancel a migration")

@@ -3,7 +3,8 @@
 import fs from "node:fs";
 import { MODES, OPTIONS, SERVER_TYPES, SSL_MODES } from "../spec/inputs";
 import { InputBuilder, isObject, lower, normalizeEnum, type Json, type Obj } from "./input-builder";
-import { referenceKey, unknownSecretKeys } from "./reference-keys";
+import { didYouMean } from "../spec/suggest";
+import { REFERENCE_KEY_NAMES, referenceKey, unknownSecretKeys } from "./reference-keys";
 import { findJsonSyntaxError } from "./json-syntax";
 
 /** Inputs for resolveSpec() as far as the file sets them; the target comes from --server. */
@@ -27,7 +28,7 @@ const NESTED: Record<string, readonly string[]> = {
   parallelism: ["tables", "indexes"],
   runtime: ["kind", "logDir"],
 };
-const OWN_KEYS = [
+export const OWN_KEYS: readonly string[] = [
   "migrationName",
   "source",
   "target",
@@ -93,17 +94,16 @@ export function mapProperties(json: unknown): PropertiesResult {
       const nestedKeys = NESTED[own];
       if (nestedKeys && isObject(value)) {
         for (const k of Object.keys(value))
-          if (!canonical(nestedKeys, k)) unknown.push(`${prefix}${key}.${k}`);
+          if (!canonical(nestedKeys, k))
+            unknown.push(`"${prefix}${key}.${k}"${didYouMean(k, nestedKeys)}`);
       }
     } else if (!referenceKey(b, key, value, props)) {
-      unknown.push(prefix + key);
+      unknown.push(`"${prefix}${key}"${didYouMean(key, [...OWN_KEYS, ...REFERENCE_KEY_NAMES])}`);
     }
   }
-  unknown.push(...unknownSecretKeys(props, prefix));
+  unknown.push(...unknownSecretKeys(props, prefix).map((k) => `"${k}"`));
   if (unknown.length > 0) {
-    b.problems.unshift(
-      `unknown propert${unknown.length > 1 ? "ies" : "y"} ${unknown.map((k) => `"${k}"`).join(", ")}`,
-    );
+    b.problems.unshift(`unknown propert${unknown.length > 1 ? "ies" : "y"} ${unknown.join(", ")}`);
   }
   const cutoverDbs = b.input.$cutoverDatabases;
   if (cutoverDbs !== undefined) {
@@ -143,17 +143,27 @@ export function parsePropertiesText(text: string, file: string): PropertiesResul
   return { ok: false, problems: result.problems.map((p) => `${file}: ${p}`) };
 }
 
+/** Why a file could not be read, in plain words (not ENOENT). */
+export function fileProblem(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  const words: Record<string, string> = {
+    ENOENT: "no such file",
+    EACCES: "permission denied",
+    EPERM: "permission denied",
+    EISDIR: "it is a directory, not a file",
+    ENOTDIR: "a part of the path is not a directory",
+  };
+  if (code && words[code]) return words[code];
+  return err instanceof Error ? err.message : String(err);
+}
+
 /** Reads and parses a properties file. */
 export function readPropertiesFile(file: string): PropertiesResult {
   let text: string;
   try {
     text = fs.readFileSync(file, "utf8");
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return {
-      ok: false,
-      problems: [`cannot read properties file ${file}${code ? ` (${code})` : ""}`],
-    };
+    return { ok: false, problems: [`cannot read properties file ${file}: ${fileProblem(err)}`] };
   }
   return parsePropertiesText(text, file);
 }

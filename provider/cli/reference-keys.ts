@@ -24,6 +24,30 @@ const READ_ONLY_KEYS = [
   "targetDbServerResourceId",
 ];
 
+/** The reference service's property names, as it spells them (for "did you mean"). */
+export const REFERENCE_KEY_NAMES: readonly string[] = [
+  "SourceDBServerResourceId",
+  "SourceDbServerFullyQualifiedDomainName",
+  "TargetDbServerFullyQualifiedDomainName",
+  "SecretParameters",
+  "SourceServerUsername",
+  "TargetServerUsername",
+  "DBsToMigrate",
+  "SourceType",
+  "SslMode",
+  "MigrationMode",
+  "MigrationOption",
+  "TriggerCutover",
+  "OverwriteDBsInTarget",
+  "MigrateRoles",
+  "SetupLogicalReplicationOnSourceDbIfNeeded",
+  "StartDataMigration",
+  "DbsToTriggerCutoverOn",
+  "DbsToCancelMigrationOn",
+  "Cancel",
+  ...READ_ONLY_KEYS,
+];
+
 /** "host:port@user" (port optional, IPv6 host in brackets) from SourceDBServerResourceId. */
 export function parseSourceResourceId(
   id: string,

@@ -63,7 +63,7 @@ export async function reviveWorker(
     const warning =
       worker.status === "dead"
         ? `the worker of migration ${name} is not running and cannot be restarted from here: ` +
-          "set PGMIGRATE_SOURCE_PASSWORD (the control store keeps no passwords)"
+          "set PGMIGRATE_SOURCE_PASSWORD (pgmigrate stores no passwords on the target)"
         : found.warning;
     return { runtime, started: false, warning, secrets: [] };
   }

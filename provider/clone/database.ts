@@ -97,7 +97,7 @@ export async function dropTargetDatabase(spec: MigrationSpec, database: string):
   if (database === spec.controlDatabase) {
     throw new MigrationError(
       "cancel",
-      `refusing to drop "${database}": it holds this migration's control store (controlDatabase)`,
+      `refusing to drop "${database}": it holds pgmigrate's records of this migration (controlDatabase)`,
     );
   }
   try {

@@ -57,9 +57,9 @@ function explain(problem: InputProblem, inputs: Inputs): string {
   const { property } = problem;
   const hint = hintFor(property);
   const value = valueAt(inputs, property);
-  if (problem.reason === "is required" || /^expected \w+, received \w+$/.test(problem.reason)) {
-    const what = value === undefined ? "is required" : `has the wrong type (${typeof value})`;
-    return `${property} ${what}${hint ? `: ${hint}` : ""}`;
+  if (problem.reason === "is required" || /^must be an? \w+, not /.test(problem.reason)) {
+    // Missing, or of another type than expected ("must be an object, not a string").
+    return `${property} ${problem.reason}${hint ? `: ${hint}` : ""}`;
   }
   if (property === "migrationName") {
     const name = typeof value === "string" ? value : "";

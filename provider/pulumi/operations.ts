@@ -8,6 +8,7 @@ import { MigrationError } from "../pg/errors";
 import { redact } from "../pg/redact";
 import { checkMigration } from "./check";
 import { planChange } from "./diff";
+import { previewChecks } from "./preview";
 import {
   diagnostics,
   failureReport,
@@ -111,8 +112,17 @@ async function reportCutoverReadiness(spec: MigrationSpec, log: ProviderLog): Pr
   log.info(`pgmigrate ${name}: cutover requested; ${now}; ${verdict}`);
 }
 
+/** Tunables of the provider (tests shorten them). */
+export interface ProviderOptions {
+  /** Longest the preview of a new migration waits for the premigration checks. */
+  readonly previewTimeoutMs?: number;
+}
+
 /** Builds the provider's operations; `log` receives the diagnostics. */
-export function providerImplementation(log: ProviderLog = diagnostics): ProviderImplementation {
+export function providerImplementation(
+  log: ProviderLog = diagnostics,
+  options: ProviderOptions = {},
+): ProviderImplementation {
   /** Waits until the migration needs the user or ended; with `cutover: true`, cuts over. */
   async function settle(spec: MigrationSpec, runtime: RuntimeOptions): Promise<MigrationOutputs> {
     const name = spec.migrationName;
@@ -137,7 +147,12 @@ export function providerImplementation(log: ProviderLog = diagnostics): Provider
 
   return {
     async check(olds, news) {
-      return checkMigration(olds, news);
+      const result = checkMigration(olds, news);
+      // A new migration whose servers are known: what `pulumi up` would find, said now.
+      if ((result.failures ?? []).length === 0) {
+        await previewChecks(olds, news, log, options.previewTimeoutMs);
+      }
+      return result;
     },
 
     async diff(_id, olds, news) {
@@ -152,6 +167,14 @@ export function providerImplementation(log: ProviderLog = diagnostics): Provider
       const { spec, runtime } = resolved(inputs);
       return guarded(spec, async () => {
         const name = spec.migrationName;
+        // Say what will be dropped before it is (not when attaching to a running migration).
+        if (
+          spec.overwriteDbsInTarget &&
+          !(await engine.getMigration(engine.controlLocation(spec), name))
+        ) {
+          const announcement = await engine.overwriteAnnouncement(spec);
+          if (announcement) log.warn(`pgmigrate ${name}: ${announcement}`);
+        }
         const { attached } = await engine.createMigration(spec, runtime);
         log.info(
           attached
@@ -238,7 +261,9 @@ export function providerImplementation(log: ProviderLog = diagnostics): Provider
         let live = await engine.getMigration(at, name);
         if (!live) return undefined;
         if (!engine.isEnded(live.state)) {
-          log.info(`pgmigrate ${name}: canceling; rolling back the target and the source`);
+          log.warn(
+            `pgmigrate ${name}: destroy before the cutover: ${await engine.cancelAnnouncement(at, name)}`,
+          );
           await engine.requestAction(at, name, "cancel").catch((err: unknown) => {
             // It ended between the read and the request: nothing left to cancel.
             if ((err as MigrationError).code !== "PGM_INVALID_ACTION") throw err;

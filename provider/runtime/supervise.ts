@@ -10,13 +10,22 @@ import {
   storedRuntime,
   type MigrationRow,
 } from "../control/migrations";
-import type { MigrationSpec, RuntimeOptions } from "../spec/types";
+import type { MigrationSpec, RuntimeOptions, ValidationReport } from "../spec/types";
 import type { RuntimeProcessOptions } from "./main";
 import { controlUrl, ensureLocalWorker, STALE_HEARTBEAT_SECONDS, workerStatus } from "./spawn";
 
 // What api/ needs of the worker's processes goes through this module only.
 export { workerStatus, type WorkerStatus } from "./spawn";
 export type { RuntimeProcessOptions } from "./main";
+
+/**
+ * The premigration checks run in this process, without a migration (Pulumi's preview); the
+ * worker runs them again when the migration starts. Loaded on demand like the worker.
+ */
+export async function validateInProcess(spec: MigrationSpec): Promise<ValidationReport> {
+  const validate = require("../validate/index") as typeof import("../validate/index");
+  return validate.validateMigration(spec);
+}
 
 /**
  * Runs the worker in this process (`pgmigrate runtime`) as the spawned worker does; returns its

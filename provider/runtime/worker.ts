@@ -86,7 +86,7 @@ async function serveNamed(pool: Pool, options: WorkerOptions, name: string): Pro
   for (;;) {
     const row = await getMigrationRow(pool, name);
     if (!row) {
-      throw new MigrationError("runtime", `no migration named "${name}" in the control store`, {
+      throw new MigrationError("runtime", `no migration named "${name}" on the target server`, {
         code: "PGM_NOT_FOUND",
       });
     }

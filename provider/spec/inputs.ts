@@ -2,6 +2,7 @@
 // The provider's `check` and the CLI's properties file both end here.
 import { z } from "zod";
 import { migrationNameProblem } from "../pg/names";
+import { didYouMean } from "./suggest";
 import type { MigrationSpec } from "./types";
 
 export const SSL_MODES = ["disable", "prefer", "require", "verify-ca", "verify-full"] as const;
@@ -21,10 +22,11 @@ export const SERVER_TYPES = [
   "PostgreSQLSingleServer",
 ] as const;
 
-const oneOf = (values: readonly string[], what: string) =>
-  z.string().refine((v) => values.includes(v), {
-    message: `${what} must be one of ${values.map((v) => `"${v}"`).join(", ")}`,
-  });
+const oneOf = (values: readonly string[], what: string) => {
+  const message = `${what} must be one of ${values.map((v) => `"${v}"`).join(", ")}`;
+  // A value of another type gets the same message (not "must be a string").
+  return z.string({ error: message }).refine((v) => values.includes(v), { message });
+};
 
 export const endpointSchema = z
   .object({
@@ -129,17 +131,45 @@ export type ResolveResult =
     }
   | { readonly ok: false; readonly problems: readonly InputProblem[] };
 
-/**
- * One issue as users read it. A missing value "is required"; a value of the wrong type says what
- * was expected and what was given (never the value itself: it may be a password). zod reports no
- * input unless asked to, so its message ("…, received undefined") tells the two apart.
- */
-function describeIssue(issue: z.core.$ZodIssue): string {
+/** The value at `path` of the raw input (undefined when absent). */
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let value = input;
+  for (const key of path) {
+    if (typeof value !== "object" || value === null) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
+/** What a value is, in a message (never the value: it may be a password). */
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, input: unknown): string {
   if (issue.code === "invalid_type") {
-    if (/received undefined$/.test(issue.message)) return "is required";
-    return issue.message.replace(/^Invalid input: /, "");
+    const given = valueAt(input, issue.path);
+    if (given === undefined) return "is required";
+    // A schema's own message (e.g. the choices of an enum) says more than the type.
+    if (!issue.message.startsWith("Invalid input")) return issue.message;
+    const expected = issue.expected === "array" || issue.expected === "object" ? "an" : "a";
+    return `must be ${expected} ${issue.expected}, not ${kindOf(given)}`;
   }
   return issue.message;
+}
+
+/** Every input name, nested ones dotted: for suggestions when a key is misspelt. */
+function knownKeys(path: readonly PropertyKey[]): string[] {
+  const nested: Record<string, readonly string[]> = {
+    source: Object.keys(endpointSchema.shape),
+    target: Object.keys(endpointSchema.shape),
+    parallelism: ["tables", "indexes"],
+    runtime: ["kind", "logDir"],
+  };
+  if (path.length === 0) return Object.keys(migrationInputSchema.shape);
+  return [...(nested[String(path[0])] ?? [])];
 }
 
 /** Validates inputs and applies defaults; `resourceName` is the default migration name. */
@@ -152,12 +182,12 @@ export function resolveSpec(input: unknown, resourceName?: string): ResolveResul
         issue.code === "unrecognized_keys"
           ? issue.keys.map((key) => ({
               property: [...issue.path.map(String), key].join("."),
-              reason: `unknown property "${key}": remove it or check its spelling`,
+              reason: `unknown property "${key}"${didYouMean(key, knownKeys(issue.path))}: remove it or check its spelling`,
             }))
           : [
               {
                 property: issue.path.map(String).join(".") || "(inputs)",
-                reason: describeIssue(issue),
+                reason: describeIssue(issue, input),
               },
             ],
       ),

@@ -80,6 +80,11 @@ describe("pulumi CLI end to end", function () {
   }
 
   async function migrationRow(name: string): Promise<string | undefined> {
+    // Before the first migration there is no control schema: no row either.
+    const [{ exists }] = await target.query<{ exists: boolean }>(
+      "SELECT to_regclass('pgmigrate.migrations') IS NOT NULL AS exists",
+    );
+    if (!exists) return undefined;
     const rows = await target.query<{ state: string }>(
       "SELECT state FROM pgmigrate.migrations WHERE name = $1",
       [name],
@@ -137,21 +142,39 @@ describe("pulumi CLI end to end", function () {
       assert.match(text, /migrationName/);
       assert.match(text, /lowercase letters, digits and hyphens/);
       await stack.ok(["config", "rm", "migrationName"]);
+      // Valid inputs and known servers: the preview runs the premigration checks against them
+      // and shows what up would find (the fixture's user-defined cast is not migrated).
+      const checked = await stack.run(["preview"]);
+      assert.equal(checked.code, 0, checked.stdout + checked.stderr);
+      assert.match(
+        checked.stdout,
+        new RegExp(
+          `pgmigrate ${name}: premigration checks found warnings: database "${DB}" UnsupportedObjects Warning: user-defined casts are not migrated`,
+        ),
+      );
+      assert.equal(await migrationRow(name), undefined, "preview created nothing");
     });
 
     it("pulumi up copies and stops at WaitingForUserAction with latency in the outputs", async () => {
       const up = await withDiagnostics(stack, name, ["up", "--yes", "--skip-preview"]);
       assert.equal(up.code, 0, up.stdout + up.stderr);
       assert.match(up.stdout, /WaitingForUserAction\/WaitingForCutoverTrigger/);
-      // The provider's diagnostics belong to the migration resource, not to the stack.
+      // The provider's diagnostics belong to the migration resource, not to the stack: the
+      // premigration checks' warnings (check), then the migration's progress.
       assert.ok(up.diagnostics.length >= 2, JSON.stringify(up.diagnostics));
-      assert.deepEqual(
-        [...new Set(up.diagnostics.map((d) => `${d.severity} ${d.urn}`))],
-        [`info ${resourceUrn(stack, name)}`],
+      assert.deepEqual([...new Set(up.diagnostics.map((d) => d.urn))], [resourceUrn(stack, name)]);
+      const progress = up.diagnostics.filter((d) => d.severity === "info");
+      assert.ok(
+        up.diagnostics
+          .filter((d) => d.severity !== "info")
+          .every(
+            (d) => d.severity === "warning" && /premigration checks found warnings/.test(d.message),
+          ),
+        JSON.stringify(up.diagnostics),
       );
-      assert.match(up.diagnostics[0].message, /started Online migration/);
+      assert.match(progress[0].message, /started Online migration/);
       assert.match(
-        up.diagnostics[up.diagnostics.length - 1].message,
+        progress[progress.length - 1].message,
         /WaitingForUserAction\/WaitingForCutoverTrigger, tables \d+\/\d+ done/,
       );
       const out = await stack.outputs();
@@ -211,6 +234,42 @@ describe("pulumi CLI end to end", function () {
       assert.equal(out.state, "WaitingForUserAction");
       assert.equal(typeof out.latencySeconds, "number");
       assert.ok((out.latencySeconds as number) < 60, `latency ${String(out.latencySeconds)}`);
+      // Refresh writes what the migration reports into the state: once the last changes are
+      // applied, the state after a refresh and `pgmigrate show --json` agree on every counter.
+      const counters = (o: Pick<MigrationOutputs, "state" | "substate" | "dbDetails">) => {
+        const d = o.dbDetails[DB];
+        return {
+          state: o.state,
+          substate: o.substate,
+          migrationState: d.migrationState,
+          fullLoadCompletedTables: d.fullLoadCompletedTables,
+          cdcInsertCounter: d.cdcInsertCounter,
+          cdcUpdateCounter: d.cdcUpdateCounter,
+          cdcDeleteCounter: d.cdcDeleteCounter,
+          appliedChanges: d.appliedChanges,
+          incomingChanges: d.incomingChanges,
+        };
+      };
+      let compared = "";
+      await until(
+        async () => {
+          const refreshed = await stack.run(["refresh", "--yes", "--skip-preview"]);
+          assert.equal(refreshed.code, 0, refreshed.stdout + refreshed.stderr);
+          const inState = counters((await stack.resourceOutputs()) as unknown as MigrationOutputs);
+          const shown = await project.bin(
+            "pgmigrate",
+            ["show", "--server", target.url("postgres"), "--migration-name", name, "--json"],
+            { PGPASSWORD: target.password },
+          );
+          assert.equal(shown.code, 0, shown.stderr);
+          const live = counters(JSON.parse(shown.stdout) as MigrationOutputs);
+          compared = `state ${JSON.stringify(inState)} vs show ${JSON.stringify(live)}`;
+          return JSON.stringify(inState) === JSON.stringify(live);
+        },
+        { what: "the refreshed state to match pgmigrate show", timeoutMs: 60_000 },
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}: ${compared}`);
+      });
     });
 
     it("a change of databases previews as a replacement", async () => {
@@ -428,6 +487,13 @@ describe("pulumi CLI end to end", function () {
       const destroyed = await stack.run(["destroy", "--yes", "--skip-preview"]);
       assert.equal(destroyed.code, 0, destroyed.stdout + destroyed.stderr);
       assert.match(destroyed.stdout, /removed \(Canceled\)/);
+      // Announced before it happened, naming the database.
+      assert.match(
+        destroyed.stdout,
+        new RegExp(
+          `pgmigrate ${name}: destroy before the cutover: canceling rolls the target back: dropping the target database ${DB} on `,
+        ),
+      );
       assert.deepEqual(await ourSourceObjects(source, DB), []);
       const dbs = await target.query("SELECT 1 FROM pg_database WHERE datname = $1", [DB]);
       assert.equal(dbs.length, 0, "the target database this migration created is dropped");

@@ -11,6 +11,7 @@ import type { MigrationListItem } from "../../provider/api/index";
 import type { DbDetails, MigrationOutputs } from "../../provider/spec/types";
 import { compareDatabases } from "../support/checksum";
 import { loadFixture, writeWorkload, type WorkloadCounts } from "../support/fixture";
+import { count } from "../support/online";
 import { startPostgres, type PgServer } from "../support/postgres";
 import { until } from "../support/wait";
 import { killWorkers, processGone, workerPids } from "../support/workers";
@@ -471,7 +472,7 @@ describe("pgmigrate command line", function () {
     assert.deepEqual((await compareDatabases(source, "extdb", target, "extdb")).differences, []);
   });
 
-  it("cancels an online migration with update --cancel --wait and rolls the target back", async () => {
+  it("cancels an online migration with update --cancel and rolls the target back; delete forgets it", async () => {
     const name = `cli-cancel-${suffix}`;
     await source.query("CREATE DATABASE canceldb");
     await source.query(
@@ -497,18 +498,27 @@ describe("pgmigrate command line", function () {
     ]);
     assert.equal(created.code, 0, created.stderr);
     assert.match(created.stdout, /Status:\s+WaitingForUserAction \(WaitingForCutoverTrigger\)/);
-    const canceled = await run([
+    // Without --wait: says the cancel was requested, then the state it has now.
+    const requested = await run([
       "update",
       "--server",
       server,
       "--migration-name",
       name,
       "--cancel",
-      "--wait",
-      "--json",
     ]);
-    assert.equal(canceled.code, 0, canceled.stderr);
-    assert.equal((JSON.parse(canceled.stdout) as MigrationOutputs).state, "Canceled");
+    assert.equal(requested.code, 0, requested.stderr);
+    assert.match(
+      requested.stderr,
+      /^pgmigrate: warning: canceling rolls the target back: dropping the target database canceldb on \S+ \(created by this migration\)/m,
+    );
+    assert.match(
+      requested.stdout,
+      new RegExp(`^cancel requested for migration ${name}; follow it with pgmigrate watch`),
+    );
+    await until(async () => (await showJson(name)).state === "Canceled", {
+      what: "the worker to carry out the cancel",
+    });
     const slots = await source.query(
       "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgmigrate%' AND database = 'canceldb'",
     );
@@ -520,6 +530,85 @@ describe("pgmigrate command line", function () {
       /already ended \(Canceled\)/,
     );
     await rememberLogs();
+
+    // The reference service's shape, for scripts written against `az ... migration show`.
+    const ours = await showJson(name);
+    const azure = await run([
+      "show",
+      "--server",
+      server,
+      "--migration-name",
+      name,
+      "--output",
+      "azure",
+    ]);
+    assert.equal(azure.code, 0, azure.stderr);
+    const shown = JSON.parse(azure.stdout) as {
+      name: string;
+      type: string;
+      properties: {
+        migrationMode: string;
+        currentStatus: {
+          state: string;
+          error: string;
+          currentSubStateDetails: {
+            currentSubState: string;
+            dbDetails: Record<
+              string,
+              { databaseName: string; migrationState: string; fullLoadCompletedTables: number }
+            >;
+          };
+        };
+      };
+    };
+    assert.equal(shown.name, name);
+    assert.equal(shown.type, "Microsoft.DBforPostgreSQL/flexibleServers/migrations");
+    assert.equal(shown.properties.migrationMode, "Online");
+    assert.equal(shown.properties.currentStatus.state, "Canceled");
+    assert.equal(
+      shown.properties.currentStatus.currentSubStateDetails.currentSubState,
+      ours.substate,
+    );
+    const details = shown.properties.currentStatus.currentSubStateDetails.dbDetails.canceldb;
+    assert.equal(details.databaseName, "canceldb");
+    assert.equal(details.migrationState, ours.dbDetails.canceldb.migrationState);
+    assert.equal(details.fullLoadCompletedTables, ours.dbDetails.canceldb.fullLoadCompletedTables);
+
+    // delete: refuses a migration still running, forgets ended ones and never touches data.
+    await usageError(
+      ["delete", "--server", server, "--migration-name", online],
+      new RegExp(
+        `migration ${online} is WaitingForUserAction: delete removes only the record of an ended migration`,
+      ),
+    );
+    const tickets = () => count(target, "ticketdb", "SELECT count(*) AS n FROM tickets");
+    assert.equal(await tickets(), 500);
+    for (const ended of [name, offline]) {
+      const deleted = await run(["delete", "--server", server, "--migration-name", ended]);
+      assert.equal(deleted.code, 0, deleted.stderr);
+      assert.match(
+        deleted.stdout,
+        new RegExp(`^deleted the record of migration ${ended} \\((Canceled|Succeeded)\\)`),
+      );
+      await usageError(
+        ["show", "--server", server, "--migration-name", ended],
+        /no migration named/,
+      );
+    }
+    assert.equal(await tickets(), 500, "the offline migration's data stays");
+    const free = await run([
+      "check-name-availability",
+      "--server",
+      server,
+      "--migration-name",
+      offline,
+      "--json",
+    ]);
+    assert.equal((JSON.parse(free.stdout) as { available: boolean }).available, true);
+    await usageError(
+      ["delete", "--server", server, "--migration-name", offline],
+      /no migration named/,
+    );
   });
 
   it("watch redraws in place on a terminal and stops on Ctrl-C", async () => {

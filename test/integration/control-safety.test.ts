@@ -305,7 +305,7 @@ describe("control store safety", () => {
       { what: "three more seconds of waiting" },
     );
     assert.equal(backends.size, 2, `one reconnection only: ${[...backends].join(", ")}`);
-    assert.ok(warnings.some((w) => /control store unreachable/.test(w)));
+    assert.ok(warnings.some((w) => /target server is unreachable/.test(w)));
 
     await target.query(
       `UPDATE pgmigrate.migrations SET state = 'WaitingForUserAction',

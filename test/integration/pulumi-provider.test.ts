@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import * as engine from "../../provider/api/index";
@@ -11,7 +12,7 @@ import { createMigrationProvider } from "../../provider/pulumi/index";
 import { publicationName, slotName } from "../../provider/pg/names";
 import { providerImplementation } from "../../provider/pulumi/operations";
 import { silent } from "../../provider/pulumi/diagnostics";
-import type { ResourceState } from "../../provider/pulumi/state";
+import { UNKNOWN, type ResourceState } from "../../provider/pulumi/state";
 import { compareDatabases } from "../support/checksum";
 import { loadFixture, writeWorkload } from "../support/fixture";
 import { startPostgres, type PgServer } from "../support/postgres";
@@ -159,9 +160,29 @@ describe("Pulumi provider on real servers", function () {
   });
 
   it("create → delete while waiting: canceled and rolled back, nothing left behind", async () => {
-    const implementation = providerImplementation(silent);
-    const created = await implementation.create(inputsFor(names.cancel, ["stock"]));
+    // Both destructive steps are announced as warnings of the resource, naming the databases.
+    const warnings: string[] = [];
+    const implementation = providerImplementation({
+      info: () => undefined,
+      warn: (message) => warnings.push(message),
+    });
+    // A target database in the way: overwriteDbsInTarget drops and recreates it.
+    await target.query("CREATE DATABASE stock");
+    await target.query("CREATE TABLE in_the_way (id int)", [], "stock");
+    const created = await implementation.create(
+      inputsFor(names.cancel, ["stock"], { overwriteDbsInTarget: true }),
+    );
     assert.equal(created.outs?.state, "WaitingForUserAction");
+    const hostPort = `${target.host}:${target.port}`;
+    assert.deepEqual(warnings, [
+      `pgmigrate ${names.cancel}: overwriteDbsInTarget: dropping the target database stock on ${hostPort} and recreating it from the source`,
+    ]);
+    const inTheWay = await target.query(
+      "SELECT 1 FROM pg_class WHERE relname = 'in_the_way'",
+      [],
+      "stock",
+    );
+    assert.equal(inTheWay.length, 0, "the database was recreated");
     assert.equal(
       (await sourceLeftovers(source, names.cancel, "stock")).length,
       2,
@@ -180,6 +201,10 @@ describe("Pulumi provider on real servers", function () {
       remembered(),
     );
     assert.equal(last?.state, "Canceled");
+    assert.equal(
+      warnings[1],
+      `pgmigrate ${names.cancel}: destroy before the cutover: canceling rolls the target back: dropping the target database stock on ${hostPort} (created by this migration) and the source's replication slot and publication`,
+    );
     const databases = await target.query("SELECT 1 FROM pg_database WHERE datname = 'stock'");
     assert.equal(databases.length, 0, "the target database the migration created is dropped");
     assert.deepEqual(await sourceLeftovers(source, names.cancel, "stock"), []);
@@ -210,5 +235,64 @@ describe("Pulumi provider on real servers", function () {
       slotName(names.invalid, "no_such_db"),
     ]);
     assert.equal(slots.length, 0);
+  });
+
+  it("preview (check of a new migration) reports what pulumi up would find, never for long", async () => {
+    await source.query("CREATE DATABASE nokey");
+    await source.query("CREATE TABLE events (at timestamptz, body text)", [], "nokey");
+    const said: string[] = [];
+    const implementation = providerImplementation(
+      { info: (m) => said.push(`info ${m}`), warn: (m) => said.push(`warning ${m}`) },
+      { previewTimeoutMs: 2_000 },
+    );
+    const name = `prov-preview-${suffix}`;
+    const news = inputsFor(name, ["nokey", "absent_db"]);
+    const checked = await implementation.check({}, news);
+    assert.deepEqual(checked.failures, [], "server findings are diagnostics, not input errors");
+    const prefix = `warning pgmigrate ${name}: pulumi up will fail validation: `;
+    assert.ok(
+      said.some((l) => l.startsWith(`${prefix}database "absent_db" DatabaseExists Failed`)),
+      said.join("\n"),
+    );
+    assert.ok(
+      said.some(
+        (l) =>
+          l.startsWith(`${prefix}database "nokey" ReplicaIdentity Failed`) &&
+          l.includes("public.events"),
+      ),
+      said.join("\n"),
+    );
+    assert.ok(!said.join("\n").includes(source.password), "no password in a diagnostic");
+    assert.equal(await engine.getMigration(at(), name), undefined, "preview created nothing");
+
+    // A migration that exists, or servers whose passwords are not known yet: no connection.
+    said.length = 0;
+    await implementation.check(news, { ...news, cutover: true });
+    const unknownPassword = { ...endpoint(target), password: UNKNOWN };
+    await implementation.check({}, { ...news, target: unknownPassword });
+    assert.deepEqual(said, []);
+
+    // A server that accepts connections and never answers holds the preview 2 s, not more.
+    const silentServer = net.createServer(() => undefined);
+    await new Promise<void>((resolve) => silentServer.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = silentServer.address() as net.AddressInfo;
+      const started = Date.now();
+      const slow = await implementation.check(
+        {},
+        {
+          ...news,
+          source: { ...endpoint(source), host: "127.0.0.1", port },
+        },
+      );
+      const took = Date.now() - started;
+      assert.deepEqual(slow.failures, []);
+      assert.ok(took < 4_000, `check took ${took} ms`);
+      assert.deepEqual(said, [
+        `warning pgmigrate ${name}: the servers did not answer the premigration checks within 2 s; pulumi up runs them again`,
+      ]);
+    } finally {
+      silentServer.close();
+    }
   });
 });

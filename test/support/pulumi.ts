@@ -89,10 +89,14 @@ let packed: string | undefined;
 /** This package as `npm pack` makes it (dist must be built), once per test run. */
 function packTarball(into: string): string {
   if (packed && fs.existsSync(packed)) return packed;
-  const name = execFileSync("npm", ["pack", "--silent", "--pack-destination", into], {
-    cwd: REPO,
-    encoding: "utf8",
-  }).trim();
+  const name = execFileSync(
+    "npm",
+    ["pack", "--silent", "--ignore-scripts", "--pack-destination", into],
+    {
+      cwd: REPO,
+      encoding: "utf8",
+    },
+  ).trim();
   packed = path.join(into, name.split("\n").pop() as string);
   return packed;
 }

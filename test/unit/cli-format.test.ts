@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import type { MigrationListItem } from "../../provider/api/index";
 import { formatDuration, formatList, formatShow, LIST_COLUMNS } from "../../provider/cli/format";
+import { azureMigration } from "../../provider/cli/azure-json";
 import { formatBytes, progressBar, renderFrame } from "../../provider/cli/watch-view";
 import { warningPrinter } from "../../provider/pulumi/diagnostics";
 import type { DbDetails, MigrationOutputs } from "../../provider/spec/types";
@@ -326,5 +327,66 @@ describe("warnings as Pulumi diagnostics", () => {
       "pgmigrate orders-1: orders: grants to a missing role were left out",
       "pgmigrate orders-1: grants to a missing role were left out",
     ]);
+  });
+});
+
+describe("pgmigrate show --output azure", () => {
+  it("prints the shape of az postgres flexible-server migration show", () => {
+    const shown = azureMigration(
+      outputs({
+        state: "Failed",
+        substate: "Completed",
+        error: "table public.t missing on the target",
+        validation: {
+          status: "Warning",
+          serverLevel: [{ type: "SourceVersion", state: "Succeeded", messages: [] }],
+          databaseLevel: [
+            {
+              databaseName: "orders",
+              summary: [{ type: "Privileges", state: "Warning", messages: ["role app missing"] }],
+            },
+          ],
+        },
+      }),
+      "pg:5432",
+    );
+    assert.equal(shown.name, "orders-1");
+    assert.equal(shown.type, "Microsoft.DBforPostgreSQL/flexibleServers/migrations");
+    assert.equal(shown.id, "/servers/pg:5432/migrations/orders-1");
+    const status = shown.properties.currentStatus;
+    assert.equal(status.state, "Failed");
+    assert.equal(status.error, "table public.t missing on the target");
+    assert.equal(status.currentSubStateDetails.currentSubState, "Completed");
+    assert.equal(shown.properties.migrationMode, "Online");
+    assert.deepEqual(shown.properties.dbsToMigrate, ["orders"]);
+    // The reference service's DatabaseMigrationState field names, exactly.
+    assert.deepEqual(Object.keys(status.currentSubStateDetails.dbDetails.orders).sort(), [
+      "appliedChanges",
+      "cdcDeleteCounter",
+      "cdcInsertCounter",
+      "cdcUpdateCounter",
+      "databaseName",
+      "endedOn",
+      "fullLoadCompletedTables",
+      "fullLoadErroredTables",
+      "fullLoadLoadingTables",
+      "fullLoadQueuedTables",
+      "incomingChanges",
+      "latency",
+      "message",
+      "migrationOperation",
+      "migrationState",
+      "startedOn",
+    ]);
+    const orders = status.currentSubStateDetails.dbDetails.orders;
+    assert.equal(orders.latency, 0.25);
+    assert.equal(orders.appliedChanges, 13);
+    const validation = status.currentSubStateDetails.validationDetails;
+    assert.equal(validation?.status, "Warning");
+    assert.deepEqual(validation?.dbLevelValidationDetails[0].summary[0].messages, [
+      { state: "Warning", message: "role app missing" },
+    ]);
+    // No error: an empty string, as the reference service prints.
+    assert.equal(azureMigration(outputs({}), "pg:5432").properties.currentStatus.error, "");
   });
 });

@@ -1,12 +1,17 @@
-// The pgmigrate binary's usage errors: caught before any connection, one line, exit code 2.
+// The pgmigrate binary's usage errors: caught before any connection, one line, exit code 2; a
+// server that cannot be reached: exit code 3.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { OWN_KEYS } from "../../provider/cli/properties";
 
 const MAIN = path.resolve(__dirname, "../../provider/cli/main.js");
-// Port 1 refuses connections: a test that reached the network would fail with exit code 1.
+const VERSION: string = JSON.parse(
+  fs.readFileSync(path.resolve(__dirname, "../../../package.json"), "utf8"),
+).version;
+// Port 1 refuses connections: a test that reached the network would fail with exit code 3.
 const SERVER = "postgresql://admin:url-secret@127.0.0.1:1/postgres";
 
 function pgmigrate(args: string[]): { code: number | null; stdout: string; stderr: string } {
@@ -66,6 +71,77 @@ describe("pgmigrate usage errors", () => {
     }
   });
 
+  it("--help lists every properties key, the password variables, the exit codes and an example", () => {
+    const res = pgmigrate(["--help"]);
+    assert.equal(res.code, 0);
+    for (const key of [...OWN_KEYS, "SourceDBServerResourceId", "TargetServerPassword"]) {
+      assert.ok(res.stdout.includes(key), `--help names ${key}`);
+    }
+    for (const variable of [
+      "PGMIGRATE_SOURCE_PASSWORD",
+      "PGMIGRATE_TARGET_PASSWORD",
+      "PGPASSWORD",
+      "PGPASSFILE",
+    ]) {
+      assert.ok(res.stdout.includes(variable), variable);
+    }
+    for (const code of [0, 1, 2, 3]) assert.match(res.stdout, new RegExp(`^  ${code}  \\w`, "m"));
+    assert.match(res.stdout, /Example:\n\s+.*\n\s+pgmigrate create --server postgresql:\/\//);
+    const version = pgmigrate(["--version"]);
+    assert.equal(version.code, 0);
+    assert.equal(version.stdout.trim(), VERSION);
+  });
+
+  it("names the flag when a flag's value is wrong", () => {
+    const ok = file(
+      "flags.json",
+      JSON.stringify({ SourceDBServerResourceId: "src:5432@u", DBsToMigrate: ["a"] }),
+    );
+    usage(
+      create(ok, "--migration-mode", "live"),
+      /^pgmigrate: --migration-mode must be Offline or Online, not "live"$/,
+    );
+    usage(
+      create(ok, "--migration-option", "Copy"),
+      /^pgmigrate: --migration-option must be one of Validate, Migrate, ValidateAndMigrate, not "Copy"$/,
+    );
+    usage(
+      ["show", "--server", SERVER, "--migration-name", "m1", "--output", "yaml"],
+      /--output must be one of text, json, azure/,
+    );
+  });
+
+  it("suggests the key meant, and says which type a value should have", () => {
+    usage(
+      create(
+        file(
+          "typo.json",
+          JSON.stringify({
+            SourceDBServerResourceId: "src@u",
+            DBsToMigrat: ["a"],
+            verfy: "none",
+            parallelism: { tabels: 2 },
+          }),
+        ),
+      ),
+      /unknown properties "DBsToMigrat" \(did you mean "DBsToMigrate"\?\), "verfy" \(did you mean "verify"\?\), "parallelism.tabels" \(did you mean "tables"\?\)/,
+    );
+    usage(
+      create(
+        file(
+          "types.json",
+          JSON.stringify({
+            SourceDBServerResourceId: "src@u",
+            DBsToMigrate: ["a"],
+            parallelism: { tables: "four" },
+            verify: 3,
+          }),
+        ),
+      ),
+      /parallelism\.tables: must be a number, not a string; verify: verify must be one of "snapshot"/,
+    );
+  });
+
   it("rejects missing and unknown options and commands", () => {
     usage(["show", "--server", SERVER], /required option '--migration-name <name>' not specified/);
     usage(["list"], /required option '--server <url>' not specified/);
@@ -96,7 +172,7 @@ describe("pgmigrate usage errors", () => {
     const ok = JSON.stringify({ SourceDBServerResourceId: "src:5432@u", DBsToMigrate: ["a"] });
     usage(
       create(file("mode.json", ok), "--migration-mode", "sideways"),
-      /mode must be one of "Offline", "Online"/,
+      /^pgmigrate: --migration-mode must be Offline or Online, not "sideways"$/m,
     );
     usage(
       create(
@@ -109,11 +185,22 @@ describe("pgmigrate usage errors", () => {
     );
   });
 
-  it("reports an unreachable server with exit code 1, one line, no password", () => {
-    const res = pgmigrate(["show", "--server", SERVER, "--migration-name", "m1"]);
-    assert.equal(res.code, 1, res.stderr);
-    assert.equal(res.stderr.trim().split("\n").length, 1);
-    assert.match(res.stderr, /ECONNREFUSED/);
-    assert.ok(!res.stderr.includes("url-secret"));
+  it("reports an unreachable server with exit code 3, in plain words, no password", () => {
+    for (const args of [
+      ["show", "--server", SERVER, "--migration-name", "m1"],
+      ["list", "--server", SERVER],
+      ["update", "--server", SERVER, "--migration-name", "m1", "--cancel"],
+      ["delete", "--server", SERVER, "--migration-name", "m1"],
+    ]) {
+      const res = pgmigrate(args);
+      assert.equal(res.code, 3, `${args[0]}: ${res.stderr}`);
+      assert.equal(res.stderr.trim().split("\n").length, 1);
+      assert.match(
+        res.stderr,
+        /^pgmigrate: cannot reach the server 127\.0\.0\.1:1: connection refused/,
+      );
+      assert.ok(!/ECONNREFUSED|control store/.test(res.stderr), res.stderr);
+      assert.ok(!res.stderr.includes("url-secret"));
+    }
   });
 });

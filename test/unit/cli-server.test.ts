@@ -5,7 +5,13 @@ import os from "node:os";
 import path from "node:path";
 import { findPgpassPassword, lookupPgpass, parsePgpass } from "../../provider/pg/pgpass";
 import { parseServerUrl, resolveTargetPassword, serverLabel } from "../../provider/cli/server";
-import { describeFailure, EXIT_FAILED, EXIT_USAGE, UsageError } from "../../provider/cli/usage";
+import {
+  describeFailure,
+  EXIT_FAILED,
+  EXIT_UNREACHABLE,
+  EXIT_USAGE,
+  UsageError,
+} from "../../provider/cli/usage";
 import { MigrationError } from "../../provider/pg/errors";
 
 const NO_ENV = { PGPASSFILE: "/nonexistent/pgpass" };
@@ -159,16 +165,41 @@ describe("pgmigrate error lines", () => {
     assert.equal(auth.exitCode, EXIT_USAGE);
   });
 
-  it("gives operational failures exit code 1 and keeps stacks for the unexpected only", () => {
+  it("gives a server that cannot be reached exit code 3, in plain words", () => {
     const refused = describeFailure(
       Object.assign(new Error("connect ECONNREFUSED postgresql://u:pw@h"), {
         code: "ECONNREFUSED",
+        address: "10.0.0.7",
+        port: 5432,
       }),
       [],
     );
-    assert.equal(refused.exitCode, EXIT_FAILED);
-    assert.equal(refused.stack, undefined);
-    assert.ok(!refused.line.includes(":pw@"));
+    assert.deepEqual(refused, {
+      exitCode: EXIT_UNREACHABLE,
+      line: "pgmigrate: cannot reach the server 10.0.0.7:5432: connection refused (is PostgreSQL running there, on that port?)",
+    });
+    // Wrapped by the engine (the cause keeps the network error).
+    const dns = Object.assign(new Error("getaddrinfo ENOTFOUND db.invalid"), {
+      code: "ENOTFOUND",
+      hostname: "db.invalid",
+    });
+    const wrapped = describeFailure(MigrationError.wrap("control", dns, "reading"), []);
+    assert.equal(wrapped.exitCode, EXIT_UNREACHABLE);
+    assert.equal(wrapped.line, "pgmigrate: cannot reach the server db.invalid: no such host");
+    const slow = describeFailure(new Error("Connection terminated due to connection timeout"), []);
+    assert.equal(slow.exitCode, EXIT_UNREACHABLE);
+    assert.match(slow.line, /no answer \(timed out\)/);
+  });
+
+  it("gives operational failures exit code 1 and keeps stacks for the unexpected only", () => {
+    const lost = describeFailure(
+      Object.assign(new Error("terminating connection due to administrator command"), {
+        code: "57P01",
+      }),
+      [],
+    );
+    assert.equal(lost.exitCode, EXIT_FAILED);
+    assert.equal(lost.stack, undefined);
     const bug = describeFailure(new TypeError("x is undefined"), []);
     assert.equal(bug.exitCode, EXIT_FAILED);
     assert.ok(bug.stack);

@@ -153,13 +153,13 @@ describe("input problems", () => {
 
   it("tells a value of the wrong type from a missing one, without echoing the value", () => {
     assert.deepEqual(problems({ databases: "orders" }), {
-      databases: "expected array, received string",
+      databases: "must be an array, not a string",
     });
     assert.deepEqual(problems({ databases: undefined }), { databases: "is required" });
     assert.deepEqual(problems({ cutover: "yes" }), {
-      cutover: "expected boolean, received string",
+      cutover: "must be a boolean, not a string",
     });
     const secret = problems({ source: { ...ep, password: 31337 } });
-    assert.deepEqual(secret, { "source.password": "expected string, received number" });
+    assert.deepEqual(secret, { "source.password": "must be a string, not a number" });
   });
 });

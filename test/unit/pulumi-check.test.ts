@@ -49,7 +49,7 @@ const cases: readonly Case[] = [
   {
     name: "source of the wrong type",
     news: { ...valid, source: "old-db.internal" },
-    failures: { source: /source has the wrong type \(string\)/ },
+    failures: { source: /source must be an object, not a string: set it to \{ host/ },
   },
   {
     name: "empty host",
