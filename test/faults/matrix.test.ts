@@ -42,7 +42,8 @@ function killIn(phase: "pre-data" | "copy" | "post-data" | "cutover"): FaultCase
 
 /** Where a fault landed, in the migration's own words: its step and latest event. */
 function landing(at: PhaseReading): string {
-  return `${at.message.replace(/ under the snapshot of slot .*/, "")}; last event: ${at.lastEvent}`;
+  const short = (text: string): string => text.replace(/ under the snapshot of slot .*/, "");
+  return `${short(at.message)}; last event: ${short(at.lastEvent)}`;
 }
 
 /** Once `random` changes more than now were applied while streaming, runs `strike`. */

@@ -228,7 +228,7 @@ export async function assertExact(
     [],
     database,
   );
-  return `exact: ${await tableCount(source, database)} tables, ${sourceSeqs.size} sequences; ${rows.n} history rows`;
+  return `exact: ${await tableCount(source, database)} tables (checksums), ${sourceSeqs.size} sequences; ${rows.n} history rows`;
 }
 
 async function tableCount(server: PgServer, database: string): Promise<number> {
@@ -255,21 +255,25 @@ export async function assertNothingLeft(
     "SELECT slot_name FROM pg_replication_slots WHERE slot_name = $1",
     [slotName(name, database)],
   );
-  assert.deepEqual(slots, [], "no replication slot left on the source");
+  assert.deepEqual(slots, [], "a replication slot was left on the source");
   const publications = await source.query(
     "SELECT pubname FROM pg_publication WHERE pubname = $1",
     [publicationName(name)],
     database,
   );
-  assert.deepEqual(publications, [], "no publication left on the source");
-  assert.deepEqual(workerPids(name), [], "no worker left");
+  assert.deepEqual(publications, [], "a publication was left on the source");
+  assert.deepEqual(workerPids(name), [], "a worker is still running");
   if (await databaseExists(target, database)) {
     const schemas = await target.query(
       "SELECT 1 FROM pg_namespace WHERE nspname = $1",
       [TARGET_BOOKKEEPING_SCHEMA],
       database,
     );
-    assert.equal(schemas.length, 0, `no ${TARGET_BOOKKEEPING_SCHEMA} schema left in the target`);
+    assert.equal(
+      schemas.length,
+      0,
+      `the ${TARGET_BOOKKEEPING_SCHEMA} schema was left in the target database`,
+    );
   }
 }
 
