@@ -30,9 +30,10 @@ for (const runs of groups.values()) {
   const states = [...new Set(runs.map((o) => o.state))]
     .map((s) => `${s} ×${runs.filter((o) => o.state === s).length}`)
     .join(", ");
+  const failed = runs.some((o) => o.dataCheck.startsWith("FAILED"));
   const checks = [...new Set(runs.map((o) => o.dataCheck.replace(/; \d+ history rows$/, "")))];
   lines.push(
-    `| ${cell(runs[0].fault)} | ${cell(runs[0].phase)} | ${runs.length} | ${cell(states)} | ${cell(checks.join("; "))} |`,
+    `| ${cell(runs[0].fault)} | ${cell(runs[0].phase)} | ${runs.length} | ${cell(states)}${failed ? " **✗**" : ""} | ${cell(checks.join("; "))} |`,
   );
 }
 lines.push("", "| # | fault | phase | moment (seeded) | ended | error | s |", "|---|---|---|---|---|---|---|");
