@@ -20,7 +20,7 @@ import { buildTemplate } from "./source";
 import { databaseExists, faultSeed, Random, writeOutcomes, type PhaseReading } from "./support";
 
 /** Random delays inside each phase stay below these (ms): the phases last longer here. */
-const WINDOW_MS = { "pre-data": 600, copy: 1_000, "post-data": 800, cutover: 600 };
+const WINDOW_MS = { "pre-data": 500, copy: 1_000, "post-data": 600, cutover: 600 };
 /** Applied changes after which a streaming fault strikes: [min, max]. */
 const STREAMING_CHANGES: [number, number] = [50, 800];
 
