@@ -15,9 +15,16 @@ import { controlOf, terminateWalsender } from "../support/online";
 import { startPostgres, type PgServer } from "../support/postgres";
 import { until } from "../support/wait";
 import { killWorkers } from "../support/workers";
-import { runCase, tearDown, Run, type FaultCase } from "./run";
+import { PhaseMissed, runCase, tearDown, Run, type FaultCase } from "./run";
 import { buildTemplate } from "./source";
-import { databaseExists, faultSeed, Random, writeOutcomes, type PhaseReading } from "./support";
+import {
+  databaseExists,
+  Earliest,
+  faultSeed,
+  Random,
+  writeOutcomes,
+  type PhaseReading,
+} from "./support";
 
 /** Random delays inside each phase stay below these (ms): the phases last longer here. */
 const WINDOW_MS = { "pre-data": 500, copy: 1_000, "post-data": 600, cutover: 600 };
@@ -217,14 +224,26 @@ describe("fault matrix", function () {
         console.log(`      ${c.fault}: needs root (mount); not run`);
         this.skip();
       }
-      const name = `fault-${id}`;
-      const database = `fault_${id}`;
-      names.push(name);
-      const run = new Run(source, target, name, database, logDir);
-      current = { c, run };
       // One stream per case: a case replays alone with the same moments.
       const random = new Random((seed ^ Math.imul(i + 1, 0x9e3779b9)) >>> 0);
-      await runCase(c, run, random, (line) => console.log(line));
+      const attempt = async (suffix: string, r: Random): Promise<void> => {
+        const name = `fault-${id}${suffix}`;
+        const run = new Run(source, target, name, `fault_${id}${suffix}`, logDir);
+        names.push(name);
+        current = { c, run };
+        await runCase(c, run, r, (line) => console.log(line));
+      };
+      try {
+        await attempt("", random);
+      } catch (err) {
+        if (!(err instanceof PhaseMissed) || !current) throw err;
+        // A faster machine than the windows assume: strike as soon as the phase is seen.
+        console.log(
+          `      ${c.fault} / ${c.phase}: ${err.message}; run again at the earliest moment`,
+        );
+        await tearDown(current.c, current.run, (n) => killWorkers([n]));
+        await attempt("b", new Earliest(0));
+      }
     });
   });
 });

@@ -37,6 +37,13 @@ export class Random {
   }
 }
 
+/** The earliest moment every time: a missed phase is run again striking as soon as it is seen. */
+export class Earliest extends Random {
+  override between(min: number): number {
+    return min;
+  }
+}
+
 /** The seed of this run: PGMIGRATE_FAULT_SEED or DEFAULT_SEED. */
 export function faultSeed(): number {
   const raw = process.env.PGMIGRATE_FAULT_SEED;
