@@ -14,8 +14,10 @@ export interface CopyEstimate {
 }
 
 /**
- * Measures a sample of `pages` heap pages (SYSTEM block sampling, or the whole table when small)
- * in the caller's transaction, and scales it to the table. Escapes (a backslash before a tab,
+ * Measures a sample of SAMPLE_PAGES of the table's `pages` heap pages (SYSTEM block sampling, or
+ * the whole table when small) in the caller's transaction, and scales it to the table. Pages
+ * without a visible row are not counted as sampled: a table with long runs of dead pages is
+ * overestimated until vacuumed. Escapes (a backslash before a tab,
  * newline or backslash in a value) are not counted: the estimate may be low, never the copy.
  */
 export async function estimateCopySize(
@@ -36,9 +38,17 @@ export async function estimateCopySize(
       : table.columns
           .map((c) => `coalesce(octet_length(t.${quoteIdent(c)}::text), 2)`)
           .join(" + ") + ` + ${table.columns.length}`;
-  const { rows } = await client.query<{ rows: number; bytes: number }>(
-    `SELECT count(*)::float8 AS rows, coalesce(sum(${width}), 0)::float8 AS bytes FROM ${from}`,
+  // SYSTEM picks each page with the given probability, so how many it read varies (±6 % at 256
+  // pages): scale by the pages that held rows in the sample rather than by the percentage.
+  const { rows } = await client.query<{ rows: number; bytes: number; pages: number }>(
+    `SELECT count(*)::float8 AS rows, coalesce(sum(${width}), 0)::float8 AS bytes,
+            count(DISTINCT (t.ctid::text::point)[0])::float8 AS pages
+       FROM ${from}`,
   );
-  const scale = 100 / percent;
-  return { bytes: Math.round(rows[0].bytes * scale), rows: Math.round(rows[0].rows * scale) };
+  const sample = rows[0];
+  if (percent >= 100 || sample.pages === 0) {
+    return { bytes: Math.round(sample.bytes), rows: Math.round(sample.rows) };
+  }
+  const scale = pages / sample.pages;
+  return { bytes: Math.round(sample.bytes * scale), rows: Math.round(sample.rows * scale) };
 }
