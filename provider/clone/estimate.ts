@@ -13,24 +13,48 @@ export interface CopyEstimate {
   readonly rows: number;
 }
 
+/** Tables measured per round trip: planning stays fast over a slow link with many tables. */
+const BATCH = 100;
+
+export interface TableToEstimate {
+  readonly schema: string;
+  readonly name: string;
+  readonly columns: readonly string[];
+  /** Heap pages of the main fork (pg_relation_size / block_size). */
+  readonly pages: number;
+}
+
 /**
- * Measures a sample of SAMPLE_PAGES of the table's `pages` heap pages (SYSTEM block sampling, or
- * the whole table when small) in the caller's transaction, and scales it to the table. Pages
- * without a visible row are not counted as sampled: a table with long runs of dead pages is
- * overestimated until vacuumed. Escapes (a backslash before a tab,
+ * Measures a sample of SAMPLE_PAGES of each table's heap pages (SYSTEM block sampling, or the
+ * whole table when small) in the caller's transaction, and scales it to the table; estimates in
+ * the order of `tables`. Pages without a visible row are not counted as sampled: a table with
+ * long runs of dead pages is overestimated until vacuumed. Escapes (a backslash before a tab,
  * newline or backslash in a value) are not counted: the estimate may be low, never the copy.
  */
-export async function estimateCopySize(
+export async function estimateCopySizes(
   client: Client,
-  table: { readonly schema: string; readonly name: string; readonly columns: readonly string[] },
-  pages: number,
-): Promise<CopyEstimate> {
-  if (pages <= 0) return { bytes: 0, rows: 0 };
-  const percent = pages <= SAMPLE_PAGES ? 100 : (100 * SAMPLE_PAGES) / pages;
-  const from =
-    percent >= 100
-      ? `${qualify(table.schema, table.name)} t`
-      : `${qualify(table.schema, table.name)} t TABLESAMPLE SYSTEM (${percent.toFixed(6)})`;
+  tables: readonly TableToEstimate[],
+): Promise<CopyEstimate[]> {
+  const estimates: CopyEstimate[] = tables.map(() => ({ bytes: 0, rows: 0 }));
+  const measured = tables.map((t, i) => ({ t, i })).filter(({ t }) => t.pages > 0);
+  for (let at = 0; at < measured.length; at += BATCH) {
+    const batch = measured.slice(at, at + BATCH);
+    const { rows } = await client.query<{ i: number; rows: number; bytes: number; pages: number }>(
+      batch.map(({ t, i }) => sampleSql(t, i)).join("\nUNION ALL\n"),
+    );
+    for (const r of rows) estimates[r.i] = scaled(tables[r.i], r);
+  }
+  return estimates;
+}
+
+function samplePercent(pages: number): number {
+  return pages <= SAMPLE_PAGES ? 100 : (100 * SAMPLE_PAGES) / pages;
+}
+
+function sampleSql(table: TableToEstimate, index: number): string {
+  const percent = samplePercent(table.pages);
+  const relation = `${qualify(table.schema, table.name)} t`;
+  const from = percent >= 100 ? relation : `${relation} TABLESAMPLE SYSTEM (${percent.toFixed(6)})`;
   // A zero-column row is just its newline.
   const width =
     table.columns.length === 0
@@ -38,17 +62,20 @@ export async function estimateCopySize(
       : table.columns
           .map((c) => `coalesce(octet_length(t.${quoteIdent(c)}::text), 2)`)
           .join(" + ") + ` + ${table.columns.length}`;
-  // SYSTEM picks each page with the given probability, so how many it read varies (±6 % at 256
-  // pages): scale by the pages that held rows in the sample rather than by the percentage.
-  const { rows } = await client.query<{ rows: number; bytes: number; pages: number }>(
-    `SELECT count(*)::float8 AS rows, coalesce(sum(${width}), 0)::float8 AS bytes,
-            count(DISTINCT (t.ctid::text::point)[0])::float8 AS pages
-       FROM ${from}`,
-  );
-  const sample = rows[0];
-  if (percent >= 100 || sample.pages === 0) {
+  return `(SELECT ${index} AS i, count(*)::float8 AS rows, coalesce(sum(${width}), 0)::float8 AS bytes,
+                  count(DISTINCT (t.ctid::text::point)[0])::float8 AS pages
+             FROM ${from})`;
+}
+
+// SYSTEM picks each page with the given probability, so how many it read varies (±6 % at 256
+// pages): scale by the pages that held rows in the sample rather than by the percentage.
+function scaled(
+  table: TableToEstimate,
+  sample: { readonly rows: number; readonly bytes: number; readonly pages: number },
+): CopyEstimate {
+  if (samplePercent(table.pages) >= 100 || sample.pages === 0) {
     return { bytes: Math.round(sample.bytes), rows: Math.round(sample.rows) };
   }
-  const scale = pages / sample.pages;
+  const scale = table.pages / sample.pages;
   return { bytes: Math.round(sample.bytes * scale), rows: Math.round(sample.rows * scale) };
 }

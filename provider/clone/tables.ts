@@ -3,7 +3,7 @@
 import type { Client } from "pg";
 import { copiedTableSql } from "../pg/catalog";
 import type { TableRef } from "../spec/types";
-import { estimateCopySize } from "./estimate";
+import { estimateCopySizes } from "./estimate";
 
 /** A table to copy and the columns COPY must name on both sides. */
 export interface TableToCopy extends TableRef {
@@ -40,18 +40,17 @@ export async function listTablesToCopy(
       WHERE ${copiedTableSql()}
       ORDER BY pg_table_size(c.oid) DESC, n.nspname, c.relname`,
   );
-  const tables: TableToCopy[] = [];
-  for (const r of rows) {
-    const estimate = await estimateCopySize(client, r, Number(r.pages));
-    tables.push({
-      schema: r.schema,
-      name: r.name,
-      columns: r.columns,
-      estimatedBytes: estimate.bytes,
-      estimatedRows: estimate.rows,
-    });
-  }
-  return tables;
+  const estimates = await estimateCopySizes(
+    client,
+    rows.map((r) => ({ ...r, pages: Number(r.pages) })),
+  );
+  return rows.map((r, i) => ({
+    schema: r.schema,
+    name: r.name,
+    columns: r.columns,
+    estimatedBytes: estimates[i].bytes,
+    estimatedRows: estimates[i].rows,
+  }));
 }
 
 /** Facts about the source database the clone reports as warnings. */
