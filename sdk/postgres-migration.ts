@@ -110,7 +110,7 @@ export class PostgresMigration extends pulumi.dynamic.Resource {
   declare public readonly error: pulumi.Output<string | null>;
   /** Premigration checks: server level and per database. */
   declare public readonly validation: pulumi.Output<ValidationReport | null>;
-  /** Per-database progress: tables loaded, CDC counters, latency. */
+  /** Per-database progress: tables loaded, bytes and rows copied with rate and ETA, CDC counters, latency. */
   declare public readonly dbDetails: pulumi.Output<Record<string, DbDetails>>;
   /** Row-count (or checksum) comparison of source and target after the copy or cutover. */
   declare public readonly verification: pulumi.Output<VerificationReport | null>;

@@ -1,5 +1,6 @@
 // The one-line status of a migration, read from its outputs: what every adapter prints while it
 // waits (Pulumi diagnostics, `pgmigrate --wait` and plain `watch` lines) and how latency reads.
+import { copyPercent } from "../spec/progress";
 import type { MigrationOutputs } from "../spec/types";
 
 /** "0.4 s", "12 s", "-" when unknown. */
@@ -34,6 +35,14 @@ export function statusLine(o: MigrationOutputs, options: { replication?: boolean
       .filter(Boolean)
       .join(", ");
     parts.push(`tables ${done}/${total} done${extra ? ` (${extra})` : ""}`);
+    if (done < total) {
+      const percent = copyPercent(
+        "loading",
+        sum((d) => d.fullLoadBytesCopied),
+        sum((d) => d.fullLoadTotalBytes),
+      );
+      parts.push(`data ${percent}%`);
+    }
   }
   // Replication figures once there is replication to speak of.
   const replicating = o.state === "WaitingForUserAction" || o.substate === "CompletingMigration";

@@ -17,6 +17,38 @@ export function formatDuration(seconds: number | null | undefined): string {
   return `${Math.floor(s / 86400)}d ${pad(Math.floor((s % 86400) / 3600))}h`;
 }
 
+/** 1234567 → "1.2 MB". */
+export function formatBytes(bytes: number | null | undefined): string {
+  if (bytes === null || bytes === undefined || !Number.isFinite(bytes)) return "-";
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+/** 2500000 → "2.5 MB/s"; "-" when unknown. */
+export function formatRate(bytesPerSecond: number | null | undefined): string {
+  if (bytesPerSecond === null || bytesPerSecond === undefined) return "- /s";
+  return `${formatBytes(Math.round(bytesPerSecond))}/s`;
+}
+
+/** A database's table data: "data 45%: 12.3 MB / ~27.0 MB, 120000 rows, 4.1 MB/s, ETA 4s". */
+export function copyProgressLine(d: DbDetails): string {
+  const done = d.fullLoadPercent === 100;
+  return (
+    `data ${d.fullLoadPercent === null ? "-" : `${d.fullLoadPercent}%`}: ` +
+    `${formatBytes(d.fullLoadBytesCopied)} / ${done ? "" : "~"}${formatBytes(d.fullLoadTotalBytes)}, ` +
+    `${d.fullLoadRowsCopied} rows` +
+    (done
+      ? ""
+      : `, ${formatRate(d.fullLoadBytesPerSecond)}, ETA ${formatDuration(d.fullLoadEtaSeconds)}`)
+  );
+}
+
 /** ISO timestamp → "2025-03-01 14:02:07Z" (UTC, seconds). */
 export function formatTime(iso: string | null | undefined): string {
   if (!iso) return "-";
@@ -106,6 +138,7 @@ function databaseLines(d: DbDetails): string[] {
       `${d.cdcDeleteCounter} deletes; applied ${d.appliedChanges}, incoming ${d.incomingChanges}; ` +
       `latency ${formatLatency(d.latencySeconds)}`,
   ];
+  if (d.fullLoadPercent !== null) lines.splice(1, 0, `    ${copyProgressLine(d)}`);
   if (d.cutoverLsn) {
     lines.push(
       `    cutover at ${d.cutoverLsn}; last applied commit ${d.lastAppliedCommitLsn ?? "-"}` +

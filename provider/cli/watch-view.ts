@@ -2,36 +2,29 @@
 // latency and change counters during replication. Pure functions of one snapshot.
 import type { MigrationOutputs } from "../spec/types";
 import { formatLatency, statusLine } from "../api/report";
-import { eventLine, formatDuration } from "./format";
+import { copyPercent, copyTotal, etaSeconds } from "../spec/progress";
+import { copyProgressLine, eventLine, formatBytes, formatDuration, formatRate } from "./format";
+
+export { formatBytes } from "./format";
 
 /** One table's copy progress (control store `tables` row). */
 export interface TableProgress {
   readonly schema: string;
   readonly name: string;
   readonly state: "queued" | "loading" | "completed" | "errored";
+  /** Estimated COPY text bytes (the unit `bytes` counts). */
   readonly estimatedBytes: number;
   readonly rows: number | null;
   readonly bytes: number | null;
   readonly error: string | null;
+  /** Recent rate while loading; absent or null when unknown. */
+  readonly bytesPerSecond?: number | null;
 }
 
 export interface WatchSnapshot {
   readonly outputs: MigrationOutputs;
   /** Per database, its tables (may be empty before the copy is planned). */
   readonly tables: Readonly<Record<string, readonly TableProgress[]>>;
-}
-
-/** 1234567 → "1.2 MB". */
-export function formatBytes(bytes: number | null | undefined): string {
-  if (bytes === null || bytes === undefined || !Number.isFinite(bytes)) return "-";
-  const units = ["B", "kB", "MB", "GB", "TB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
 /** "[#######-------------]" for a fraction 0..1. */
@@ -41,11 +34,8 @@ export function progressBar(fraction: number, width = 20): string {
   return `[${"#".repeat(done)}${"-".repeat(width - done)}]`;
 }
 
-function tableFraction(t: TableProgress): number {
-  if (t.state === "completed") return 1;
-  if (t.state === "queued") return 0;
-  if (!t.estimatedBytes || t.bytes === null) return 0;
-  return t.bytes / t.estimatedBytes;
+function tablePercent(t: TableProgress): number {
+  return copyPercent(t.state, t.bytes, t.estimatedBytes);
 }
 
 /** Loading tables first (they move), then errored, queued, completed; at most `limit` lines. */
@@ -57,11 +47,22 @@ function tableLines(tables: readonly TableProgress[], limit: number): string[] {
   const lines = shown.map((t) => {
     const label = `${t.schema}.${t.name}`;
     const clipped = label.length > width ? label.slice(0, width - 1) + "…" : label.padEnd(width);
-    const pct = `${Math.round(tableFraction(t) * 100)}%`.padStart(4);
+    const percent = tablePercent(t);
+    const pct = `${percent}%`.padStart(4);
     const rows = t.rows === null ? "" : `${t.rows} rows  `;
-    const size = `${formatBytes(t.bytes ?? (t.state === "completed" ? t.estimatedBytes : 0))} / ${formatBytes(t.estimatedBytes)}`;
+    const total = copyTotal(t.state, t.bytes, t.estimatedBytes);
+    // "~": until the table is copied its total is an estimate.
+    const size =
+      `${formatBytes(t.bytes ?? (t.state === "completed" ? total : 0))} / ` +
+      `${t.state === "completed" ? "" : "~"}${formatBytes(total)}`;
+    let speed = "";
+    if (t.state === "loading") {
+      const rate = t.bytesPerSecond ?? null;
+      const eta = etaSeconds(t.bytes ?? 0, t.estimatedBytes, rate);
+      speed = `  ${formatRate(rate)}  ETA ${formatDuration(eta)}`;
+    }
     const tail = t.state === "errored" ? `  error: ${t.error ?? "unknown"}` : "";
-    return `    ${clipped} ${progressBar(tableFraction(t))} ${pct}  ${rows}${size}${tail}`;
+    return `    ${clipped} ${progressBar(percent / 100)} ${pct}  ${rows}${size}${speed}${tail}`;
   });
   if (sorted.length > shown.length) {
     lines.push(`    … and ${sorted.length - shown.length} more tables`);
@@ -94,6 +95,7 @@ export function renderFrame(snapshot: WatchSnapshot, rows = 40, now = Date.now()
       `  ${d.databaseName}: ${d.migrationState}  tables ${d.fullLoadCompletedTables}/${total}` +
         (d.message ? `  ${d.message}` : ""),
     );
+    if (copying.includes(d)) lines.push(`    ${copyProgressLine(d)}`);
     const tables = snapshot.tables[d.databaseName] ?? [];
     if (copying.includes(d) && tables.length > 0) {
       lines.push(...tableLines(tables, budget));

@@ -6,6 +6,7 @@ import type { Client } from "pg";
 import { from as copyFrom, to as copyTo } from "pg-copy-streams";
 import { MigrationError } from "../pg/errors";
 import { qualify, quoteIdent } from "../pg/ident";
+import { RateWindow } from "../spec/progress";
 import type { MigrationSpec, ProgressSink, TableRef } from "../spec/types";
 import { runWorkers } from "../pg/pool";
 import { beginAtSnapshot, hardClose, openSession } from "../pg/session";
@@ -27,8 +28,18 @@ export interface CopyJob {
   readonly signal?: AbortSignal;
 }
 
-/** How often a table being loaded reports its byte count. */
+/** How often a table being loaded reports its bytes, rows and rate. */
 const PROGRESS_INTERVAL_MS = 5_000;
+
+/** The window the reported rate is measured over. */
+const RATE_WINDOW_MS = 30_000;
+
+/** What a loading table reports: counts so far and the recent rate. */
+export interface CopyCount {
+  readonly bytes: number;
+  readonly rows: number;
+  readonly bytesPerSecond: number | null;
+}
 
 export const CANCELED_CODE = "PGM_CANCELED";
 
@@ -43,21 +54,31 @@ interface Worker {
   readonly target: Client;
 }
 
-/** Counts the bytes of COPY data passing through and reports them now and then. */
-class ByteCounter extends Transform {
+const NEWLINE = 0x0a;
+
+/**
+ * Counts the bytes and rows of COPY text data passing through. Text format escapes a newline
+ * inside a value as `\n`, so every raw newline byte ends exactly one row.
+ */
+export class CopyCounter extends Transform {
   bytes = 0;
-  private lastReport = Date.now();
-  constructor(private readonly report: (bytes: number) => void) {
+  rows = 0;
+  private readonly rate = new RateWindow(RATE_WINDOW_MS);
+  constructor(now = Date.now()) {
     super();
+    this.rate.add(now, 0);
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.bytes += chunk.length;
-    const now = Date.now();
-    if (now - this.lastReport >= PROGRESS_INTERVAL_MS) {
-      this.lastReport = now;
-      this.report(this.bytes);
+    for (let at = chunk.indexOf(NEWLINE); at !== -1; at = chunk.indexOf(NEWLINE, at + 1)) {
+      this.rows++;
     }
     done(null, chunk);
+  }
+  /** The counts now, recording them in the rate window. */
+  sample(now = Date.now()): CopyCount {
+    this.rate.add(now, this.bytes);
+    return { bytes: this.bytes, rows: this.rows, bytesPerSecond: this.rate.rate() };
   }
 }
 
@@ -124,11 +145,11 @@ export async function copyTables(
 
   const work = async (table: TableToCopy, worker: Worker): Promise<void> => {
     const ref: TableRef = { schema: table.schema, name: table.name };
-    // Reports of one table go out in order, so a late byte count never follows "completed".
+    // Reports of one table go out in order, so a late count never follows "completed".
     let reports = progress.tableState(database, ref, "loading", { rows: 0, bytes: 0 });
     try {
-      const result = await copyOne(worker, table, (bytes) => {
-        reports = reports.then(() => progress.tableState(database, ref, "loading", { bytes }));
+      const result = await copyOne(worker, table, (count) => {
+        reports = reports.then(() => progress.tableState(database, ref, "loading", count));
       });
       await reports;
       await progress.tableState(database, ref, "completed", result);
@@ -180,7 +201,7 @@ export async function copyTables(
 async function copyOne(
   worker: Worker,
   table: TableToCopy,
-  onBytes: (bytes: number) => void,
+  onProgress: (count: CopyCount) => void,
 ): Promise<{ rows: number; bytes: number }> {
   const name = qualify(table.schema, table.name);
   // No column list when every column is generated or there are none: COPY then skips
@@ -193,8 +214,14 @@ async function copyOne(
   await target.query(`TRUNCATE ONLY ${name}`);
   const into = target.query(copyFrom(`COPY ${name}${columns} FROM STDIN WITH (FREEZE)`));
   const out = source.query(copyTo(`COPY ${name}${columns} TO STDOUT`));
-  const counter = new ByteCounter(onBytes);
-  await pipeline(out, counter, into);
+  const counter = new CopyCounter();
+  // On a timer, not per chunk: a stalled copy reports its rate falling to 0.
+  const timer = setInterval(() => onProgress(counter.sample()), PROGRESS_INTERVAL_MS);
+  try {
+    await pipeline(out, counter, into);
+  } finally {
+    clearInterval(timer);
+  }
   await target.query("COMMIT");
   return { rows: into.rowCount, bytes: counter.bytes };
 }

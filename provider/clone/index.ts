@@ -178,6 +178,7 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
         schema: t.schema,
         name: t.name,
         estimatedBytes: t.estimatedBytes,
+        estimatedRows: t.estimatedRows,
       })),
     );
     const copied = await copyTables(

@@ -3,18 +3,21 @@
 import type { Client } from "pg";
 import { copiedTableSql } from "../pg/catalog";
 import type { TableRef } from "../spec/types";
+import { estimateCopySizes } from "./estimate";
 
 /** A table to copy and the columns COPY must name on both sides. */
 export interface TableToCopy extends TableRef {
   /** Unquoted column names in attnum order, without dropped and GENERATED ... STORED columns. */
   readonly columns: readonly string[];
-  /** pg_table_size (heap + TOAST) on the source, for ordering and progress. */
+  /** Estimated size on the COPY stream (clone/estimate.ts): the total progress counts towards. */
   readonly estimatedBytes: number;
+  /** Estimated rows, from the same sample. */
+  readonly estimatedRows: number;
 }
 
 /**
  * Tables whose rows a migration copies (pg/catalog.ts decides which; unlogged ones included),
- * with their columns and sizes.
+ * with their columns and estimated COPY sizes; largest on disk first.
  */
 export async function listTablesToCopy(
   client: Client,
@@ -26,9 +29,10 @@ export async function listTablesToCopy(
     schema: string;
     name: string;
     columns: string[];
-    bytes: string;
+    pages: string;
   }>(
-    `SELECT n.nspname AS schema, c.relname AS name, pg_table_size(c.oid)::text AS bytes,
+    `SELECT n.nspname AS schema, c.relname AS name,
+            (pg_relation_size(c.oid) / current_setting('block_size')::int)::text AS pages,
             ARRAY(SELECT a.attname::text FROM pg_attribute a
                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ${notGenerated}
                    ORDER BY a.attnum) AS columns
@@ -36,11 +40,16 @@ export async function listTablesToCopy(
       WHERE ${copiedTableSql()}
       ORDER BY pg_table_size(c.oid) DESC, n.nspname, c.relname`,
   );
-  return rows.map((r) => ({
+  const estimates = await estimateCopySizes(
+    client,
+    rows.map((r) => ({ ...r, pages: Number(r.pages) })),
+  );
+  return rows.map((r, i) => ({
     schema: r.schema,
     name: r.name,
     columns: r.columns,
-    estimatedBytes: Number(r.bytes),
+    estimatedBytes: estimates[i].bytes,
+    estimatedRows: estimates[i].rows,
   }));
 }
 

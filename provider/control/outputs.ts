@@ -1,4 +1,5 @@
 // Builds the user-visible MigrationOutputs (Pulumi outputs, `--json`) from the control rows.
+import { copyPercent, etaSeconds } from "../spec/progress";
 import type { DbDetails, MigrationEvent, MigrationOutputs } from "../spec/types";
 import { compareLsn } from "../pg/lsn";
 import type { Queryable } from "./db";
@@ -7,6 +8,14 @@ import { DATABASE_ROWS_SQL, type DatabaseRow } from "./progress";
 
 function iso(date: Date | null): string | null {
   return date ? date.toISOString() : null;
+}
+
+/** The database's tables as one: 100 % only when every table committed. */
+function fullLoadPercent(row: DatabaseRow): number | null {
+  const tables = row.queued + row.loading + row.completed + row.errored;
+  if (tables === 0) return null;
+  const state = row.completed === tables ? "completed" : "loading";
+  return copyPercent(state, row.copiedBytes, row.totalBytes);
 }
 
 function dbDetails(row: DatabaseRow): DbDetails {
@@ -26,6 +35,12 @@ function dbDetails(row: DatabaseRow): DbDetails {
     cutoverLsn: row.cutoverLsn,
     lastAppliedCommitLsn: row.appliedLsn,
     lastAppliedCommitTime: iso(row.appliedCommitTime),
+    fullLoadBytesCopied: row.copiedBytes,
+    fullLoadRowsCopied: row.copiedRows,
+    fullLoadTotalBytes: row.totalBytes,
+    fullLoadPercent: fullLoadPercent(row),
+    fullLoadBytesPerSecond: row.bytesPerSecond,
+    fullLoadEtaSeconds: etaSeconds(row.copiedBytes, row.totalBytes, row.bytesPerSecond),
     message: row.message,
     startedOn: iso(row.startedOn),
     endedOn: iso(row.endedOn),

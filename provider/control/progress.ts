@@ -1,5 +1,6 @@
 // Per-database and per-table progress rows: what dbDetails is built from, and where the worker
 // keeps its resume point (step, copy_completed, slot, consistent point).
+import { copyPercent, etaSeconds, RATE_FRESH_SECONDS } from "../spec/progress";
 import { TERMINAL_STATES } from "../spec/states";
 import type { TableLoadState, TableRef, TableVerification } from "../spec/types";
 import type { Queryable } from "./db";
@@ -45,6 +46,13 @@ export interface DatabaseRow {
   readonly loading: number;
   readonly completed: number;
   readonly errored: number;
+  /** COPY bytes and rows of its tables so far (completed and loading). */
+  readonly copiedBytes: number;
+  readonly copiedRows: number;
+  /** Estimated COPY bytes of all its tables (the actual size of completed ones). */
+  readonly totalBytes: number;
+  /** Sum of the fresh rates of its loading tables; null when none is fresh. */
+  readonly bytesPerSecond: number | null;
 }
 
 export async function insertDatabases(
@@ -75,7 +83,14 @@ export const DATABASE_ROWS_SQL = `SELECT d.name, d.position, d.migration_state A
             count(t.*) FILTER (WHERE t.state = 'queued')::int AS queued,
             count(t.*) FILTER (WHERE t.state = 'loading')::int AS loading,
             count(t.*) FILTER (WHERE t.state = 'completed')::int AS completed,
-            count(t.*) FILTER (WHERE t.state = 'errored')::int AS errored
+            count(t.*) FILTER (WHERE t.state = 'errored')::int AS errored,
+            coalesce(sum(t.bytes), 0)::float8 AS "copiedBytes",
+            coalesce(sum(t.rows), 0)::float8 AS "copiedRows",
+            coalesce(sum(CASE WHEN t.state = 'completed' THEN coalesce(t.bytes, t.estimated_bytes)
+                              ELSE greatest(t.estimated_bytes, coalesce(t.bytes, 0)) END), 0)::float8
+              AS "totalBytes",
+            sum(t.bytes_per_second) FILTER (WHERE t.state = 'loading'
+              AND t.progress_at > now() - make_interval(secs => ${RATE_FRESH_SECONDS})) AS "bytesPerSecond"
        FROM pgmigrate.databases d
        LEFT JOIN pgmigrate.tables t ON t.migration = d.migration AND t.database = d.name
       WHERE d.migration = $1
@@ -288,7 +303,10 @@ export async function queueTables(
   db: Queryable,
   fence: LeaseFence,
   database: string,
-  tables: readonly (TableRef & { readonly estimatedBytes: number })[],
+  tables: readonly (TableRef & {
+    readonly estimatedBytes: number;
+    readonly estimatedRows?: number;
+  })[],
 ): Promise<void> {
   // Both the delete and the insert are fenced: data-modifying CTEs run whatever the outer query returns.
   await fencedWrite(
@@ -298,13 +316,17 @@ export async function queueTables(
        DELETE FROM pgmigrate.tables
         WHERE migration = $1 AND database = $2 AND ${fencedBy(6)}
           AND (schema_name, table_name) NOT IN (SELECT * FROM unnest($3::text[], $4::text[])))
-     INSERT INTO pgmigrate.tables (migration, database, schema_name, table_name, state, estimated_bytes)
-     SELECT $1, $2, t.schema_name, t.table_name, 'queued', t.estimated_bytes
-       FROM unnest($3::text[], $4::text[], $5::bigint[]) AS t(schema_name, table_name, estimated_bytes)
+     INSERT INTO pgmigrate.tables
+       (migration, database, schema_name, table_name, state, estimated_bytes, estimated_rows)
+     SELECT $1, $2, t.schema_name, t.table_name, 'queued', t.estimated_bytes, t.estimated_rows
+       FROM unnest($3::text[], $4::text[], $5::bigint[], $7::bigint[])
+            AS t(schema_name, table_name, estimated_bytes, estimated_rows)
       WHERE ${fencedBy(6)}
      ON CONFLICT (migration, database, schema_name, table_name)
        DO UPDATE SET state = 'queued', rows = NULL, bytes = NULL, error = NULL,
-                     started_at = NULL, ended_at = NULL, estimated_bytes = excluded.estimated_bytes`,
+                     started_at = NULL, ended_at = NULL, estimated_bytes = excluded.estimated_bytes,
+                     estimated_rows = excluded.estimated_rows, bytes_per_second = NULL,
+                     progress_at = NULL`,
     [
       fence.migration,
       database,
@@ -312,8 +334,18 @@ export async function queueTables(
       tables.map((t) => t.name),
       tables.map((t) => Math.round(t.estimatedBytes)),
       fence.owner,
+      tables.map((t) => (t.estimatedRows === undefined ? null : Math.round(t.estimatedRows))),
     ],
   );
+}
+
+/** What a table-state report carries besides the state. */
+export interface TableStateDetail {
+  readonly rows?: number;
+  readonly bytes?: number;
+  readonly error?: string;
+  /** The recent copy rate (loading reports only). */
+  readonly bytesPerSecond?: number | null;
 }
 
 export async function setTableState(
@@ -322,16 +354,20 @@ export async function setTableState(
   database: string,
   table: TableRef,
   state: TableLoadState,
-  detail: { rows?: number; bytes?: number; error?: string },
+  detail: TableStateDetail,
 ): Promise<void> {
+  // A rate belongs to a loading table only: any other state clears it.
   await fencedWrite(
     db,
     fence,
     `INSERT INTO pgmigrate.tables
-       (migration, database, schema_name, table_name, state, rows, bytes, error, started_at, ended_at)
+       (migration, database, schema_name, table_name, state, rows, bytes, error, started_at, ended_at,
+        bytes_per_second, progress_at)
      SELECT $1, $2, $3, $4, $5, $6, $7, $8,
             CASE WHEN $5 <> 'queued' THEN now() END,
-            CASE WHEN $5 IN ('completed', 'errored') THEN now() END
+            CASE WHEN $5 IN ('completed', 'errored') THEN now() END,
+            CASE WHEN $5 = 'loading' THEN $10::float8 END,
+            CASE WHEN $5 = 'loading' AND $7::bigint IS NOT NULL THEN now() END
       WHERE ${fencedBy(9)}
      ON CONFLICT (migration, database, schema_name, table_name) DO UPDATE
         SET state = excluded.state,
@@ -339,7 +375,11 @@ export async function setTableState(
             bytes = coalesce(excluded.bytes, pgmigrate.tables.bytes),
             error = coalesce(excluded.error, pgmigrate.tables.error),
             started_at = coalesce(pgmigrate.tables.started_at, excluded.started_at),
-            ended_at = excluded.ended_at`,
+            ended_at = excluded.ended_at,
+            bytes_per_second = CASE WHEN excluded.state = 'loading'
+              THEN coalesce(excluded.bytes_per_second, pgmigrate.tables.bytes_per_second) END,
+            progress_at = CASE WHEN excluded.state = 'loading'
+              THEN coalesce(excluded.progress_at, pgmigrate.tables.progress_at) END`,
     [
       fence.migration,
       database,
@@ -350,6 +390,7 @@ export async function setTableState(
       detail.bytes ?? null,
       detail.error ?? null,
       fence.owner,
+      detail.bytesPerSecond ?? null,
     ],
   );
 }
@@ -359,10 +400,17 @@ export interface TableProgressRow {
   readonly schema: string;
   readonly name: string;
   readonly state: TableLoadState;
+  /** Estimated COPY text bytes of the table (what `bytes` counts towards). */
   readonly estimatedBytes: number;
+  readonly estimatedRows: number | null;
   readonly rows: number | null;
   readonly bytes: number | null;
   readonly error: string | null;
+  /** 0..100; 100 only once the table's copy committed (spec/progress.ts). */
+  readonly percent: number;
+  /** Recent rate while loading (null when not loading or no report for a while). */
+  readonly bytesPerSecond: number | null;
+  readonly etaSeconds: number | null;
 }
 
 export async function tableProgress(
@@ -370,13 +418,20 @@ export async function tableProgress(
   migration: string,
   database: string,
 ): Promise<TableProgressRow[]> {
-  const { rows } = await db.query<TableProgressRow>(
+  const { rows } = await db.query<Omit<TableProgressRow, "percent" | "etaSeconds">>(
     `SELECT schema_name AS schema, table_name AS name, state,
-            estimated_bytes::float8 AS "estimatedBytes", rows::float8 AS rows,
-            bytes::float8 AS bytes, error
+            estimated_bytes::float8 AS "estimatedBytes", estimated_rows::float8 AS "estimatedRows",
+            rows::float8 AS rows, bytes::float8 AS bytes, error,
+            CASE WHEN state = 'loading'
+                  AND progress_at > now() - make_interval(secs => ${RATE_FRESH_SECONDS})
+                 THEN bytes_per_second END AS "bytesPerSecond"
        FROM pgmigrate.tables WHERE migration = $1 AND database = $2
       ORDER BY estimated_bytes DESC, schema_name, table_name`,
     [migration, database],
   );
-  return rows;
+  return rows.map((t) => ({
+    ...t,
+    percent: copyPercent(t.state, t.bytes, t.estimatedBytes),
+    etaSeconds: etaSeconds(t.bytes ?? 0, t.estimatedBytes, t.bytesPerSecond),
+  }));
 }

@@ -3,7 +3,7 @@
 import type { Queryable } from "../control/db";
 import { addWorkerEvent, type EventLevel } from "../control/events";
 import type { LeaseFence } from "../control/lease";
-import { queueTables, setTableState } from "../control/progress";
+import { queueTables, setTableState, type TableStateDetail } from "../control/progress";
 import { redact } from "../pg/redact";
 import type { ProgressSink, TableLoadState, TableRef } from "../spec/types";
 
@@ -54,7 +54,10 @@ export class Journal implements ProgressSink {
 
   async tablesQueued(
     database: string,
-    tables: readonly (TableRef & { readonly estimatedBytes: number })[],
+    tables: readonly (TableRef & {
+      readonly estimatedBytes: number;
+      readonly estimatedRows?: number;
+    })[],
   ): Promise<void> {
     await queueTables(this.db, this.fence, database, tables).catch((err: unknown) =>
       this.reportFailure(err),
@@ -65,7 +68,7 @@ export class Journal implements ProgressSink {
     database: string,
     table: TableRef,
     state: TableLoadState,
-    detail: { rows?: number; bytes?: number; error?: string } = {},
+    detail: TableStateDetail = {},
   ): Promise<void> {
     const safe = detail.error ? { ...detail, error: redact(detail.error, this.secrets) } : detail;
     await setTableState(this.db, this.fence, database, table, state, safe).catch((err: unknown) =>

@@ -124,6 +124,20 @@ export interface DbDetails {
   readonly lastAppliedCommitLsn: string | null;
   /** That transaction's commit time on the source (ISO 8601). */
   readonly lastAppliedCommitTime: string | null;
+  /**
+   * Table data copied so far: COPY text bytes and rows counted on the stream (completed and
+   * loading tables; the rows of a loading table as of its last report, every few seconds).
+   */
+  readonly fullLoadBytesCopied: number;
+  readonly fullLoadRowsCopied: number;
+  /** Estimated COPY text bytes of all tables (never below fullLoadBytesCopied). */
+  readonly fullLoadTotalBytes: number;
+  /** Whole percent of the table data copied: at most 99 until every table committed, then 100; null without tables. */
+  readonly fullLoadPercent: number | null;
+  /** Recent copy rate of the tables loading now; null when none is loading or reporting. */
+  readonly fullLoadBytesPerSecond: number | null;
+  /** Seconds left at that rate; null when unknown. */
+  readonly fullLoadEtaSeconds: number | null;
   readonly message: string;
   readonly startedOn: string | null;
   readonly endedOn: string | null;
@@ -182,12 +196,21 @@ export interface ProgressSink {
   /** The full list of tables about to be copied for one database (all `queued`). */
   tablesQueued(
     database: string,
-    tables: readonly (TableRef & { readonly estimatedBytes: number })[],
+    tables: readonly (TableRef & {
+      readonly estimatedBytes: number;
+      readonly estimatedRows?: number;
+    })[],
   ): Promise<void>;
   tableState(
     database: string,
     table: TableRef,
     state: TableLoadState,
-    detail?: { rows?: number; bytes?: number; error?: string },
+    detail?: {
+      rows?: number;
+      bytes?: number;
+      error?: string;
+      /** Recent COPY rate, with a loading report. */
+      bytesPerSecond?: number | null;
+    },
   ): Promise<void>;
 }

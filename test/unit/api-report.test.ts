@@ -21,6 +21,12 @@ const db = (over: Partial<DbDetails>): DbDetails => ({
   cutoverLsn: null,
   lastAppliedCommitLsn: null,
   lastAppliedCommitTime: null,
+  fullLoadBytesCopied: 0,
+  fullLoadRowsCopied: 0,
+  fullLoadTotalBytes: 0,
+  fullLoadPercent: 100,
+  fullLoadBytesPerSecond: null,
+  fullLoadEtaSeconds: null,
   message: "",
   startedOn: null,
   endedOn: null,
@@ -62,17 +68,28 @@ describe("migration status line (api/report)", () => {
         substate: "MigratingData",
         latencySeconds: null,
         dbDetails: {
-          orders: db({ fullLoadQueuedTables: 2, fullLoadLoadingTables: 1, appliedChanges: 0 }),
+          orders: db({
+            fullLoadQueuedTables: 2,
+            fullLoadLoadingTables: 1,
+            appliedChanges: 0,
+            fullLoadBytesCopied: 300,
+            fullLoadTotalBytes: 1000,
+          }),
           tickets: db({
             databaseName: "tickets",
             fullLoadCompletedTables: 3,
             fullLoadErroredTables: 1,
             appliedChanges: 0,
+            fullLoadBytesCopied: 1000,
+            fullLoadTotalBytes: 1000,
           }),
         },
       }),
     );
-    assert.equal(line, "InProgress/MigratingData, tables 15/19 done (1 loading, 1 errored)");
+    assert.equal(
+      line,
+      "InProgress/MigratingData, tables 15/19 done (1 loading, 1 errored), data 65%",
+    );
   });
 
   it("offline migrations never speak of replication", () => {

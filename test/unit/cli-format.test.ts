@@ -38,6 +38,12 @@ const db = (over: Partial<DbDetails>): DbDetails => ({
   cutoverLsn: null,
   lastAppliedCommitLsn: null,
   lastAppliedCommitTime: null,
+  fullLoadBytesCopied: 0,
+  fullLoadRowsCopied: 0,
+  fullLoadTotalBytes: 0,
+  fullLoadPercent: 100,
+  fullLoadBytesPerSecond: null,
+  fullLoadEtaSeconds: null,
   message: "",
   startedOn: null,
   endedOn: null,
@@ -241,6 +247,7 @@ describe("pgmigrate output formatting", () => {
             rows: 500,
             bytes: 1_000_000,
             error: null,
+            bytesPerSecond: 250_000,
           },
           {
             schema: "public",
@@ -260,7 +267,10 @@ describe("pgmigrate output formatting", () => {
       big > 0 && big < copying.findIndex((l) => l.includes("public.done")),
       "loading tables first",
     );
-    assert.match(copying[big], /\[##########----------\]\s+50%\s+500 rows\s+1\.0 MB \/ 2\.0 MB/);
+    assert.match(
+      copying[big],
+      /\[##########----------\]\s+50%\s+500 rows\s+1\.0 MB \/ ~2\.0 MB\s+250\.0 kB\/s\s+ETA 4s/,
+    );
     assert.ok(copying.some((l) => /public\.done\s+\[#{20}\] 100%/.test(l)));
     assert.ok(
       copying.some((l) =>
