@@ -4,7 +4,7 @@
 import type { Client } from "pg";
 import type { ControlLocation } from "../control/db";
 import { readSnapshot, type MigrationSnapshot } from "../control/outputs";
-import { checkSchemaVersion } from "../control/schema";
+import { checkSchemaVersion, controlPrivilegeError } from "../control/schema";
 import { connect } from "../pg/connect";
 import { isTransient, MigrationError, pgFields, SQLSTATE } from "../pg/errors";
 import { sleep } from "../pg/retry";
@@ -136,6 +136,9 @@ class WaitConnection {
     } catch (err) {
       await this.close();
       if (NOTHING_YET.includes(pgFields(err).code ?? "")) return nothing;
+      if (pgFields(err).code === SQLSTATE.insufficientPrivilege) {
+        throw controlPrivilegeError(this.at, err, "use");
+      }
       this.unreachableSince ??= Date.now();
       const outage = Date.now() - this.unreachableSince;
       if (!isTransient(err) || Date.now() >= this.deadline || outage >= CONTROL_OUTAGE_MS) {

@@ -3,7 +3,8 @@
 import { Pool, type QueryResultRow } from "pg";
 import { clientConfig, connect, plaintextAfter } from "../pg/connect";
 import type { Endpoint } from "../spec/types";
-import { checkSchemaVersion } from "./schema";
+import { MigrationError, pgFields, SQLSTATE } from "../pg/errors";
+import { checkSchemaVersion, controlPrivilegeError } from "./schema";
 
 /** Anything that runs a parameterised query: a Client, a Pool, a PoolClient. */
 export interface Queryable {
@@ -59,6 +60,12 @@ export async function withControl<T>(
   try {
     await checkSchemaVersion(client);
     return await fn(client);
+  } catch (err) {
+    // Not ours to use (installed by another user): the same advice as when it cannot be created.
+    if (!(err instanceof MigrationError) && pgFields(err).code === SQLSTATE.insufficientPrivilege) {
+      throw controlPrivilegeError(at, err, "use");
+    }
+    throw err;
   } finally {
     await client.end().catch(() => undefined);
   }

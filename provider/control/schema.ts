@@ -125,21 +125,29 @@ async function recordVersion(db: Queryable, migration: SchemaMigration): Promise
 }
 
 /**
- * A target user who may not create the control schema where it was asked for (typically a
- * CREATEDB user on a managed server, in `postgres`): point it at a database of its own, which
- * pgmigrate creates when missing.
+ * A target user who may not create (or use) the control schema where it was asked for
+ * (typically a CREATEDB user on a managed server, in `postgres`, perhaps where another user
+ * installed it): point it at a database of its own, which pgmigrate creates when missing.
  */
-function privilegeError(at: ControlLocation, err: unknown): MigrationError {
+export function controlPrivilegeError(
+  at: ControlLocation,
+  err: unknown,
+  action: "create" | "use",
+): MigrationError {
   const user = quoteIdent(at.target.username);
   const database = quoteIdent(at.controlDatabase);
   const reason = err instanceof Error ? err.message : String(err);
+  const grant =
+    action === "create"
+      ? `GRANT CREATE ON DATABASE ${database} TO ${user};`
+      : `GRANT USAGE ON SCHEMA pgmigrate TO ${user}; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA pgmigrate TO ${user}; GRANT USAGE ON ALL SEQUENCES IN SCHEMA pgmigrate TO ${user};`;
   return new MigrationError(
     "control",
-    `target user ${user} may not create the pgmigrate control schema in database ${database} ` +
+    `target user ${user} may not ${action} the pgmigrate control schema in database ${database} ` +
       `(${reason}): set controlDatabase to a database the user owns, e.g. "pgmigrate" ` +
       "(created by pgmigrate when missing, if the user has CREATEDB; on the command line, the " +
       "database of the --server URL: postgresql://…/pgmigrate), or have an administrator run " +
-      `GRANT CREATE ON DATABASE ${database} TO ${user};`,
+      `${grant} (in database ${database})`,
     { code: "PGM_CONTROL_PRIVILEGE", cause: err },
   );
 }
@@ -174,7 +182,8 @@ export async function installControlSchema(at: ControlLocation): Promise<{ appli
     return { applied };
   } catch (err) {
     await client.query("ROLLBACK").catch(() => undefined);
-    if (pgFields(err).code === SQLSTATE.insufficientPrivilege) throw privilegeError(at, err);
+    if (pgFields(err).code === SQLSTATE.insufficientPrivilege)
+      throw controlPrivilegeError(at, err, "create");
     throw MigrationError.wrap("control", err, "installing the pgmigrate control schema");
   } finally {
     await client.end().catch(() => undefined);
