@@ -3,55 +3,11 @@
 import assert from "node:assert/strict";
 import { formatLatency, latency, statusLine } from "../../provider/api/report";
 import { renderPlainLine } from "../../provider/cli/watch-view";
-import type { DbDetails, MigrationOutputs } from "../../provider/spec/types";
+import { sampleDb, sampleOutputs } from "../support/outputs";
 
-const db = (over: Partial<DbDetails>): DbDetails => ({
-  databaseName: "orders",
-  migrationState: "InProgress",
-  fullLoadQueuedTables: 0,
-  fullLoadLoadingTables: 0,
-  fullLoadCompletedTables: 12,
-  fullLoadErroredTables: 0,
-  cdcInsertCounter: 10,
-  cdcUpdateCounter: 2,
-  cdcDeleteCounter: 1,
-  appliedChanges: 13,
-  incomingChanges: 0,
-  latencySeconds: 0.25,
-  cutoverLsn: null,
-  lastAppliedCommitLsn: null,
-  lastAppliedCommitTime: null,
-  fullLoadBytesCopied: 0,
-  fullLoadRowsCopied: 0,
-  fullLoadTotalBytes: 0,
-  fullLoadPercent: 100,
-  fullLoadBytesPerSecond: null,
-  fullLoadEtaSeconds: null,
-  message: "",
-  startedOn: null,
-  endedOn: null,
-  ...over,
-});
+const db = sampleDb;
 
-const outputs = (over: Partial<MigrationOutputs>): MigrationOutputs => ({
-  migrationName: "orders-1",
-  state: "WaitingForUserAction",
-  substate: "WaitingForCutoverTrigger",
-  migrationMode: "Online",
-  migrationOption: "ValidateAndMigrate",
-  latencySeconds: 0.25,
-  startedOn: "2025-03-01T14:02:07Z",
-  endedOn: null,
-  error: null,
-  validation: null,
-  dbDetails: { orders: db({}) },
-  verification: null,
-  cutoverLsn: null,
-  events: [],
-  warnings: [],
-  workerLog: null,
-  ...over,
-});
+const outputs = sampleOutputs;
 
 describe("migration status line (api/report)", () => {
   it("waiting for the cutover: tables, applied changes and latency", () => {

@@ -5,7 +5,7 @@ import { formatDuration, formatList, formatShow, LIST_COLUMNS } from "../../prov
 import { azureMigration } from "../../provider/cli/azure-json";
 import { formatBytes, progressBar, renderFrame } from "../../provider/cli/watch-view";
 import { warningPrinter } from "../../provider/pulumi/diagnostics";
-import type { DbDetails, MigrationOutputs } from "../../provider/spec/types";
+import { sampleDb, sampleOutputs } from "../support/outputs";
 
 const item = (over: Partial<MigrationListItem>): MigrationListItem => ({
   name: "orders-1",
@@ -22,53 +22,9 @@ const item = (over: Partial<MigrationListItem>): MigrationListItem => ({
   ...over,
 });
 
-const db = (over: Partial<DbDetails>): DbDetails => ({
-  databaseName: "orders",
-  migrationState: "InProgress",
-  fullLoadQueuedTables: 0,
-  fullLoadLoadingTables: 0,
-  fullLoadCompletedTables: 12,
-  fullLoadErroredTables: 0,
-  cdcInsertCounter: 10,
-  cdcUpdateCounter: 2,
-  cdcDeleteCounter: 1,
-  appliedChanges: 13,
-  incomingChanges: 0,
-  latencySeconds: 0.25,
-  cutoverLsn: null,
-  lastAppliedCommitLsn: null,
-  lastAppliedCommitTime: null,
-  fullLoadBytesCopied: 0,
-  fullLoadRowsCopied: 0,
-  fullLoadTotalBytes: 0,
-  fullLoadPercent: 100,
-  fullLoadBytesPerSecond: null,
-  fullLoadEtaSeconds: null,
-  message: "",
-  startedOn: null,
-  endedOn: null,
-  ...over,
-});
+const db = sampleDb;
 
-const outputs = (over: Partial<MigrationOutputs>): MigrationOutputs => ({
-  migrationName: "orders-1",
-  state: "WaitingForUserAction",
-  substate: "WaitingForCutoverTrigger",
-  migrationMode: "Online",
-  migrationOption: "ValidateAndMigrate",
-  latencySeconds: 0.25,
-  startedOn: "2025-03-01T14:02:07Z",
-  endedOn: null,
-  error: null,
-  validation: null,
-  dbDetails: { orders: db({}) },
-  verification: null,
-  cutoverLsn: null,
-  events: [],
-  warnings: [],
-  workerLog: null,
-  ...over,
-});
+const outputs = sampleOutputs;
 
 describe("pgmigrate output formatting", () => {
   it("prints the list grid with the reference service's columns, in the given order", () => {

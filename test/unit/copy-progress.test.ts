@@ -13,7 +13,8 @@ import {
   LOADING_PERCENT_CAP,
   RateWindow,
 } from "../../provider/spec/progress";
-import type { DbDetails, MigrationOutputs } from "../../provider/spec/types";
+import type { DbDetails } from "../../provider/spec/types";
+import { sampleDb, sampleOutputs } from "../support/outputs";
 
 describe("copy progress arithmetic (spec/progress)", () => {
   it("is 100 % only once completed, and at most 99 % while loading", () => {
@@ -91,33 +92,25 @@ describe("COPY stream counter (clone/copy)", () => {
   });
 });
 
-const db = (over: Partial<DbDetails>): DbDetails => ({
-  databaseName: "orders",
-  migrationState: "InProgress",
-  fullLoadQueuedTables: 1,
-  fullLoadLoadingTables: 1,
-  fullLoadCompletedTables: 0,
-  fullLoadErroredTables: 0,
-  cdcInsertCounter: 0,
-  cdcUpdateCounter: 0,
-  cdcDeleteCounter: 0,
-  appliedChanges: 0,
-  incomingChanges: 0,
-  latencySeconds: null,
-  cutoverLsn: null,
-  lastAppliedCommitLsn: null,
-  lastAppliedCommitTime: null,
-  fullLoadBytesCopied: 80_000_000,
-  fullLoadRowsCopied: 120_000,
-  fullLoadTotalBytes: 100_400_000,
-  fullLoadPercent: 79,
-  fullLoadBytesPerSecond: 4_100_000,
-  fullLoadEtaSeconds: 5,
-  message: "copying data",
-  startedOn: null,
-  endedOn: null,
-  ...over,
-});
+const db = (over: Partial<DbDetails>): DbDetails =>
+  sampleDb({
+    fullLoadQueuedTables: 1,
+    fullLoadLoadingTables: 1,
+    fullLoadCompletedTables: 0,
+    cdcInsertCounter: 0,
+    cdcUpdateCounter: 0,
+    cdcDeleteCounter: 0,
+    appliedChanges: 0,
+    latencySeconds: null,
+    fullLoadBytesCopied: 80_000_000,
+    fullLoadRowsCopied: 120_000,
+    fullLoadTotalBytes: 100_400_000,
+    fullLoadPercent: 79,
+    fullLoadBytesPerSecond: 4_100_000,
+    fullLoadEtaSeconds: 5,
+    message: "copying data",
+    ...over,
+  });
 
 describe("copy progress in show and watch (cli)", () => {
   it("prints a database's data progress with rate and ETA, and no estimate once done", () => {
@@ -136,24 +129,15 @@ describe("copy progress in show and watch (cli)", () => {
   });
 
   it("shows a table past its estimate at 99 % with the copied size as total", () => {
-    const outputs: MigrationOutputs = {
+    const outputs = sampleOutputs({
       migrationName: "m",
       state: "InProgress",
       substate: "MigratingData",
       migrationMode: "Offline",
-      migrationOption: "ValidateAndMigrate",
       latencySeconds: null,
       startedOn: null,
-      endedOn: null,
-      error: null,
-      validation: null,
       dbDetails: { orders: db({}) },
-      verification: null,
-      cutoverLsn: null,
-      events: [],
-      warnings: [],
-      workerLog: null,
-    };
+    });
     const frame = renderFrame({
       outputs,
       tables: {

@@ -1,0 +1,51 @@
+// Sample outputs for tests of what is printed or decided from them: an online migration waiting
+// for its cutover, one database fully loaded. Tests override only what they are about.
+import type { DbDetails, MigrationOutputs } from "../../provider/spec/types";
+
+export const sampleDb = (over: Partial<DbDetails> = {}): DbDetails => ({
+  databaseName: "orders",
+  migrationState: "InProgress",
+  fullLoadQueuedTables: 0,
+  fullLoadLoadingTables: 0,
+  fullLoadCompletedTables: 12,
+  fullLoadErroredTables: 0,
+  cdcInsertCounter: 10,
+  cdcUpdateCounter: 2,
+  cdcDeleteCounter: 1,
+  appliedChanges: 13,
+  incomingChanges: 0,
+  latencySeconds: 0.25,
+  cutoverLsn: null,
+  lastAppliedCommitLsn: null,
+  lastAppliedCommitTime: null,
+  fullLoadBytesCopied: 0,
+  fullLoadRowsCopied: 0,
+  fullLoadTotalBytes: 0,
+  fullLoadPercent: 100,
+  fullLoadBytesPerSecond: null,
+  fullLoadEtaSeconds: null,
+  message: "",
+  startedOn: null,
+  endedOn: null,
+  ...over,
+});
+
+export const sampleOutputs = (over: Partial<MigrationOutputs> = {}): MigrationOutputs => ({
+  migrationName: "orders-1",
+  state: "WaitingForUserAction",
+  substate: "WaitingForCutoverTrigger",
+  migrationMode: "Online",
+  migrationOption: "ValidateAndMigrate",
+  latencySeconds: 0.25,
+  startedOn: "2025-03-01T14:02:07Z",
+  endedOn: null,
+  error: null,
+  validation: null,
+  dbDetails: { orders: sampleDb() },
+  verification: null,
+  cutoverLsn: null,
+  events: [],
+  warnings: [],
+  workerLog: null,
+  ...over,
+});
