@@ -63,7 +63,7 @@ function uplotDir(): string {
 }
 
 /** Bounded latency history per migration, filled from the console's own reads. */
-class LatencyHistory {
+export class LatencyHistory {
   private readonly samples = new Map<string, [number, number][]>();
   record(name: string, latencySeconds: number | null): void {
     if (latencySeconds === null) return;

@@ -11,7 +11,7 @@ import { getMigration, listMigrations } from "../../provider/api/index";
 import type { MigrationSpec } from "../../provider/spec/types";
 import { compareDatabases } from "../support/checksum";
 import { CLI_MAIN } from "../support/cli";
-import { loadFixture } from "../support/fixture";
+import { loadFixture, writeWorkload } from "../support/fixture";
 import { controlOf, count, onlineSpec, useScenario } from "../support/online";
 import { until } from "../support/wait";
 
@@ -163,6 +163,25 @@ describe("console: pgmigrate serve in a real browser", function () {
     await until(async () => (await page.locator("#latency-chart canvas").count()) > 0, {
       what: "the latency chart",
     });
+    // The source writes while the page watches: the counters move and latency samples build up.
+    const workload = writeWorkload(s.source, "shop", { transactions: 150, pauseMs: 20 });
+    const applied = page.locator('#databases tr[data-database="shop"] td.applied');
+    await until(async () => Number((await applied.innerText()).replace(/\D/g, "")) > 0, {
+      what: "applied changes to show in the console",
+    });
+    const samples = await until(
+      async () => {
+        const body = await page.evaluate(async () =>
+          (await fetch("/api/migrations/console-cut")).json(),
+        );
+        const history = (body as { latencyHistory: [number, number][] }).latencyHistory;
+        return history.length >= 3 ? history : undefined;
+      },
+      { what: "three latency samples" },
+    );
+    assert.ok(samples.every(([t, v]) => t > 0 && v >= 0));
+    const counts = await workload;
+    assert.equal(counts.transactions, 150);
     await page.screenshot({ path: path.join(shots, "details.png"), fullPage: true });
 
     const cutover = page.locator("#cutover");

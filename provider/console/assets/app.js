@@ -124,7 +124,7 @@ function databasesSection(outputs, tables) {
       <td>${d.fullLoadPercent === null ? "—" : `<progress max="100" value="${d.fullLoadPercent}" aria-label="copy of ${esc(d.databaseName)}"></progress> ${d.fullLoadPercent} % · ${bytes(d.fullLoadBytesCopied)} of ${bytes(d.fullLoadTotalBytes)}`}</td>
       <td class="num">${seconds(d.fullLoadEtaSeconds)}</td>
       <td class="num">${count(d.cdcInsertCounter)}</td><td class="num">${count(d.cdcUpdateCounter)}</td><td class="num">${count(d.cdcDeleteCounter)}</td>
-      <td class="num">${count(d.appliedChanges)}</td><td class="num">${count(d.incomingChanges)}</td><td class="num">${seconds(d.latencySeconds)}</td></tr>`,
+      <td class="num applied">${count(d.appliedChanges)}</td><td class="num">${count(d.incomingChanges)}</td><td class="num">${seconds(d.latencySeconds)}</td></tr>`,
       )
       .join("")}</tbody></table></div>
     ${Object.entries(tables)
