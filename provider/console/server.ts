@@ -4,6 +4,7 @@
 // random token printed at start (then a session cookie); POSTs also need the session's CSRF token.
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import cookie from "@fastify/cookie";
 import fastifyStatic from "@fastify/static";
@@ -157,8 +158,15 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
   const fail = (reply: FastifyReply, err: unknown): FastifyReply => {
     const message = redact(err instanceof Error ? err.message : String(err), options.secrets);
     const code = err instanceof MigrationError ? err.code : undefined;
+    // Not found, refused action, bad input; anything else is the control store failing (502).
     const status =
-      code === "PGM_NOT_FOUND" ? 404 : code === "PGM_INVALID_ACTION" ? 409 : code ? 400 : 500;
+      code === "PGM_NOT_FOUND"
+        ? 404
+        : code === "PGM_INVALID_ACTION"
+          ? 409
+          : code === "PGM_INPUT"
+            ? 400
+            : 502;
     return reply.code(status).send({ error: message, code: code ?? null });
   };
 
@@ -222,7 +230,9 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : options.port;
-  const shownHost = options.host.includes(":") ? `[${options.host}]` : options.host;
+  // An unspecified address (all interfaces) is not openable: the link names this machine.
+  const host = ["0.0.0.0", "::"].includes(options.host) ? os.hostname() : options.host;
+  const shownHost = host.includes(":") ? `[${host}]` : host;
   return {
     url: `${options.tls ? "https" : "http"}://${shownHost}:${port}/?token=${accessToken}`,
     port,

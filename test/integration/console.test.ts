@@ -40,6 +40,9 @@ async function serve(serverUrl: string, password: string): Promise<Served> {
   const link = await until(() => /http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]+/.exec(out)?.[0], {
     what: "pgmigrate serve to print its link",
     timeoutMs: 20_000,
+  }).catch((err: unknown) => {
+    child.kill("SIGKILL");
+    throw new Error(`${String(err)}; its output: ${out}`);
   });
   return { child, link, origin: new URL(link).origin, output: () => out };
 }
@@ -143,6 +146,14 @@ describe("console: pgmigrate serve in a real browser", function () {
     );
     assert.deepEqual([...names].sort(), ["console-cancel", "console-cut"]);
     await page.screenshot({ path: path.join(shots, "grid.png") });
+    // A narrow window: the page does not overflow sideways (the grid scrolls in its own box).
+    await page.setViewportSize({ width: 420, height: 800 });
+    const overflow = await page.evaluate<number>(
+      "document.documentElement.scrollWidth - document.documentElement.clientWidth",
+    );
+    assert.equal(overflow, 0);
+    await page.screenshot({ path: path.join(shots, "grid-narrow.png") });
+    await page.setViewportSize({ width: 1280, height: 800 });
   });
 
   it("shows validation, table progress and latency; Cutover confirms with the latency → Succeeded, identical data", async () => {
@@ -208,16 +219,21 @@ describe("console: pgmigrate serve in a real browser", function () {
     assert.deepEqual(same.differences, []);
   });
 
-  it("refuses a POST without the CSRF token (403) and changes nothing", async () => {
-    const status = await page.evaluate(async () => {
-      const res = await fetch("/api/migrations/console-cancel/actions", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ action: "cancel" }),
-      });
-      return res.status;
+  it("refuses a POST without the CSRF token or with a wrong one (403) and changes nothing", async () => {
+    const statuses = await page.evaluate(async () => {
+      const codes: number[] = [];
+      const variants: Record<string, string>[] = [{}, { "x-csrf-token": "wrong" }];
+      for (const headers of variants) {
+        const res = await fetch("/api/migrations/console-cancel/actions", {
+          method: "POST",
+          headers: { "content-type": "application/json", ...headers },
+          body: JSON.stringify({ action: "cancel" }),
+        });
+        codes.push(res.status);
+      }
+      return codes;
     });
-    assert.equal(status, 403);
+    assert.deepEqual(statuses, [403, 403]);
     const outputs = await getMigration(controlOf(cancelSpec), "console-cancel");
     assert.equal(outputs?.state, "WaitingForUserAction");
   });
