@@ -14,6 +14,7 @@ import {
 } from "./commands";
 import { openContext, type CliContext } from "./context";
 import { runtimeCommand } from "./runtime";
+import { serveCommand } from "./serve";
 import { describeFailure, EXIT_CODES_HELP, EXIT_USAGE } from "./usage";
 import { watchCommand } from "./watch";
 
@@ -171,6 +172,19 @@ export function buildProgram(
     .addOption(server())
     .addOption(name(false))
     .action(run(runtimeCommand));
+  program
+    .command("serve")
+    .description("serve the web console for every migration on the target server")
+    .addOption(server())
+    .option(
+      "--listen <host:port>",
+      "address to listen on (loopback unless TLS or --insecure)",
+      "127.0.0.1:7432",
+    )
+    .option("--tls-cert <file>", "PEM certificate: serve HTTPS")
+    .option("--tls-key <file>", "PEM private key of --tls-cert")
+    .option("--insecure", "allow a non-loopback --listen without TLS (warns)")
+    .action(run(serveCommand));
   return program;
 }
 

@@ -10,7 +10,7 @@ const PHASES = ["validate", "clone", "cdc", "verify"];
 /** Folders of provider/ each folder may import (besides itself). */
 const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   pulumi: ["api", "spec", "pg"],
-  cli: ["api", "spec", "pg"],
+  cli: ["api", "spec", "pg", "console"],
   console: ["api", "spec", "pg"],
   api: ["control", "spec", "pg"],
   runtime: [...PHASES, "control", "spec", "pg"],

@@ -53,6 +53,8 @@ describe("layout: the dependency rule", () => {
         "provider/cli/main.ts":
           'import { w } from "../api/index";\nconst lazy = () => import("../runtime/worker");',
         "provider/pulumi/index.ts": 'import type { S } from "../spec/types";',
+        "provider/console/server.ts":
+          'import { getMigration } from "../api/index";\nimport { db } from "../control/db";',
         "sdk/index.ts":
           'import { p } from "../provider/pulumi/index";\nimport { s } from "../provider/pulumi/state";',
       };
@@ -63,7 +65,8 @@ describe("layout: the dependency rule", () => {
       assert.deepEqual(layoutViolations(root), [
         "provider/api/index.ts → provider/runtime/worker.ts (api may import only control, spec, pg, runtime/supervise)",
         "provider/cdc/index.ts → provider/clone/index.ts (phase cdc may import only spec, pg)",
-        "provider/cli/main.ts → provider/runtime/worker.ts (adapter cli may import only api, spec, pg)",
+        "provider/cli/main.ts → provider/runtime/worker.ts (adapter cli may import only api, spec, pg, console)",
+        "provider/console/server.ts → provider/control/db.ts (adapter console may import only api, spec, pg)",
         "provider/control/db.ts → provider/api/index.ts (control may import only spec, pg)",
         "provider/runtime/supervise.ts → provider/clone/copy.ts (a phase is used through its entry provider/clone/index.ts)",
         'provider/runtime/worker.ts → provider/cli (path string "../cli" locates another folder\'s file)',
