@@ -4,7 +4,6 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { getMigration, listMigrations } from "../../provider/api/index";
@@ -61,7 +60,10 @@ describe("console: pgmigrate serve in a real browser", function () {
   before(async function () {
     if (!fs.existsSync(CHROMIUM))
       throw new Error(`${CHROMIUM} is missing (apt-get install chromium)`);
-    shots = fs.mkdtempSync(path.join(os.tmpdir(), "console-shots-"));
+    // The test's output folder (git-ignored), replaced on every run: nothing piles up in /tmp.
+    shots = path.resolve(__dirname, "../../../test-output/console");
+    fs.rmSync(shots, { recursive: true, force: true });
+    fs.mkdirSync(shots, { recursive: true });
     await Promise.all([
       loadFixture(s.source, "shop", { rows: 300 }),
       loadFixture(s.source, "crm", { rows: 100 }),
