@@ -9,6 +9,7 @@ import { publicationName, slotName, TARGET_BOOKKEEPING_SCHEMA } from "../../prov
 import { compareDatabases, sequenceStates, type SequenceState } from "../support/checksum";
 import { startPgbench, type PgbenchRun } from "../support/pgbench";
 import type { PgServer } from "../support/postgres";
+import { sequencePosition } from "../support/online";
 import { until } from "../support/wait";
 import { workerPids } from "../support/workers";
 
@@ -198,11 +199,6 @@ export function writeOutcomes(seed: number): void {
   fs.writeFileSync(file, JSON.stringify(report, null, 2) + "\n");
 }
 
-// Orders sequence states by where nextval continues.
-function position(s: SequenceState): bigint {
-  return BigInt(s.lastValue) * 2n + (s.isCalled ? 1n : 0n);
-}
-
 /**
  * A Succeeded run's data: every table identical (row count and content hash), every sequence of
  * the source on the target and at least as far. Returns the data-check summary.
@@ -226,7 +222,7 @@ export async function assertExact(
   for (const [name, state] of sourceSeqs) {
     const copied = targetSeqs.get(name) as SequenceState;
     assert.ok(
-      position(copied) >= position(state),
+      sequencePosition(copied) >= sequencePosition(state),
       `sequence ${name}: target ${copied.lastValue} behind source ${state.lastValue}`,
     );
   }

@@ -300,7 +300,7 @@ export async function ourSourceObjects(source: PgServer, database: string): Prom
 }
 
 // Orders sequence states by where nextval continues.
-function position(s: SequenceState): bigint {
+export function sequencePosition(s: SequenceState): bigint {
   return BigInt(s.lastValue) * 2n + (s.isCalled ? 1n : 0n);
 }
 
@@ -333,7 +333,7 @@ export async function assertMigrated(
   for (const [name, state] of sourceSeqs) {
     const copied = targetSeqs.get(name) as SequenceState;
     assert.ok(
-      position(copied) >= position(state),
+      sequencePosition(copied) >= sequencePosition(state),
       `sequence ${name}: target ${copied.lastValue}/${copied.isCalled} behind source ${state.lastValue}/${state.isCalled}`,
     );
   }
