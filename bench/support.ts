@@ -51,7 +51,10 @@ export function toolEnv(server: PgServer, database: string): NodeJS.ProcessEnv {
   for (const [key, value] of Object.entries(process.env)) {
     if (!key.startsWith("PG")) env[key] = value;
   }
-  return { ...env, ...libpqEnv(endpoint(server), database, undefined) };
+  // Our sessions pin search_path to pg_catalog (PGOPTIONS); a tool running the user's own
+  // workload (pgbench) runs with the server's settings, as the application would.
+  const { PGOPTIONS: _pinned, ...libpq } = libpqEnv(endpoint(server), database, undefined);
+  return { ...env, ...libpq };
 }
 
 /** A command line: binary, arguments, environment (secrets only in the environment). */

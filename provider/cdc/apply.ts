@@ -4,7 +4,7 @@ import type { Client } from "pg";
 import { connect } from "../pg/connect";
 import { MigrationError, SQLSTATE, pgFields } from "../pg/errors";
 import { quoteIdent } from "../pg/ident";
-import { parseLsn } from "../pg/lsn";
+import { formatLsn, parseLsn } from "../pg/lsn";
 import type { Endpoint } from "../spec/types";
 import { installBookkeeping, readAppliedLsn, recordAppliedLsn } from "./bookkeeping";
 import {
@@ -14,9 +14,8 @@ import {
   type RelationMessage,
 } from "./pgoutput";
 import type { ApplyRelation, Change } from "./changes";
-import { applyError, executeStatements } from "./execute";
-import { planStatements } from "./plan";
-import { targetColumns } from "./target-columns";
+import { applyChanges, applyError } from "./execute";
+import { targetTable } from "./target-columns";
 
 export interface ChangeCounts {
   inserts: number;
@@ -28,8 +27,8 @@ export interface ChangeCounts {
 /** Source transactions just committed on the target (or found to need nothing there). */
 export interface BatchResult {
   /** Commit LSN and end of the last source transaction in the batch. */
-  readonly commitLsn: string;
-  readonly endLsn: string;
+  readonly commitLsn: bigint;
+  readonly endLsn: bigint;
   readonly commitTime: number;
   /** False when the batch held no statements (empty or skipped transactions). */
   readonly wroteTarget: boolean;
@@ -37,16 +36,16 @@ export interface BatchResult {
 }
 
 /**
- * Changes sent to the target inside the open transaction at a time: bounds memory (one chunk
- * buffered while the one before it is in flight).
+ * Changes sent to the target inside the open transaction at a time: the unit of compaction,
+ * and a bound on memory (one chunk buffered while the one before it is in flight).
  */
-const CHUNK_CHANGES = 1000;
-const CHUNK_BYTES = 8 * 1024 * 1024;
+const CHUNK_CHANGES = 5000;
+const CHUNK_BYTES = 16 * 1024 * 1024;
 /**
  * A target transaction commits once it holds this many changes or is this old. Several chunks
  * per transaction: decoding the next chunk overlaps executing the last; a commit waits for both.
  */
-const BATCH_CHANGES = 5000;
+const BATCH_CHANGES = 20000;
 const BATCH_AGE_MS = 200;
 
 // Session settings: inputs parse as the walsender printed them (both connections pin the same
@@ -75,11 +74,16 @@ export class Applier {
   /** Statements sent and not yet confirmed: the next changes are decoded meanwhile. */
   private inflight?: Promise<void>;
 
+  /** Chunks replayed in source order after their set-based attempt failed (this session). */
+  replayedChunks = 0;
+
   private constructor(
     private readonly client: Client,
+    /** session_replication_role = replica: changes may be compacted and applied set-based. */
+    private readonly setBased: boolean,
     private readonly slotName: string,
     /** Stored applied commit LSN as this session last read or wrote it; at or below: skip. */
-    private storedLsn: string | undefined,
+    private storedLsn: bigint | undefined,
     private readonly onCommitted: (batch: BatchResult) => void,
   ) {}
 
@@ -89,17 +93,27 @@ export class Applier {
     database: string,
     slotName: string,
     onCommitted: (batch: BatchResult) => void,
-  ): Promise<{ applier: Applier; storedLsn?: string }> {
-    const client = await connect(target, database, { applicationName: "pgmigrate_apply" });
+  ): Promise<{ applier: Applier; storedLsn?: bigint }> {
+    const client = await connect(target, database, {
+      applicationName: "pgmigrate_apply",
+      pipeline: true,
+    });
     try {
       await client.query(SESSION_SQL);
-      await client.query("SET session_replication_role = replica").catch((err: unknown) => {
-        // Not superuser (and not granted SET on it, PG15+): apply in source order regardless.
-        if (pgFields(err).code !== SQLSTATE.insufficientPrivilege) throw err;
-      });
+      const replicaRole = await client.query("SET session_replication_role = replica").then(
+        () => true,
+        (err: unknown) => {
+          // Not superuser (and not granted SET on it, PG15+): triggers and foreign keys fire,
+          // so every change is applied in source order.
+          if (pgFields(err).code !== SQLSTATE.insufficientPrivilege) throw err;
+          return false;
+        },
+      );
       await installBookkeeping(client);
-      const storedLsn = await readAppliedLsn(client, slotName);
-      return { applier: new Applier(client, slotName, storedLsn, onCommitted), storedLsn };
+      const stored = await readAppliedLsn(client, slotName);
+      const storedLsn = stored === undefined ? undefined : parseLsn(stored);
+      const applier = new Applier(client, replicaRole, slotName, storedLsn, onCommitted);
+      return { applier, storedLsn };
     } catch (err) {
       await client.end().catch(() => undefined);
       throw err;
@@ -120,7 +134,8 @@ export class Applier {
     return this.inSourceTxn;
   }
 
-  async handle(message: PgoutputMessage): Promise<void> {
+  /** Takes one message in stream order; a promise only when the target must be waited for. */
+  handle(message: PgoutputMessage): void | Promise<void> {
     switch (message.tag) {
       case "relation":
         this.relations.set(message.relationOid, this.toRelation(message));
@@ -128,8 +143,7 @@ export class Applier {
       case "begin":
         this.inSourceTxn = true;
         // Applied before a restart: the stored position covers it.
-        this.skipping =
-          this.storedLsn !== undefined && parseLsn(message.commitLsn) <= parseLsn(this.storedLsn);
+        this.skipping = this.storedLsn !== undefined && message.commitLsn <= this.storedLsn;
         if (this.batchChanges === 0 && this.lastCommit === undefined)
           this.batchStartedAt = Date.now();
         return;
@@ -142,7 +156,7 @@ export class Applier {
           this.batchChanges >= BATCH_CHANGES ||
           Date.now() - this.batchStartedAt >= BATCH_AGE_MS
         ) {
-          await this.commitBatch();
+          return this.commitBatch();
         }
         return;
       case "ignored":
@@ -152,7 +166,7 @@ export class Applier {
         throw oversizedValue(this.relation(message.relationOid), message.column, message.bytes);
       default:
         if (this.skipping) return;
-        await this.add(this.toChange(message));
+        return this.add(this.toChange(message));
     }
   }
 
@@ -234,7 +248,7 @@ export class Applier {
     }
   }
 
-  private async add(change: Change): Promise<void> {
+  private add(change: Change): void | Promise<void> {
     this.pending.push(change);
     this.batchChanges++;
     if (change.kind === "truncate") this.batchCounts.truncates++;
@@ -245,7 +259,7 @@ export class Applier {
       }
     }
     if (this.pending.length >= CHUNK_CHANGES || this.pendingBytes >= CHUNK_BYTES)
-      await this.flushPending();
+      return this.flushPending();
   }
 
   /** Sends buffered changes into the open target transaction (opening it if needed). */
@@ -258,14 +272,14 @@ export class Applier {
       for (const relation of change.kind === "truncate" ? change.relations : [change.relation]) {
         if (!relation.target) {
           await this.settle();
-          relation.target = await targetColumns(this.client, relation).catch((err: unknown) => {
+          const table = await targetTable(this.client, relation).catch((err: unknown) => {
             throw applyError(err, relation);
           });
+          relation.target = table.columns;
+          relation.firesOnApply = table.firesOnApply;
         }
       }
     }
-    const statements = planStatements(changes);
-    if (statements.length === 0) return;
     await this.settle();
     if (!this.targetTxnOpen) {
       // Deferrable constraints are checked at the target commit, as the source checked them at
@@ -273,7 +287,9 @@ export class Applier {
       await this.client.query("BEGIN; SET CONSTRAINTS ALL DEFERRED");
       this.targetTxnOpen = true;
     }
-    const running = executeStatements(this.client, statements);
+    const running = applyChanges(this.client, changes, this.setBased).then((outcome) => {
+      if (outcome.replayed) this.replayedChunks++;
+    });
     running.catch(() => undefined); // reported by the next settle(), or lost with the session
     this.inflight = running;
   }
@@ -292,7 +308,10 @@ export class Applier {
     await this.settle();
     const wroteTarget = this.targetTxnOpen;
     if (wroteTarget) {
-      if (!(await recordAppliedLsn(this.client, this.slotName, last.commitLsn, this.storedLsn))) {
+      const previous = this.storedLsn === undefined ? undefined : formatLsn(this.storedLsn);
+      if (
+        !(await recordAppliedLsn(this.client, this.slotName, formatLsn(last.commitLsn), previous))
+      ) {
         // Retried like a lost connection: the next session reads the position and skips.
         throw new MigrationError(
           "replicate",

@@ -18,6 +18,16 @@ export interface TargetColumn {
   readonly identityAlways: boolean;
   /** Covered by a unique or exclusion index (or the table has a partial or expression one). */
   readonly inUniqueIndex: boolean;
+  /**
+   * Element type of the array that carries this column's values to a set-based statement
+   * (`$n::<arrayElement>[]`): the column's type when its values can go in an array parsed by
+   * its own input function; null for arrays and domains, which travel as text[] and are cast
+   * per value (array_in / the domain's base input).
+   */
+  readonly arrayElement: string | null;
+  /** Values can go through a set-based statement: false for a domain whose base type's cast
+   * from text is a function, not its input function (that cast could read a value differently). */
+  readonly setBased: boolean;
 }
 
 /** A source relation as announced by a Relation message; replaced on a schema change. */
@@ -33,6 +43,12 @@ export interface ApplyRelation {
   readonly full: boolean;
   /** Filled from the target catalog before the first statement; aligned with `columns`. */
   target?: readonly TargetColumn[];
+  /**
+   * The target table has triggers or rules that fire under session_replication_role = replica
+   * (ENABLE ALWAYS / ENABLE REPLICA): they may read or write other tables, so its changes are
+   * applied in source order with everything else. Filled with `target`.
+   */
+  firesOnApply?: boolean;
 }
 
 export type Change =
@@ -64,7 +80,8 @@ export interface Statement {
   /** Prepared statement name for shapes that repeat; unnamed otherwise. */
   readonly name?: string;
   readonly text: string;
-  readonly values: (string | null)[];
+  /** Text values; an array goes as an array literal (set-based statements). */
+  readonly values: (string | null | readonly (string | null)[])[];
   /** For error messages. */
   readonly relation: ApplyRelation;
   /** Run instead when this statement touched no row (a guard found a different value). */

@@ -1,154 +1,110 @@
-// Runs planned statements in the open target transaction: many statements per round trip (one
-// simple-protocol query string, values as quoted literals), one by one only to pinpoint a failure.
-import type { Client } from "pg";
+// Runs a chunk's statements in the open target transaction, pipelined (node-postgres' pipeline
+// mode: each statement parsed once per session, executed with parameters, many in flight per
+// round trip). Set-based steps run under a savepoint; on any error the chunk is replayed in exact
+// source order, so correctness never depends on the fast path.
+import type { Client, QueryResult } from "pg";
 import { MigrationError, isTransient, pgFields } from "../pg/errors";
-import { quoteLiteral } from "../pg/ident";
-import type { ApplyRelation, Statement } from "./changes";
+import type { ApplyRelation, Change, Statement } from "./changes";
+import { compactChanges } from "./compact";
+import { netStatements, type NetStatement } from "./net-statements";
+import { planStatements } from "./plan";
 
-/**
- * Size of one query string. OLTP transactions alternate tables, so most statements are one row
- * long: a round trip per statement, not the work, would bound the apply rate.
- */
-const CHUNK_SQL_CHARS = 2 * 1024 * 1024;
-/**
- * A statement with more values (a multi-row run) goes alone, prepared with parameters: its round
- * trip is small next to its work, and a repeated plan costs less than parsing literals.
- */
-const INLINE_MAX_VALUES = 64;
 const SAVEPOINT = "pgmigrate_chunk";
 
+/** A set-based statement touched fewer rows than exactness requires: replay in order. */
+class NotExact extends Error {
+  override readonly name = "NotExact";
+}
+
+/** How the fast path fared, for the counters. */
+export interface ChunkOutcome {
+  /** Statements run set-based (0: the chunk went in source order). */
+  readonly setBased: number;
+  /** The set-based attempt failed and the chunk was replayed in source order. */
+  readonly replayed: boolean;
+}
+
 /**
- * `text` with each `$n` replaced by values[n-1] as a literal. An uncast literal is of type
- * unknown like an untyped parameter, and `$n::type` becomes `'…'::type`: both resolve to the
- * same type and go through the same input function, so the exact text sent is what is stored.
- * Quoted names (and any quoted text) are copied as they are: a column may be called "a$1".
+ * Applies `changes` (a chunk, in source order) in the open transaction. `setBased` when the
+ * session runs with session_replication_role = replica: triggers and foreign keys do not fire,
+ * so tables are independent and net changes per key give the same rows. Otherwise every change
+ * is applied in order. Target columns of every relation must be loaded.
  */
-export function inlineValues(text: string, values: readonly (string | null)[]): string {
-  if (values.length === 0) return text;
-  let out = "";
-  let from = 0;
-  let i = 0;
-  while (i < text.length) {
-    const c = text[i];
-    if (c === '"' || c === "'") {
-      const end = closingQuote(text, i);
-      i = end;
-      continue;
-    }
-    if (c === "$") {
-      let j = i + 1;
-      while (j < text.length && text.charCodeAt(j) >= 48 && text.charCodeAt(j) <= 57) j++;
-      if (j > i + 1) {
-        const n = Number(text.slice(i + 1, j));
-        if (n < 1 || n > values.length) throw new Error(`statement has no value for $${n}`);
-        out += text.slice(from, i) + literal(values[n - 1]);
-        from = i = j;
-        continue;
-      }
-    }
-    i++;
-  }
-  return out + text.slice(from);
-}
-
-/** Index just past the quoted text opening at `start` (doubled quotes stay inside). */
-function closingQuote(text: string, start: number): number {
-  const q = text[start];
-  let i = start + 1;
-  for (;;) {
-    const end = text.indexOf(q, i);
-    if (end < 0) return text.length;
-    if (text[end + 1] !== q) return end + 1;
-    i = end + 2;
-  }
-}
-
-// pg's escapeLiteral, without its character-by-character copy for the usual plain value.
-function literal(value: string | null): string {
-  if (value === null) return "NULL";
-  if (!value.includes("'") && !value.includes("\\")) return `'${value}'`;
-  return quoteLiteral(value); // doubles quotes; backslashes doubled in an E'' string
-}
-
-/** Executes `statements` in order; a statement with a fallback (`ifNoRows`) runs on its own. */
-export async function executeStatements(
+export async function applyChanges(
   client: Client,
-  statements: readonly Statement[],
-): Promise<void> {
-  let chunk: Statement[] = [];
-  let sql: string[] = [];
-  let chars = 0;
-  const flush = async (): Promise<void> => {
-    const [c, s] = [chunk, sql];
-    [chunk, sql, chars] = [[], [], 0];
-    await executeChunk(client, c, s);
-  };
-  for (const s of statements) {
-    if (s.ifNoRows || s.values.length > INLINE_MAX_VALUES || valueChars(s) > CHUNK_SQL_CHARS) {
-      await flush();
-      await executeOne(client, s);
-      continue;
-    }
-    const text = inlineValues(s.text, s.values);
-    if (chunk.length > 0 && chars + text.length > CHUNK_SQL_CHARS) await flush();
-    chunk.push(s);
-    sql.push(text);
-    chars += text.length + 2;
+  changes: readonly Change[],
+  setBased: boolean,
+): Promise<ChunkOutcome> {
+  const steps = setBased ? compactChanges(changes) : [];
+  if (!steps.some((s) => s.kind === "net")) {
+    await executeStatements(client, planStatements(changes));
+    return { setBased: 0, replayed: false };
   }
-  await flush();
-}
-
-function valueChars(s: Statement): number {
-  let n = 0;
-  for (const v of s.values) if (v !== null) n += v.length;
-  return n;
-}
-
-async function executeChunk(
-  client: Client,
-  chunk: readonly Statement[],
-  sql: readonly string[],
-): Promise<void> {
-  if (chunk.length === 0) return;
-  // One statement: its parameterised (and maybe prepared) form, no string to build.
-  if (chunk.length === 1) return executeOne(client, chunk[0]);
-  const relation = chunk[0].relation;
-  if (chunk.every((s) => s.relation === relation)) {
-    try {
-      await client.query(sql.join(";\n"));
-    } catch (err) {
-      throw applyError(err, relation);
-    }
-    return;
-  }
-  // Several tables: a failure must name the right one. The savepoint undoes the chunk's partial
-  // effects so it can run again one statement at a time, in the same order.
+  const statements = steps.flatMap((step) =>
+    step.kind === "net" ? netStatements(step.relation, step.net) : planStatements(step.changes),
+  );
+  await client.query(`SAVEPOINT ${SAVEPOINT}`);
   try {
-    await client.query(
-      `SAVEPOINT ${SAVEPOINT};\n${sql.join(";\n")};\nRELEASE SAVEPOINT ${SAVEPOINT}`,
-    );
+    await executeStatements(client, statements);
   } catch (err) {
     if (isTransient(err)) throw err;
     try {
       await client.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
     } catch {
-      // The session is unusable: the first error stands, named after the chunk's first table.
-      throw applyError(err, relation);
+      throw err; // the session is unusable: the first error stands
     }
-    for (const s of chunk) await executeOne(client, s);
+    await executeStatements(client, planStatements(changes));
     await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+    return { setBased: 0, replayed: true };
   }
+  await client.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+  return { setBased: statements.length, replayed: false };
+}
+
+/**
+ * Executes `statements` in order, pipelined. A statement with a fallback (`ifNoRows`) waits for
+ * those before it and for its own result. The first failure in order is the error; the ones
+ * after it only say that the transaction is aborted.
+ */
+export async function executeStatements(
+  client: Client,
+  statements: readonly NetStatement[],
+): Promise<void> {
+  let sent: [NetStatement, Promise<QueryResult>][] = [];
+  const settle = async (): Promise<void> => {
+    const batch = sent;
+    sent = [];
+    const results = await Promise.allSettled(batch.map(([, p]) => p));
+    results.forEach((result, i) => {
+      const s = batch[i][0];
+      if (result.status === "rejected") throw applyError(result.reason, s.relation);
+      if (s.expectRows !== undefined && (result.value.rowCount ?? 0) < s.expectRows)
+        throw new NotExact(`${s.relation.name}: ${result.value.rowCount} of ${s.expectRows} rows`);
+    });
+  };
+  for (const s of statements) {
+    if (s.ifNoRows) {
+      await settle();
+      await executeOne(client, s);
+      continue;
+    }
+    const running = client.query(query(s));
+    running.catch(() => undefined); // read by settle()
+    sent.push([s, running]);
+  }
+  await settle();
+}
+
+function query(s: Statement): { name?: string; text: string; values: Statement["values"] } {
+  return s.name
+    ? { name: s.name, text: s.text, values: s.values }
+    : { text: s.text, values: s.values };
 }
 
 async function executeOne(client: Client, s: Statement): Promise<void> {
   let touched: number | null;
   try {
-    const result = await client.query(
-      s.name
-        ? { name: s.name, text: s.text, values: s.values }
-        : { text: s.text, values: s.values },
-    );
-    touched = result.rowCount;
+    touched = (await client.query(query(s))).rowCount;
   } catch (err) {
     throw applyError(err, s.relation);
   }

@@ -1,7 +1,7 @@
 // Decoder for the pgoutput logical replication protocol, version 1 (PostgreSQL 10+). Column
-// values stay the exact text PostgreSQL sent; an unchanged TOAST value is its own marker.
+// values stay the exact text PostgreSQL sent; an unchanged TOAST value is its own marker; LSNs
+// stay 64-bit integers (formatted only where they leave cdc/).
 import { constants } from "node:buffer";
-import { formatLsn } from "../pg/lsn";
 
 /** A column whose TOASTed value did not change: the source did not send it. */
 export const UNCHANGED_TOAST: unique symbol = Symbol("unchanged TOAST value");
@@ -33,7 +33,7 @@ export interface RelationMessage {
 export interface BeginMessage {
   readonly tag: "begin";
   /** LSN of the transaction's commit record. */
-  readonly commitLsn: string;
+  readonly commitLsn: bigint;
   /** Milliseconds since the Unix epoch, source clock. */
   readonly commitTime: number;
   readonly xid: number;
@@ -41,9 +41,9 @@ export interface BeginMessage {
 
 export interface CommitMessage {
   readonly tag: "commit";
-  readonly commitLsn: string;
+  readonly commitLsn: bigint;
   /** End of the commit record: where streaming resumes after this transaction. */
-  readonly endLsn: string;
+  readonly endLsn: bigint;
   readonly commitTime: number;
 }
 
@@ -152,10 +152,10 @@ class Reader {
     this.offset += 4;
     return v;
   }
-  lsn(): string {
+  lsn(): bigint {
     const v = this.buf.readBigUInt64BE(this.offset);
     this.offset += 8;
-    return formatLsn(v);
+    return v;
   }
   timestampMs(): number {
     const micros = this.buf.readBigInt64BE(this.offset);

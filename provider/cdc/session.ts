@@ -1,15 +1,13 @@
-// One connection pair of a stream: the walsender (pg-logical-replication, flow control on,
-// manual acknowledgements) feeding an Applier. Ends on stop() or on the first error; the
-// stream above decides whether to open a new session.
-import type { Socket } from "node:net";
-import { LogicalReplicationService } from "pg-logical-replication";
-import { clientConfig, withClient } from "../pg/connect";
+// One connection pair of a stream: the walsender (walsender.ts: copy-both, backpressure,
+// manual acknowledgements) feeding an Applier, one frame at a time. Ends on stop() or on the
+// first error; the stream above decides whether to open a new session.
+import { withClient } from "../pg/connect";
 import { MigrationError, SQLSTATE } from "../pg/errors";
-import { formatLsn, parseLsn } from "../pg/lsn";
+import { parseLsn } from "../pg/lsn";
 import type { Endpoint } from "../spec/types";
 import { Applier, type BatchResult } from "./apply";
-import { PgoutputTextPlugin } from "./plugin";
-import type { PgoutputMessage } from "./pgoutput";
+import { decodePgoutput, type PgoutputMessage } from "./pgoutput";
+import { WalSender } from "./walsender";
 
 export interface SessionConfig {
   readonly source: Endpoint;
@@ -18,7 +16,7 @@ export interface SessionConfig {
   readonly slotName: string;
   readonly publication: string;
   /** Where to start when the target has no stored position. */
-  readonly startLsn: string;
+  readonly startLsn: bigint;
   /** Highest position the stream confirmed so far (survives sessions). */
   readonly confirmed: bigint;
   /**
@@ -31,7 +29,7 @@ export interface SessionConfig {
 export interface SessionEvents {
   started(): void;
   /** The target's stored applied commit LSN, read at session start. */
-  resumed(storedLsn: string | undefined): void;
+  resumed(storedLsn: bigint | undefined): void;
   committed(batch: BatchResult): void;
   /** Every source transaction before `position` is committed on the target. */
   confirmed(position: bigint): void;
@@ -46,13 +44,13 @@ export class StreamEndedError extends Error {
 
 const STATUS_INTERVAL_MS = 10_000;
 const IDLE_CHECK_MS = 100;
-const DESTROY_TIMEOUT_MS = 5_000;
 
 export class ReplicationSession {
-  private service?: LogicalReplicationService;
+  private walsender?: WalSender;
   private applier?: Applier;
-  private readonly plugin: PgoutputTextPlugin;
-  private lock: Promise<void> = Promise.resolve();
+  /** Asynchronous work in progress: frames and timers wait for it, in order. */
+  private busy?: Promise<void>;
+  private received = 0;
   private processed = 0;
   /** Last keepalive: its WAL end is confirmed once the messages before it are applied. */
   private mark?: { walEnd: bigint; seq: number };
@@ -60,6 +58,7 @@ export class ReplicationSession {
   private acknowledged = 0n;
   /** Source transactions received (in stream order) and not yet committed on the target. */
   private unapplied: { commitLsn: bigint; commitTime: number }[] = [];
+  private unappliedHead = 0;
   private timers: NodeJS.Timeout[] = [];
   private state: "starting" | "streaming" | "stopping" | "ended" = "starting";
   private settle?: { resolve: () => void; reject: (err: unknown) => void };
@@ -73,12 +72,11 @@ export class ReplicationSession {
     private readonly events: SessionEvents,
   ) {
     this.confirmed = config.confirmed;
-    this.plugin = new PgoutputTextPlugin(config.publication, (m) => this.received(m));
   }
 
   /** Streams until stop() (resolves) or the first error (rejects). */
   async run(): Promise<void> {
-    const { source, target, database, slotName } = this.config;
+    const { source, target, database, slotName, publication } = this.config;
     const opened = await Applier.open(target, database, slotName, (batch) =>
       this.onCommitted(batch),
     );
@@ -86,45 +84,37 @@ export class ReplicationSession {
     this.events.resumed(opened.storedLsn);
     const slotConfirmed = await readSlotPosition(source, database, slotName);
     if (this.state !== "starting") return;
-    let startAt = parseLsn(this.config.startLsn);
-    if (opened.storedLsn !== undefined && parseLsn(opened.storedLsn) > startAt)
-      startAt = parseLsn(opened.storedLsn);
+    let startAt = this.config.startLsn;
+    if (opened.storedLsn !== undefined && opened.storedLsn > startAt) startAt = opened.storedLsn;
     // Never acknowledge below what the slot already confirmed: the server would move back.
     // Everything committed before that position is on the target, so it is confirmed at once:
     // a successor worker on an idle source must not wait for new WAL to reach a cutover there.
     this.advance(startAt > slotConfirmed ? startAt : slotConfirmed);
 
-    const service = new LogicalReplicationService(
-      clientConfig(source, database, { replication: true, applicationName: "pgmigrate_stream" }),
-      { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
-    );
-    this.service = service;
+    const walsender = await WalSender.connect(source, database);
+    this.walsender = walsender;
+    if (this.state !== "starting") return; // stopped meanwhile: close() ends the connection
     const ended = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
-    service.on("start", () => {
-      if (this.state === "starting") this.state = "streaming";
-      this.events.started();
-    });
-    service.on("data", (lsn: string, message: PgoutputMessage) => {
-      this.events.walEnd(parseLsn(lsn));
-      return this.serialize(() => this.onMessage(message));
-    });
-    service.on("heartbeat", (lsn: string, _time: number, shouldRespond: boolean) => {
-      const walEnd = parseLsn(lsn);
-      this.events.walEnd(walEnd);
-      this.mark = { walEnd, seq: this.plugin.received };
-      if (shouldRespond) this.acknowledge(true);
-      void this.serialize(() => this.confirmIfIdle());
-    });
-    service.on("error", (err: unknown) => this.fail(err));
-    service.subscribe(this.plugin, slotName, formatLsn(startAt)).then(
-      () => this.fail(new StreamEndedError("the source ended the replication stream")),
-      (err: unknown) => this.fail(err),
-    );
+    this.acknowledged = this.confirmed;
+    walsender
+      .stream(slotName, publication, startAt, this.confirmed, {
+        started: () => {
+          if (this.state === "starting") this.state = "streaming";
+          this.events.started();
+        },
+        xlogData: (walEnd, payload) => this.exclusive(() => this.onXLogData(walEnd, payload)),
+        keepalive: (walEnd, replyRequested) =>
+          this.exclusive(() => this.onKeepalive(walEnd, replyRequested)),
+      })
+      .then(
+        () => this.fail(new StreamEndedError("the source ended the replication stream")),
+        (err: unknown) => this.fail(err),
+      );
     this.timers.push(
       // Status updates keep wal_sender_timeout at bay even while the target is busy.
       setInterval(() => this.acknowledge(true), STATUS_INTERVAL_MS),
       setInterval(() => {
-        void this.serialize(async () => {
+        void this.exclusive(async () => {
           await this.applier?.flushIfDue(false);
           await this.confirmIfIdle();
         });
@@ -140,7 +130,7 @@ export class ReplicationSession {
     const wasStarting = this.state === "starting";
     this.state = "stopping";
     if (wasStarting && !this.settle) return; // run() sees the state and returns
-    await this.serialize(async () => {
+    await this.exclusive(async () => {
       if (this.applier && !this.applier.inTransaction) await this.applier.flushIfDue(true);
     });
     this.acknowledge(true);
@@ -153,7 +143,7 @@ export class ReplicationSession {
   }
 
   oldestUnappliedCommitTime(): number | undefined {
-    return this.unapplied[0]?.commitTime;
+    return this.unapplied[this.unappliedHead]?.commitTime;
   }
 
   uncommittedChanges(): number {
@@ -165,49 +155,90 @@ export class ReplicationSession {
     if (this.state !== "ended") this.state = "ended";
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    const service = this.service;
-    this.service = undefined;
-    if (service) await endService(service);
+    const walsender = this.walsender;
+    this.walsender = undefined;
+    await walsender?.close();
     await this.applier?.close();
   }
 
-  private received(message: PgoutputMessage): void {
-    if (message.tag === "begin") {
-      this.unapplied.push({
-        commitLsn: parseLsn(message.commitLsn),
-        commitTime: message.commitTime,
-      });
+  /**
+   * Runs `work` now when nothing asynchronous is in progress, else after it: frames and timers
+   * keep one order. A promise only when the work (or the wait) is asynchronous; it never
+   * rejects (an error fails the session).
+   */
+  private exclusive(work: () => void | Promise<void>): void | Promise<void> {
+    if (this.state === "ended") return;
+    if (this.busy) {
+      return this.track(this.busy.then(() => (this.state === "ended" ? undefined : work())));
     }
+    let pending: void | Promise<void>;
+    try {
+      pending = work();
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    if (pending) return this.track(pending);
   }
 
-  private serialize(work: () => Promise<void>): Promise<void> {
-    const next = this.lock.then(async () => {
-      if (this.state === "ended") return;
-      try {
-        await work();
-      } catch (err) {
-        this.fail(err);
-      }
-    });
-    this.lock = next;
-    return next;
+  private track(pending: Promise<void>): Promise<void> {
+    const tracked: Promise<void> = pending
+      .catch((err: unknown) => this.fail(err))
+      .then(() => {
+        if (this.busy === tracked) this.busy = undefined;
+      });
+    this.busy = tracked;
+    return tracked;
   }
 
-  private async onMessage(message: PgoutputMessage): Promise<void> {
+  private onXLogData(walEnd: bigint, payload: Buffer): void | Promise<void> {
+    this.events.walEnd(walEnd);
+    const message = decodePgoutput(payload);
+    this.received++;
+    if (message.tag === "begin") {
+      this.unapplied.push({ commitLsn: message.commitLsn, commitTime: message.commitTime });
+    }
+    return this.onMessage(message);
+  }
+
+  private onKeepalive(walEnd: bigint, replyRequested: boolean): void | Promise<void> {
+    this.events.walEnd(walEnd);
+    this.mark = { walEnd, seq: this.received };
+    if (replyRequested) this.acknowledge(true);
+    return this.confirmIfIdle();
+  }
+
+  private onMessage(message: PgoutputMessage): void | Promise<void> {
     // After stop() the rest of a half-read transaction is dropped; it is streamed again later.
     if (this.state === "stopping" || !this.applier || this.halted) return;
     if (message.tag === "begin") {
       const limit = this.config.stopAt();
-      // Transactions arrive in commit order: the first one at or after the cutover LSN means
-      // every one before it has been received, and none after it may be applied.
-      if (limit !== undefined && parseLsn(message.commitLsn) >= (await limit)) {
-        await this.halt(await limit);
-        return;
-      }
+      if (limit !== undefined) return this.beginBefore(limit, message);
     }
-    await this.applier.handle(message);
+    return this.apply(this.applier, message);
+  }
+
+  // Transactions arrive in commit order: the first one at or after the cutover LSN means every
+  // one before it has been received, and none after it may be applied.
+  private async beginBefore(
+    limit: Promise<bigint>,
+    message: Extract<PgoutputMessage, { tag: "begin" }>,
+  ): Promise<void> {
+    const at = await limit;
+    if (message.commitLsn >= at) return this.halt(at);
+    if (this.applier) await this.apply(this.applier, message);
+  }
+
+  private apply(applier: Applier, message: PgoutputMessage): void | Promise<void> {
+    const pending = applier.handle(message);
+    if (pending) {
+      return pending.then(() => {
+        this.processed++;
+        return this.confirmIfIdle();
+      });
+    }
     this.processed++;
-    await this.confirmIfIdle();
+    return this.confirmIfIdle();
   }
 
   /** Commits what precedes the cutover LSN and confirms the cutover LSN itself. */
@@ -222,40 +253,48 @@ export class ReplicationSession {
   private onCommitted(batch: BatchResult): void {
     if (batch.wroteTarget) this.madeProgress = true;
     this.events.committed(batch);
-    this.advance(parseLsn(batch.endLsn));
+    this.advance(batch.endLsn);
   }
 
   // A keepalive sent after everything we have applied, with nothing open: the target holds
   // every transaction the source committed before its WAL end. Flush a due batch first.
-  private async confirmIfIdle(): Promise<void> {
+  private confirmIfIdle(): void | Promise<void> {
     const mark = this.mark;
     const applier = this.applier;
     if (!mark || !applier || this.processed < mark.seq || applier.inTransaction) return;
     // Past the cutover LSN the keepalives speak of transactions that were not applied.
     if (this.halted) return;
-    await applier.flushIfDue(true);
-    if (!applier.idle) return;
-    if (this.mark === mark) this.mark = undefined;
-    this.madeProgress = true;
-    this.advance(mark.walEnd);
+    return applier.flushIfDue(true).then(() => {
+      if (!applier.idle) return;
+      if (this.mark === mark) this.mark = undefined;
+      this.madeProgress = true;
+      this.advance(mark.walEnd);
+    });
   }
 
   private advance(position: bigint): void {
     if (position <= this.confirmed) return;
     this.confirmed = position;
-    while (this.unapplied.length > 0 && this.unapplied[0].commitLsn < position)
-      this.unapplied.shift();
+    const unapplied = this.unapplied;
+    while (
+      this.unappliedHead < unapplied.length &&
+      unapplied[this.unappliedHead].commitLsn < position
+    )
+      this.unappliedHead++;
+    // Drop the consumed head now and then (an index, not shift(): a backlog holds thousands).
+    if (this.unappliedHead > 1024 && this.unappliedHead * 2 > unapplied.length) {
+      this.unapplied = unapplied.slice(this.unappliedHead);
+      this.unappliedHead = 0;
+    }
     this.events.confirmed(position);
   }
 
-  // The library reports `lsn + 1` as written/flushed/applied; we report the position itself,
-  // as PostgreSQL's subscriber does (a commit record may start exactly at the previous end).
   // Unforced, only a new position is sent: busy sources commit thousands of times a second.
   private acknowledge(force = false, ping = false): void {
-    if (!this.service || this.confirmed === 0n) return;
+    if (!this.walsender || this.confirmed === 0n) return;
     if (!force && this.confirmed === this.acknowledged) return;
     this.acknowledged = this.confirmed;
-    this.service.acknowledge(formatLsn(this.confirmed - 1n), ping).catch(() => undefined);
+    this.walsender.sendStatus(this.confirmed, ping);
   }
 
   /** Settles run() once: resolved after stop(), rejected with the first error. */
@@ -293,20 +332,4 @@ async function readSlotPosition(
     );
   }
   return rows[0].lsn ? parseLsn(rows[0].lsn) : 0n;
-}
-
-/**
- * Ends the walsender connection. Flow control may have left the socket paused, and a paused
- * socket never reports its end: resume it, and destroy it if ending still hangs. (The library
- * keeps the client private; we reach for it only here.)
- */
-async function endService(service: LogicalReplicationService): Promise<void> {
-  const internals = service as unknown as { _connection?: { stream?: Socket } | null };
-  const socket = internals._connection?.stream;
-  socket?.resume();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, DESTROY_TIMEOUT_MS)));
-  await Promise.race([service.destroy().catch(() => undefined), timeout]);
-  clearTimeout(timer);
-  socket?.destroy();
 }

@@ -2,7 +2,7 @@
 // losses (resuming from the position stored on the target), counters, latency, waitForLsn.
 import { settleSslMode } from "../pg/connect";
 import { MigrationError, SQLSTATE, isTransient, pgFields } from "../pg/errors";
-import { compareLsn, parseLsn } from "../pg/lsn";
+import { formatLsn, parseLsn } from "../pg/lsn";
 import { backoffMs, OUTAGE_WINDOW_MS, RetryWindow } from "../pg/retry";
 import type { Endpoint } from "../spec/types";
 import type { BatchResult } from "./apply";
@@ -97,7 +97,7 @@ class Replication implements ReplicationStream {
   private stopping = false;
   private wake?: () => void;
   private readonly counts = { inserts: 0, updates: 0, deletes: 0, truncates: 0 };
-  private appliedLsn: string;
+  private appliedLsn: bigint;
   private appliedCommitTime: number | null = null;
   private limit?: Promise<bigint>;
   private confirmed = 0n;
@@ -110,7 +110,7 @@ class Replication implements ReplicationStream {
   private endedWith?: unknown;
 
   constructor(private readonly options: ReplicationOptions) {
-    this.appliedLsn = options.startLsn;
+    this.appliedLsn = parseLsn(options.startLsn);
     if (options.stopAt !== undefined) this.stopAt(Promise.resolve(options.stopAt));
     this.started = new Promise<void>((resolve) => (this.markStarted = resolve));
     this.done = this.run();
@@ -131,7 +131,7 @@ class Replication implements ReplicationStream {
       ...this.counts,
       appliedChanges: applied,
       incomingChanges: applied + (this.session?.uncommittedChanges() ?? 0),
-      appliedLsn: this.appliedLsn,
+      appliedLsn: formatLsn(this.appliedLsn),
       appliedCommitTime: this.appliedCommitTime,
       latencySeconds: !this.messageSeen
         ? null
@@ -201,9 +201,8 @@ class Replication implements ReplicationStream {
 
   private readonly events: SessionEvents = {
     started: () => this.markStarted?.(),
-    resumed: (storedLsn: string | undefined) => {
-      if (storedLsn !== undefined && compareLsn(storedLsn, this.appliedLsn) > 0)
-        this.appliedLsn = storedLsn;
+    resumed: (storedLsn: bigint | undefined) => {
+      if (storedLsn !== undefined && storedLsn > this.appliedLsn) this.appliedLsn = storedLsn;
     },
     committed: (batch: BatchResult) => {
       this.messageSeen = true;
@@ -239,7 +238,13 @@ class Replication implements ReplicationStream {
     let attempt = 0;
     while (!this.stopping) {
       const session = new ReplicationSession(
-        { ...this.options, source, confirmed: this.confirmed, stopAt: () => this.limit },
+        {
+          ...this.options,
+          source,
+          startLsn: parseLsn(this.options.startLsn),
+          confirmed: this.confirmed,
+          stopAt: () => this.limit,
+        },
         this.events,
       );
       this.session = session;

@@ -16,6 +16,11 @@ export interface ConnectOptions {
    * reads them (validation reports a read-only database or a differing lc_monetary).
    */
   readonly unpinned?: readonly PinnedSetting[];
+  /**
+   * node-postgres pipeline mode: queries are sent without waiting for the previous one's
+   * result (no COPY, cursors or `rows` on such a client).
+   */
+  readonly pipeline?: boolean;
 }
 
 function tlsOptions(endpoint: Endpoint): false | ConnectionOptions {
@@ -89,7 +94,7 @@ export function clientConfig(
   database: string,
   options: ConnectOptions = {},
 ): ClientConfig {
-  const config: ClientConfig & { replication?: string } = {
+  const config: ClientConfig & { replication?: string; pipeline?: boolean } = {
     host: endpoint.host,
     port: endpoint.port,
     user: endpoint.username,
@@ -102,6 +107,7 @@ export function clientConfig(
     options: pinnedOptions(options.unpinned),
   };
   if (options.replication) config.replication = "database";
+  if (options.pipeline) config.pipeline = true;
   return config;
 }
 

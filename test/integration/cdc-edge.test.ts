@@ -3,7 +3,6 @@
 // boundaries and a crash between the target commit and the acknowledgement.
 import assert from "node:assert/strict";
 import type { Client } from "pg";
-import { LogicalReplicationService } from "pg-logical-replication";
 import {
   currentWalLsn,
   dropSlotAndPublication,
@@ -11,6 +10,7 @@ import {
   storedAppliedLsn,
   type ReplicationStream,
 } from "../../provider/cdc";
+import { WalSender } from "../../provider/cdc/walsender";
 import { MigrationError } from "../../provider/pg/errors";
 import { quoteLiteral } from "../../provider/pg/ident";
 import type { TableRef } from "../../provider/spec/types";
@@ -585,8 +585,8 @@ describe("change data capture edge cases (PostgreSQL 15 → 15)", function () {
        ALTER TABLE e.events REPLICA IDENTITY FULL;`,
     );
     // Acknowledgements are lost: the source keeps everything as unconfirmed.
-    const acknowledge = LogicalReplicationService.prototype.acknowledge;
-    LogicalReplicationService.prototype.acknowledge = () => Promise.resolve(false);
+    const sendStatus = WalSender.prototype.sendStatus;
+    WalSender.prototype.sendStatus = () => undefined;
     let slotBefore: string;
     try {
       const s1 = await stream(source, target, pair, { maxRetries: 0 });
@@ -617,7 +617,7 @@ describe("change data capture edge cases (PostgreSQL 15 → 15)", function () {
       await Promise.all([killWalsender(source, pair), killApplier(target, pair)]);
       await assert.rejects(s1.done);
     } finally {
-      LogicalReplicationService.prototype.acknowledge = acknowledge;
+      WalSender.prototype.sendStatus = sendStatus;
     }
     await source.query("INSERT INTO e.events VALUES (99, 'after the crash')", [], pair.db);
     const s2 = await stream(source, target, pair);

@@ -27,6 +27,8 @@ export function relationOf(
     hasEquality: c.hasEquality ?? true,
     identityAlways: c.identityAlways ?? false,
     inUniqueIndex: c.unique ?? c.key ?? false,
+    arrayElement: (c.type ?? "integer").endsWith("[]") ? null : (c.type ?? "integer"),
+    setBased: true,
   }));
   return {
     id: nextId++,

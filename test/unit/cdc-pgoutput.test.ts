@@ -65,7 +65,7 @@ describe("pgoutput decoding", () => {
     );
     assert.deepEqual(begin, {
       tag: "begin",
-      commitLsn: "16/B374D848",
+      commitLsn: 0x1_6b374d848n,
       commitTime: Date.UTC(2024, 3, 26, 22, 14, 56, 123),
       xid: 4242,
     });
@@ -74,8 +74,8 @@ describe("pgoutput decoding", () => {
     );
     assert.deepEqual(commit, {
       tag: "commit",
-      commitLsn: "0/10",
-      endLsn: "FFFFFFFF/20",
+      commitLsn: 0x10n,
+      endLsn: 0xffffffff_00000020n,
       commitTime: Date.UTC(2024, 3, 26, 22, 14, 56, 123),
     });
   });
@@ -172,6 +172,8 @@ function relation(overrides: Partial<ApplyRelation> = {}): ApplyRelation {
         hasEquality: true,
         identityAlways: false,
         inUniqueIndex: true,
+        arrayElement: null,
+        setBased: true,
       },
       {
         typeName: "numeric",
@@ -179,6 +181,8 @@ function relation(overrides: Partial<ApplyRelation> = {}): ApplyRelation {
         hasEquality: true,
         identityAlways: false,
         inUniqueIndex: false,
+        arrayElement: null,
+        setBased: true,
       },
       {
         typeName: "json",
@@ -186,6 +190,8 @@ function relation(overrides: Partial<ApplyRelation> = {}): ApplyRelation {
         hasEquality: false,
         identityAlways: false,
         inUniqueIndex: false,
+        arrayElement: null,
+        setBased: true,
       },
     ],
     ...overrides,
@@ -278,6 +284,8 @@ describe("statement planning", () => {
           hasEquality: true,
           identityAlways: false,
           inUniqueIndex: true,
+          arrayElement: null,
+          setBased: true,
         },
         {
           typeName: "text",
@@ -285,6 +293,8 @@ describe("statement planning", () => {
           hasEquality: true,
           identityAlways: false,
           inUniqueIndex: true,
+          arrayElement: null,
+          setBased: true,
         },
         {
           typeName: "json",
@@ -292,6 +302,8 @@ describe("statement planning", () => {
           hasEquality: false,
           identityAlways: false,
           inUniqueIndex: false,
+          arrayElement: null,
+          setBased: true,
         },
       ],
     });
@@ -311,6 +323,8 @@ describe("statement planning", () => {
           hasEquality: true,
           identityAlways: false,
           inUniqueIndex: true,
+          arrayElement: null,
+          setBased: true,
         },
         {
           typeName: "integer",
@@ -318,6 +332,8 @@ describe("statement planning", () => {
           hasEquality: true,
           identityAlways: true,
           inUniqueIndex: false,
+          arrayElement: null,
+          setBased: true,
         },
         {
           typeName: "json",
@@ -325,6 +341,8 @@ describe("statement planning", () => {
           hasEquality: false,
           identityAlways: false,
           inUniqueIndex: false,
+          arrayElement: null,
+          setBased: true,
         },
       ],
     });

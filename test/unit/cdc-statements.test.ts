@@ -19,7 +19,7 @@ import { relationOf, truncate, update } from "../support/relations";
 const U: typeof UNCHANGED_TOAST = UNCHANGED_TOAST;
 type UpdateChange = Extract<Change, { kind: "update" }>;
 const asUpdate = (change: Change): UpdateChange => change as UpdateChange;
-const shape = (s: Statement): { text: string; values: (string | null)[] } => ({
+const shape = (s: Statement): { text: string; values: Statement["values"] } => ({
   text: s.text,
   values: s.values,
 });
