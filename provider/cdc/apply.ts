@@ -33,6 +33,18 @@ export interface BatchResult {
   /** False when the batch held no statements (empty or skipped transactions). */
   readonly wroteTarget: boolean;
   readonly counts: ChangeCounts;
+  /** How the batch's chunks were applied. */
+  readonly paths: ApplyPaths;
+}
+
+/** Chunks (up to CHUNK_CHANGES changes) by how they were applied. */
+export interface ApplyPaths {
+  /** Compacted and applied set-based (possibly with some changes in order between). */
+  setBased: number;
+  /** Applied change by change in source order (no replica role, or nothing to compact). */
+  ordered: number;
+  /** Set-based attempt failed (a transient collision, a missing row): replayed in order. */
+  replayed: number;
 }
 
 /**
@@ -56,6 +68,7 @@ const SESSION_SQL =
   "SET idle_in_transaction_session_timeout = 0";
 
 const zeroCounts = (): ChangeCounts => ({ inserts: 0, updates: 0, deletes: 0, truncates: 0 });
+const zeroPaths = (): ApplyPaths => ({ setBased: 0, ordered: 0, replayed: 0 });
 
 export class Applier {
   private readonly relations = new Map<number, ApplyRelation>();
@@ -66,6 +79,7 @@ export class Applier {
   private pendingBytes = 0;
   private targetTxnOpen = false;
   private batchCounts = zeroCounts();
+  private batchPaths = zeroPaths();
   private batchChanges = 0;
   private batchStartedAt = 0;
   private lastCommit?: CommitMessage;
@@ -73,9 +87,6 @@ export class Applier {
   private skipping = false;
   /** Statements sent and not yet confirmed: the next changes are decoded meanwhile. */
   private inflight?: Promise<void>;
-
-  /** Chunks replayed in source order after their set-based attempt failed (this session). */
-  replayedChunks = 0;
 
   private constructor(
     private readonly client: Client,
@@ -288,7 +299,9 @@ export class Applier {
       this.targetTxnOpen = true;
     }
     const running = applyChanges(this.client, changes, this.setBased).then((outcome) => {
-      if (outcome.replayed) this.replayedChunks++;
+      if (outcome.replayed) this.batchPaths.replayed++;
+      else if (outcome.setBased > 0) this.batchPaths.setBased++;
+      else this.batchPaths.ordered++;
     });
     running.catch(() => undefined); // reported by the next settle(), or lost with the session
     this.inflight = running;
@@ -324,7 +337,9 @@ export class Applier {
       this.targetTxnOpen = false;
     }
     const counts = this.batchCounts;
+    const paths = this.batchPaths;
     this.batchCounts = zeroCounts();
+    this.batchPaths = zeroPaths();
     this.batchChanges = 0;
     this.lastCommit = undefined;
     this.onCommitted({
@@ -333,6 +348,7 @@ export class Applier {
       commitTime: last.commitTime,
       wroteTarget,
       counts,
+      paths,
     });
   }
 }

@@ -21,8 +21,9 @@ export interface TargetColumn {
   /**
    * Element type of the array that carries this column's values to a set-based statement
    * (`$n::<arrayElement>[]`): the column's type when its values can go in an array parsed by
-   * its own input function; null for arrays and domains, which travel as text[] and are cast
-   * per value (array_in / the domain's base input).
+   * its own input function; null for arrays, domains and composites, which travel as text[]
+   * and are cast per value (array_in, the domain's base input, record_in): an array of arrays
+   * is one array of more dimensions, and a composite unnested in ROWS FROM becomes its fields.
    */
   readonly arrayElement: string | null;
   /** Values can go through a set-based statement: false for a domain whose base type's cast

@@ -12,8 +12,8 @@ type Value = string | null;
 function unnested(column: TargetColumn, param: number, alias: string): [string, string] {
   if (column.arrayElement !== null)
     return [`unnest($${param}::${column.arrayElement}[])`, `u.${alias}`];
-  // Arrays (an array of arrays would be one array of more dimensions) and domains: text, read
-  // by the type's input function (the cast from text is an I/O conversion for them).
+  // Arrays, domains and composites (see TargetColumn.arrayElement): text, read by the type's
+  // input function (the cast from text is an I/O conversion for them).
   return [`unnest($${param}::text[])`, `u.${alias}::${column.typeName}`];
 }
 

@@ -5,7 +5,7 @@ import { MigrationError, SQLSTATE, isTransient, pgFields } from "../pg/errors";
 import { formatLsn, parseLsn } from "../pg/lsn";
 import { backoffMs, OUTAGE_WINDOW_MS, RetryWindow } from "../pg/retry";
 import type { Endpoint } from "../spec/types";
-import type { BatchResult } from "./apply";
+import type { ApplyPaths, BatchResult } from "./apply";
 import { ReplicationSession, StreamEndedError, type SessionEvents } from "./session";
 
 export interface ApplyStats {
@@ -25,6 +25,8 @@ export interface ApplyStats {
   latencySeconds: number | null;
   /** Bytes between the source's WAL end (last keepalive/xlogdata) and the confirmed applied position. */
   lagBytes: number;
+  /** Committed chunks of changes by how they were applied (set-based, in order, replayed). */
+  paths: ApplyPaths;
 }
 
 export interface ReplicationStream {
@@ -97,6 +99,7 @@ class Replication implements ReplicationStream {
   private stopping = false;
   private wake?: () => void;
   private readonly counts = { inserts: 0, updates: 0, deletes: 0, truncates: 0 };
+  private readonly paths: ApplyPaths = { setBased: 0, ordered: 0, replayed: 0 };
   private appliedLsn: bigint;
   private appliedCommitTime: number | null = null;
   private limit?: Promise<bigint>;
@@ -139,6 +142,7 @@ class Replication implements ReplicationStream {
           ? 0
           : Math.max(0, (Date.now() - oldest) / 1000),
       lagBytes: this.walEnd > this.confirmed ? Number(this.walEnd - this.confirmed) : 0,
+      paths: { ...this.paths },
     };
   }
 
@@ -208,6 +212,7 @@ class Replication implements ReplicationStream {
       this.messageSeen = true;
       for (const k of ["inserts", "updates", "deletes", "truncates"] as const)
         this.counts[k] += batch.counts[k];
+      for (const k of ["setBased", "ordered", "replayed"] as const) this.paths[k] += batch.paths[k];
       if (batch.wroteTarget) {
         this.appliedLsn = batch.commitLsn;
         this.appliedCommitTime = batch.commitTime;

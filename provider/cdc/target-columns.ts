@@ -20,7 +20,7 @@ const TARGET_COLUMNS_SQL = `
                  WHERE i.indrelid = a.attrelid AND (i.indisunique OR i.indisexclusion)
                    AND (a.attnum = ANY (i.indkey::int2[]) OR i.indexprs IS NOT NULL
                         OR i.indpred IS NOT NULL)) AS in_unique_index,
-         CASE WHEN t.typtype = 'd' OR t.typcategory = 'A' OR t.typarray = 0 THEN NULL
+         CASE WHEN t.typtype IN ('d', 'c') OR t.typcategory = 'A' OR t.typarray = 0 THEN NULL
               ELSE format_type(a.atttypid, -1) END AS array_element,
          t.typtype <> 'd' OR NOT EXISTS (
            SELECT 1 FROM pg_cast c

@@ -5,7 +5,6 @@ import assert from "node:assert/strict";
 import type { Client } from "pg";
 import {
   currentWalLsn,
-  dropSlotAndPublication,
   sourceCleanupSql,
   storedAppliedLsn,
   type ReplicationStream,
@@ -13,17 +12,19 @@ import {
 import { WalSender } from "../../provider/cdc/walsender";
 import { MigrationError } from "../../provider/pg/errors";
 import { quoteLiteral } from "../../provider/pg/ident";
-import type { TableRef } from "../../provider/spec/types";
-import { STABLE_SESSION_SQL } from "../support/checksum";
 import {
+  assertSame,
   catchUp as catchUpWithin,
+  cleanUp,
   killApplier,
   killWalsender,
-  publishPair,
+  prepareSchemaPair,
   stream,
   applyWaitingForLock,
   waitingForLock,
+  TOASTED,
   type Pair,
+  type PairOptions,
 } from "../support/cdc";
 import { startPostgres, type PgServer } from "../support/postgres";
 import { endpointOf } from "../support/spec";
@@ -44,93 +45,23 @@ const ODD_SOURCE_SETTINGS = {
   lc_monetary: "'C.UTF-8'",
 };
 
-let dbCounter = 0;
-
-/**
- * `schema` on the source, `targetSchema` (default the same) on the target, created by
- * `targetOwner` when given; then publication (identity FULL where none) and slot.
- */
-async function preparePair(
-  source: PgServer,
-  target: PgServer,
-  schema: string,
-  options: { targetSchema?: string; tables?: TableRef[]; targetOwner?: string } = {},
-): Promise<Pair> {
-  const db = `edge_${++dbCounter}`;
-  await source.query(`CREATE DATABASE ${db}`);
-  await source.query(schema, [], db);
-  await target.query(`CREATE DATABASE ${db}`);
-  const owner = options.targetOwner;
-  if (owner) await target.query(`ALTER DATABASE ${db} OWNER TO ${owner}`);
-  await target.query(
-    `${owner ? `SET ROLE ${owner};` : ""}${options.targetSchema ?? schema}`,
-    [],
-    db,
-  );
-  return publishPair(source, MIGRATION, db, options.tables);
-}
-
 async function catchUp(source: PgServer, pair: Pair, s: ReplicationStream): Promise<void> {
   await catchUpWithin(source, pair, s, 30_000);
 }
 
-/** Every row of every user table, as text under fixed output settings, sorted. */
-async function snapshot(server: PgServer, db: string): Promise<Record<string, string[]>> {
-  const client = await server.connect(db);
-  try {
-    await client.query(STABLE_SESSION_SQL);
-    const { rows: tables } = await client.query<{ t: string }>(
-      `SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c
-       JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-         AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pgmigrate%' ORDER BY 1`,
-    );
-    const out: Record<string, string[]> = {};
-    for (const { t } of tables) {
-      // Column by name, so a different physical order on the target compares equal.
-      const { rows: cols } = await client.query<{ c: string }>(
-        `SELECT quote_ident(attname) AS c FROM pg_attribute
-         WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attname`,
-        [t],
-      );
-      const list = cols.map((c) => c.c).join(", ");
-      const { rows } = await client.query<{ r: string }>(
-        `SELECT ROW(${list})::text AS r FROM ${t} ORDER BY 1`,
-      );
-      out[t] = rows.map((r) => r.r);
-    }
-    return out;
-  } finally {
-    await client.end();
-  }
-}
-
-async function assertSame(
+/** A fresh database `schema` on both servers (see test/support/cdc.ts), published for this file. */
+const preparePair = (
   source: PgServer,
   target: PgServer,
-  db: string,
-  unpublished: string[] = [],
-): Promise<void> {
-  const [a, b] = await Promise.all([snapshot(source, db), snapshot(target, db)]);
-  for (const table of Object.keys(a).filter((t) => !unpublished.includes(t))) {
-    assert.deepEqual(b[table], a[table], `${table} differs between source and target`);
-  }
-}
-
-async function cleanUp(source: PgServer, pair: Pair): Promise<void> {
-  for (const s of pair.streams) await s.stop();
-  await dropSlotAndPublication(endpointOf(source), pair.db, pair.slot, pair.publication);
-}
+  schema: string,
+  options: PairOptions = {},
+): Promise<Pair> => prepareSchemaPair(source, target, MIGRATION, schema, options);
 
 /** The server-side pid of a client's session. */
 async function backendPid(client: Client): Promise<number> {
   const { rows } = await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
   return rows[0].pid;
 }
-
-/** Incompressible text well above the TOAST threshold (stored out of line). */
-const TOASTED = (seed: string): string =>
-  `(SELECT string_agg(md5(${seed} || ':' || i), '') FROM generate_series(1, 300) AS i)`;
 
 describe("change data capture edge cases (PostgreSQL 15 → 15)", function () {
   let source: PgServer;

@@ -1,8 +1,10 @@
 // Replication test pairs: a database prepared on both servers gets its publication and slot (the
 // state of a finished copy), streams to the target from the slot's consistent point, and catches up.
+import assert from "node:assert/strict";
 import {
   createSlotWithSnapshot,
   currentWalLsn,
+  dropSlotAndPublication,
   ensurePublication,
   startReplication,
   type ReplicationOptions,
@@ -10,6 +12,7 @@ import {
 } from "../../provider/cdc";
 import { publicationName, slotName } from "../../provider/pg/names";
 import type { TableRef } from "../../provider/spec/types";
+import { STABLE_SESSION_SQL } from "./checksum";
 import type { PgServer } from "./postgres";
 import { endpointOf } from "./spec";
 import { until } from "./wait";
@@ -143,3 +146,88 @@ export const applyWaitingForLock = (target: PgServer, db: string): Promise<void>
     [db],
     `the apply session in ${db} to wait for a lock`,
   );
+
+/** Incompressible text well above the TOAST threshold (stored out of line). */
+export const TOASTED = (seed: string): string =>
+  `(SELECT string_agg(md5(${seed} || ':' || i), '') FROM generate_series(1, 300) AS i)`;
+
+let dbCounter = 0;
+
+/**
+ * `schema` on the source, `targetSchema` (default the same) on the target, created by
+ * `targetOwner` when given; then publication (identity FULL where none) and slot.
+ */
+export interface PairOptions {
+  readonly targetSchema?: string;
+  readonly tables?: TableRef[];
+  readonly targetOwner?: string;
+}
+
+export async function prepareSchemaPair(
+  source: PgServer,
+  target: PgServer,
+  migration: string,
+  schema: string,
+  options: PairOptions = {},
+): Promise<Pair> {
+  const db = `${migration.replace(/\W/g, "_")}_${++dbCounter}`;
+  await source.query(`CREATE DATABASE ${db}`);
+  await source.query(schema, [], db);
+  await target.query(`CREATE DATABASE ${db}`);
+  const owner = options.targetOwner;
+  if (owner) await target.query(`ALTER DATABASE ${db} OWNER TO ${owner}`);
+  await target.query(
+    `${owner ? `SET ROLE ${owner};` : ""}${options.targetSchema ?? schema}`,
+    [],
+    db,
+  );
+  return publishPair(source, migration, db, options.tables);
+}
+
+/** Every row of every user table, as text under fixed output settings, sorted. */
+export async function snapshot(server: PgServer, db: string): Promise<Record<string, string[]>> {
+  const client = await server.connect(db);
+  try {
+    await client.query(STABLE_SESSION_SQL);
+    const { rows: tables } = await client.query<{ t: string }>(
+      `SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+         AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pgmigrate%' ORDER BY 1`,
+    );
+    const out: Record<string, string[]> = {};
+    for (const { t } of tables) {
+      // Column by name, so a different physical order on the target compares equal.
+      const { rows: cols } = await client.query<{ c: string }>(
+        `SELECT quote_ident(attname) AS c FROM pg_attribute
+         WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attname`,
+        [t],
+      );
+      const list = cols.map((c) => c.c).join(", ");
+      const { rows } = await client.query<{ r: string }>(
+        `SELECT ROW(${list})::text AS r FROM ${t} ORDER BY 1`,
+      );
+      out[t] = rows.map((r) => r.r);
+    }
+    return out;
+  } finally {
+    await client.end();
+  }
+}
+
+export async function assertSame(
+  source: PgServer,
+  target: PgServer,
+  db: string,
+  unpublished: string[] = [],
+): Promise<void> {
+  const [a, b] = await Promise.all([snapshot(source, db), snapshot(target, db)]);
+  for (const table of Object.keys(a).filter((t) => !unpublished.includes(t))) {
+    assert.deepEqual(b[table], a[table], `${table} differs between source and target`);
+  }
+}
+
+export async function cleanUp(source: PgServer, pair: Pair): Promise<void> {
+  for (const s of pair.streams) await s.stop();
+  await dropSlotAndPublication(endpointOf(source), pair.db, pair.slot, pair.publication);
+}
