@@ -118,12 +118,22 @@ describe("console: Create from the browser, latency history and states from the 
 
     await page.locator("#c-name").fill(NAME);
     await page.locator("#s-host").fill(s.source.host);
-    await page.locator("#s-port").fill(String(s.source.port));
     await page.locator("#s-user").fill(s.source.user);
-    await page.locator("#s-password").fill(wrongPassword);
+    // A bad field is answered by the input schema, on the property, before anything connects.
+    await page.locator("#s-port").fill("70000");
     await page.locator("#test-source").click();
     const sourceResult = page.locator("#test-source-result");
     await until(async () => /^Failed/.test(await sourceResult.innerText()), {
+      what: "the source test to refuse the port",
+    });
+    assert.equal(
+      await sourceResult.innerText(),
+      "Failed: source.port: port must be between 1 and 65535",
+    );
+    await page.locator("#s-port").fill(String(s.source.port));
+    await page.locator("#s-password").fill(wrongPassword);
+    await page.locator("#test-source").click();
+    await until(async () => /^Failed: auth/.test(await sourceResult.innerText()), {
       what: "the source test to fail with a wrong password",
     });
     assert.match(
