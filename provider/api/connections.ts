@@ -10,7 +10,8 @@ export const CONNECTION_TEST_TIMEOUT_MS = 15_000;
 
 /**
  * Connects to `endpoint` as validation's SourceConnectivity/TargetConnectivity check does; on
- * success also lists the databases there. Failures (and a server too slow to answer) are data.
+ * success also lists the databases there (the Create page offers the source's to pick from).
+ * Failures (and a server too slow to answer) are data.
  */
 export async function testConnection(
   endpoint: Endpoint,
@@ -33,12 +34,4 @@ export async function testConnection(
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** The databases of the source a migration may pick from (a failed connection says why). */
-export async function listSourceDatabases(
-  endpoint: Endpoint,
-): Promise<{ readonly databases: readonly string[] } | { readonly error: string }> {
-  const probe = await testConnection(endpoint, "source");
-  return probe.status === "Succeeded" ? { databases: probe.databases } : { error: probe.message };
 }

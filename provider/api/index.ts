@@ -38,12 +38,7 @@ export {
 } from "./destructive";
 export type { TableProgressRow } from "../control/progress";
 export type { LatencySample } from "../control/latency";
-export {
-  CONNECTION_TEST_TIMEOUT_MS,
-  listSourceDatabases,
-  testConnection,
-  type ConnectionProbe,
-} from "./connections";
+export { CONNECTION_TEST_TIMEOUT_MS, testConnection, type ConnectionProbe } from "./connections";
 export {
   checkNameAvailability,
   getLatencyHistory,
