@@ -97,6 +97,15 @@ describe("console: Create from the browser, latency history and states from the 
   });
 
   it("creates an online migration from the form: Test connection both ways, databases picked from the source → WaitingForUserAction", async () => {
+    // The session cookie of the link ends after 12 hours.
+    const [session] = await context.cookies();
+    assert.equal(session.name, "pgmigrate_session");
+    assert.equal(session.httpOnly, true);
+    assert.equal(session.sameSite, "Strict");
+    assert.ok(
+      Math.abs(session.expires - (Date.now() / 1000 + 12 * 3600)) < 120,
+      `${session.expires}`,
+    );
     // Keyboard: the grid's Create link, then every field has a label.
     const link = page.locator("#create-link");
     await link.focus();
