@@ -1,8 +1,9 @@
 // The console's Create page in a real browser (Debian's chromium through playwright-core) over
 // real servers: Test connection (a wrong password, then the right ones), the source's databases
-// to pick from, a readable input error, Start → WaitingForUserAction; the latency history and the
+// to pick from, readable input errors, Start → WaitingForUserAction; the latency history and the
 // time in each state read from the control store (still there after serve restarts); Cancel →
-// Canceled with nothing left; and the passwords typed in the form found nowhere.
+// Canceled with nothing left; an Offline Validate run; and the passwords typed in the form found
+// nowhere.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
@@ -92,7 +93,7 @@ describe("console: Create from the browser, latency history and states from the 
   after(async () => {
     await browser?.close().catch(() => undefined);
     for (const one of served) await one.stop();
-    killWorkers([NAME]);
+    killWorkers([NAME, "console-check"]);
     if (shots) console.log(`      screenshots in ${shots}`);
   });
 
@@ -352,10 +353,60 @@ describe("console: Create from the browser, latency history and states from the 
     assert.equal(states[states.length - 1].state, "Canceled");
   });
 
+  it("an Offline Validate migration from the form only validates: Succeeded, no database created", async () => {
+    await page.goto(`${served[1].origin}/create`);
+    await page.locator("#create-form").waitFor();
+    await page.locator("#c-name").fill("console-check");
+    await page.locator('input[name="c-mode"][value="Offline"]').check();
+    await page.locator("#c-option").selectOption("Validate");
+    await page.locator("#s-host").fill(s.source.host);
+    await page.locator("#s-port").fill(String(s.source.port));
+    await page.locator("#s-user").fill(s.source.user);
+    await page.locator("#s-password").fill(s.source.password);
+    await page.locator("#test-source").click();
+    await page.locator('#database-list input[value="hr"]').check();
+    await page.locator("#t-password").fill(s.target.password);
+    assert.match(
+      await page.locator("#create-summary").innerText(),
+      /Mode\s+Offline\s+Option\s+Validate\n/,
+    );
+    await page.locator("#start").click();
+    await page.waitForURL("**/migrations/console-check");
+    await until(async () => (await page.locator("#state").innerText()) === "Succeeded", {
+      what: "the validation-only migration to succeed",
+      timeoutMs: 60_000,
+    });
+    const outputs = await getMigration(at, "console-check");
+    assert.equal(outputs?.migrationMode, "Offline");
+    assert.equal(outputs?.migrationOption, "Validate");
+    assert.equal(outputs?.substate, "Completed");
+    assert.deepEqual(
+      outputs?.validation?.databaseLevel.map((d) => d.databaseName),
+      ["hr"],
+    );
+    assert.equal(
+      await count(
+        s.target,
+        "postgres",
+        "SELECT count(*) AS n FROM pg_database WHERE datname = 'hr'",
+      ),
+      0,
+    );
+    const rows = await page.locator("#states-table tbody tr").allInnerTexts();
+    assert.match(rows[rows.length - 1], /^Succeeded\s+Completed\s+.+\s+—$/);
+  });
+
   it("never stores, logs, serves or puts in a URL a password typed in the form", async () => {
-    const outputs = await getMigration(at, NAME);
-    const log = fs.readFileSync(outputs?.workerLog as string, "utf8");
-    assert.match(log, /state Canceled/, "the worker's log is the one of this migration");
+    const logs: string[] = [];
+    for (const [name, end] of [
+      [NAME, /state Canceled/],
+      ["console-check", /state Succeeded/],
+    ] as const) {
+      const outputs = await getMigration(at, name);
+      const log = fs.readFileSync(outputs?.workerLog as string, "utf8");
+      assert.match(log, end, `the log of ${name}'s worker`);
+      logs.push(log);
+    }
     const tables = await s.target.query<{ table_name: string }>(
       "SELECT table_name FROM information_schema.tables WHERE table_schema = 'pgmigrate' ORDER BY 1",
     );
@@ -388,7 +439,7 @@ describe("console: Create from the browser, latency history and states from the 
     for (const secret of [s.source.password, s.target.password, wrongPassword]) {
       for (const one of served)
         assert.ok(!one.output().includes(secret), "a password in serve's output");
-      assert.ok(!log.includes(secret), "a password in the worker's log");
+      assert.ok(!logs.some((log) => log.includes(secret)), "a password in a worker's log");
       assert.ok(!rows.some((r) => r.includes(secret)), "a password in the control store");
       assert.ok(!html.includes(secret), "a password in the page");
       assert.ok(!bodies.some((b) => b.includes(secret)), "a password in a response body");
