@@ -37,13 +37,18 @@ export {
   targetDatabasesToOverwrite,
 } from "./destructive";
 export type { TableProgressRow } from "../control/progress";
+export type { LatencySample } from "../control/latency";
+export { CONNECTION_TEST_TIMEOUT_MS, testConnection, type ConnectionProbe } from "./connections";
 export {
   checkNameAvailability,
+  getLatencyHistory,
   getMigration,
+  getStateHistory,
   getStoredSpec,
   getTableProgress,
   listMigrations,
   type MigrationListItem,
+  type StateSpan,
   type StoredMigration,
 } from "./reads";
 export type { WorkerStatus } from "../runtime/supervise";

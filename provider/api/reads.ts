@@ -7,6 +7,8 @@ import {
   storedRuntime,
   type StoredSpec,
 } from "../control/migrations";
+import { stateChanges } from "../control/events";
+import { latencySamples, type LatencySample } from "../control/latency";
 import { readOutputs } from "../control/outputs";
 import { tableProgress, type TableProgressRow } from "../control/progress";
 import { MigrationError, pgFields, SQLSTATE } from "../pg/errors";
@@ -147,5 +149,42 @@ export async function getTableProgress(
     const progress: Record<string, TableProgressRow[]> = {};
     for (const database of names) progress[database] = await tableProgress(db, name, database);
     return progress;
+  });
+}
+
+/** The latency history the worker recorded (newest `limit` samples, oldest first); [] when none. */
+export async function getLatencyHistory(
+  at: ControlLocation,
+  name: string,
+  limit?: number,
+): Promise<LatencySample[]> {
+  return readControl(at, [], (db) => latencySamples(db, name, limit));
+}
+
+/** A state the migration was in: when it entered it and for how long (to now when current). */
+export interface StateSpan {
+  readonly state: string;
+  readonly substate: string;
+  readonly enteredAt: string;
+  readonly seconds: number;
+}
+
+/** The states a migration went through, oldest first, with the time spent in each. */
+export async function getStateHistory(at: ControlLocation, name: string): Promise<StateSpan[]> {
+  return readControl(at, [], async (db) => {
+    const entries = await stateChanges(db, name);
+    const row = await getMigrationRow(db, name);
+    // The current state lasts until now; the final state of an ended migration, no time.
+    const end = row?.endedOn?.getTime() ?? Date.now();
+    return entries.map((entry, i) => {
+      const from = entry.at.getTime();
+      const until = entries[i + 1]?.at.getTime() ?? Math.max(end, from);
+      return {
+        state: entry.state,
+        substate: entry.substate,
+        enteredAt: entry.at.toISOString(),
+        seconds: Math.max(0, Math.round((until - from) / 1000)),
+      };
+    });
   });
 }

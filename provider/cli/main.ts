@@ -174,7 +174,9 @@ export function buildProgram(
     .action(run(runtimeCommand));
   program
     .command("serve")
-    .description("serve the web console for every migration on the target server")
+    .description(
+      "serve the web console (grid, details, create, cutover, cancel) for the migrations on the target server",
+    )
     .addOption(server())
     .option(
       "--listen <host:port>",

@@ -1,8 +1,9 @@
 // The web console (`pgmigrate serve`): a local HTTP server over one target server's control
-// store. Every read and action goes through api/ (list, outputs, table progress, requestAction),
-// so the console shows and does exactly what the CLI and the provider do. Access needs the
+// store. Every read and action goes through api/ (list, outputs, table progress, latency and state
+// history, requestAction; create.ts: testConnection, createMigration), so the console shows and
+// does exactly what the CLI and the provider do. Access needs the
 // random token printed at start (then a session cookie); POSTs also need the session's CSRF token.
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -11,7 +12,9 @@ import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import {
   databasesDroppedByCancel,
+  getLatencyHistory,
   getMigration,
+  getStateHistory,
   getTableProgress,
   isEnded,
   listMigrations,
@@ -20,10 +23,12 @@ import {
 } from "../api/index";
 import { MigrationError } from "../pg/errors";
 import { redact } from "../pg/redact";
+import { registerCreate } from "./create";
+import { sameSecret, Sessions } from "./sessions";
 
 const COOKIE = "pgmigrate_session";
-/** Latency samples kept per migration in this process (about 20 minutes at one per 2 s). */
-export const LATENCY_SAMPLES = 600;
+/** Latency samples the chart shows (the newest; the control store keeps up to 1,000). */
+export const CHART_SAMPLES = 600;
 
 export interface ConsoleOptions {
   readonly at: ControlLocation;
@@ -33,6 +38,8 @@ export interface ConsoleOptions {
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
   /** Passwords to keep out of every response (error messages are redacted with them). */
   readonly secrets: readonly string[];
+  /** How long a session lasts (default SESSION_LIFETIME_MS, 12 h). */
+  readonly sessionLifetimeMs?: number;
 }
 
 export interface RunningConsole {
@@ -48,13 +55,6 @@ export function isLoopback(host: string): boolean {
   return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
 }
 
-function sameSecret(given: string | undefined, expected: string): boolean {
-  if (typeof given !== "string") return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
 function assetsDir(): string {
   return path.join(__dirname, "assets");
 }
@@ -63,27 +63,10 @@ function uplotDir(): string {
   return path.dirname(require.resolve("uplot/dist/uPlot.iife.min.js"));
 }
 
-/** Bounded latency history per migration, filled from the console's own reads. */
-export class LatencyHistory {
-  private readonly samples = new Map<string, [number, number][]>();
-  record(name: string, latencySeconds: number | null): void {
-    if (latencySeconds === null) return;
-    const list = this.samples.get(name) ?? [];
-    list.push([Math.floor(Date.now() / 1000), latencySeconds]);
-    if (list.length > LATENCY_SAMPLES) list.splice(0, list.length - LATENCY_SAMPLES);
-    this.samples.set(name, list);
-  }
-  of(name: string): [number, number][] {
-    return [...(this.samples.get(name) ?? [])];
-  }
-}
-
 /** Starts the console; resolves once it listens. */
 export async function startConsole(options: ConsoleOptions): Promise<RunningConsole> {
   const accessToken = randomBytes(32).toString("base64url");
-  /** Session id (cookie value) → that session's CSRF token. */
-  const sessions = new Map<string, string>();
-  const history = new LatencyHistory();
+  const sessions = new Sessions(options.sessionLifetimeMs);
   const page = fs.readFileSync(path.join(assetsDir(), "index.html"), "utf8");
 
   const app: FastifyInstance = Fastify({
@@ -91,6 +74,15 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
   }) as unknown as FastifyInstance;
   await app.register(cookie);
+  // A body that cannot be parsed is refused without echoing it (it may hold a password).
+  app.setErrorHandler((err: { statusCode?: unknown }, _request, reply) => {
+    const status =
+      typeof err.statusCode === "number" && err.statusCode >= 400 ? err.statusCode : 500;
+    return reply.code(status).send({
+      error: status < 500 ? "the request could not be read" : "internal error",
+      code: null,
+    });
+  });
 
   const deny = (reply: FastifyReply): FastifyReply =>
     reply.code(401).header("cache-control", "no-store").send("");
@@ -102,7 +94,7 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
       return sameSecret(auth.slice(7), accessToken) ? "bearer" : undefined;
     }
     const id = request.cookies[COOKIE];
-    return id !== undefined && sessions.has(id) ? id : undefined;
+    return sessions.csrfOf(id) !== undefined ? id : undefined;
   };
 
   app.addHook("onRequest", async (request, reply) => {
@@ -110,14 +102,14 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     const token = url.searchParams.get("token");
     if (token !== null) {
       if (!sameSecret(token, accessToken)) return deny(reply);
-      const id = randomBytes(32).toString("base64url");
-      sessions.set(id, randomBytes(32).toString("base64url"));
+      const id = sessions.open();
       url.searchParams.delete("token");
       reply.setCookie(COOKIE, id, {
         httpOnly: true,
         sameSite: "strict",
         secure: Boolean(options.tls),
         path: "/",
+        maxAge: sessions.lifetimeSeconds,
       });
       return reply.redirect(url.pathname + url.search, 303);
     }
@@ -125,7 +117,9 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     if (!session) return deny(reply);
     if (request.method !== "GET" && request.method !== "HEAD" && session !== "bearer") {
       const csrf = request.headers["x-csrf-token"];
-      if (!sameSecret(typeof csrf === "string" ? csrf : undefined, sessions.get(session) ?? "")) {
+      if (
+        !sameSecret(typeof csrf === "string" ? csrf : undefined, sessions.csrfOf(session) ?? "")
+      ) {
         return reply.code(403).send({ error: "missing or wrong CSRF token" });
       }
     }
@@ -139,11 +133,12 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
 
   const sendPage = (request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     const session = sessionOf(request);
-    const csrf = session && session !== "bearer" ? (sessions.get(session) ?? "") : "";
+    const csrf = session && session !== "bearer" ? (sessions.csrfOf(session) ?? "") : "";
     return reply.type("text/html; charset=utf-8").send(page.replace("__CSRF_TOKEN__", csrf));
   };
   app.get("/", sendPage);
   app.get("/migrations/:name", sendPage);
+  app.get("/create", sendPage);
 
   await app.register(fastifyStatic, { root: assetsDir(), prefix: "/assets/", index: false });
   await app.register(fastifyStatic, {
@@ -155,14 +150,21 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
   });
 
   /** A failure as the browser sees it: the message, redacted; status by kind. */
-  const fail = (reply: FastifyReply, err: unknown): FastifyReply => {
-    const message = redact(err instanceof Error ? err.message : String(err), options.secrets);
+  const fail = (
+    reply: FastifyReply,
+    err: unknown,
+    secrets: readonly (string | undefined)[] = [],
+  ): FastifyReply => {
+    const message = redact(err instanceof Error ? err.message : String(err), [
+      ...options.secrets,
+      ...secrets,
+    ]);
     const code = err instanceof MigrationError ? err.code : undefined;
     // Not found, refused action, bad input; anything else is the control store failing (502).
     const status =
       code === "PGM_NOT_FOUND"
         ? 404
-        : code === "PGM_INVALID_ACTION"
+        : code === "PGM_INVALID_ACTION" || code === "PGM_DUPLICATE_NAME"
           ? 409
           : code === "PGM_INPUT"
             ? 400
@@ -179,7 +181,6 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
         let latencySeconds: number | null = null;
         if (item.migrationMode === "Online" && !isEnded(item.state)) {
           latencySeconds = (await getMigration(options.at, item.name))?.latencySeconds ?? null;
-          history.record(item.name, latencySeconds);
         }
         rows.push({ ...item, latencySeconds });
       }
@@ -194,17 +195,20 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
       const name = request.params.name;
       const outputs = await getMigration(options.at, name);
       if (!outputs) return reply.code(404).send({ error: `no migration named ${name}` });
-      if (!isEnded(outputs.state)) history.record(name, outputs.latencySeconds);
-      const [tables, cancelDrops] = await Promise.all([
+      const [tables, cancelDrops, samples, states] = await Promise.all([
         getTableProgress(options.at, name),
         isEnded(outputs.state) ? Promise.resolve([]) : databasesDroppedByCancel(options.at, name),
+        getLatencyHistory(options.at, name, CHART_SAMPLES),
+        getStateHistory(options.at, name),
       ]);
       return {
         outputs,
         tables,
         cancelDrops,
         target: `${options.at.target.host}:${options.at.target.port}`,
-        latencyHistory: history.of(name),
+        // Recorded by the worker in the control store: the same history after a restart of serve.
+        latencyHistory: samples.map((sample) => [sample.at, sample.latencySeconds]),
+        states,
       };
     } catch (err) {
       return fail(reply, err);
@@ -226,6 +230,8 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
       }
     },
   );
+
+  registerCreate(app, options.at, fail);
 
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();

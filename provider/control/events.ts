@@ -58,3 +58,36 @@ export async function listEvents(
   );
   return rows;
 }
+
+/** A state the migration entered, and when (from the creation and the `state X/Y` events). */
+export interface StateEntry {
+  readonly at: Date;
+  readonly state: string;
+  readonly substate: string;
+}
+
+/**
+ * Every state the migration went through, oldest first: the one it was created in, then each
+ * transition the worker recorded (runtime/context.ts `transition` writes "state STATE/SUBSTATE").
+ * A repeated state (a resumed worker entering it again) is kept once, at its first entry.
+ */
+export async function stateChanges(db: Queryable, migration: string): Promise<StateEntry[]> {
+  const { rows } = await db.query<StateEntry>(
+    `SELECT at, state, substate FROM (
+       SELECT created_at AS at, 0::bigint AS id, 'InProgress' AS state,
+              'PerformingPreRequisiteSteps' AS substate
+         FROM pgmigrate.migrations WHERE name = $1
+       UNION ALL
+       SELECT at, id, m[1], m[2] FROM (
+         SELECT at, id, regexp_match(message, '^state ([A-Za-z]+)/([A-Za-z]+)') AS m
+           FROM pgmigrate.events
+          WHERE migration = $1 AND database IS NULL AND level IN ('info', 'error')
+            AND message LIKE 'state %') transitions
+        WHERE m IS NOT NULL) entries
+     ORDER BY id`,
+    [migration],
+  );
+  return rows.filter(
+    (row, i) => i === 0 || row.state !== rows[i - 1].state || row.substate !== rows[i - 1].substate,
+  );
+}

@@ -3,6 +3,7 @@
 // cancel or failure. A stream that dies makes `failure` reject.
 import { startReplication, type ApplyStats, type ReplicationStream } from "../cdc";
 import type { Queryable } from "../control/db";
+import { recordLatencySample } from "../control/latency";
 import { writeStreamStats, type StreamStats } from "../control/progress";
 import { publicationName, slotName } from "../pg/names";
 import { sleep } from "../pg/retry";
@@ -36,6 +37,8 @@ export class StreamSet {
   private readonly base = new Map<string, Counters>();
   private readonly stopping = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
+  /** When the last latency sample was recorded (ms): at most one per STATS_INTERVAL_MS. */
+  private lastSampleAt = 0;
   private rejectFailure: (err: unknown) => void = () => undefined;
   /** Rejects with the first stream error that was not caused by our own stop(). */
   readonly failure: Promise<never>;
@@ -113,8 +116,32 @@ export class StreamSet {
     await Promise.race([stream.waitForLsn(lsn, { signal }), this.failure]);
   }
 
-  /** Writes every stream's counters and latency to the control store. */
+  /** Writes every stream's counters and latency to the control store, and a latency sample. */
   async writeStats(): Promise<void> {
+    await Promise.all([this.writeCounters(), this.writeLatencySample()]);
+  }
+
+  /** One sample of the migration's latency (its slowest stream) for the history. */
+  private async writeLatencySample(): Promise<void> {
+    // The timer's ticks qualify (a little early is fine); extra writes at start/stop do not.
+    if (Date.now() - this.lastSampleAt < STATS_INTERVAL_MS - 500) return;
+    const stats = [...this.streams.values()].map((stream) => stream.stats());
+    const latencies = stats
+      .map((s) => s.latencySeconds)
+      .filter((l): l is number => typeof l === "number");
+    if (latencies.length === 0) return;
+    const lags = stats.map((s) => s.lagBytes);
+    const lagBytes = lags.every((l) => typeof l === "number")
+      ? lags.reduce<number>((sum, l) => sum + (l ?? 0), 0)
+      : null;
+    this.lastSampleAt = Date.now();
+    await recordLatencySample(this.db, this.journal.fence, Math.max(...latencies), lagBytes).catch(
+      (err: unknown) =>
+        this.journal.event("warning", `could not record a latency sample: ${String(err)}`),
+    );
+  }
+
+  private async writeCounters(): Promise<void> {
     await Promise.all(
       [...this.streams].map(async ([database, stream]) => {
         const s = stream.stats();

@@ -10,7 +10,13 @@ import {
   storedRuntime,
   type MigrationRow,
 } from "../control/migrations";
-import type { MigrationSpec, RuntimeOptions, ValidationReport } from "../spec/types";
+import type {
+  ConnectionProbe,
+  Endpoint,
+  MigrationSpec,
+  RuntimeOptions,
+  ValidationReport,
+} from "../spec/types";
 import type { RuntimeProcessOptions } from "./main";
 import { controlUrl, ensureLocalWorker, STALE_HEARTBEAT_SECONDS, workerStatus } from "./spawn";
 
@@ -25,6 +31,15 @@ export type { RuntimeProcessOptions } from "./main";
 export async function validateInProcess(spec: MigrationSpec): Promise<ValidationReport> {
   const validate = require("../validate/index") as typeof import("../validate/index");
   return validate.validateMigration(spec);
+}
+
+/** One server's connectivity check in this process (the console's Test connection). */
+export async function probeConnectionInProcess(
+  endpoint: Endpoint,
+  role: "source" | "target",
+): Promise<ConnectionProbe> {
+  const validate = require("../validate/index") as typeof import("../validate/index");
+  return validate.probeConnection(endpoint, role);
 }
 
 /**

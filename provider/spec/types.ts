@@ -214,3 +214,13 @@ export interface ProgressSink {
     },
   ): Promise<void>;
 }
+
+/** What testing one server's connection found (the console's Test connection): data, never thrown. */
+export type ConnectionProbe =
+  | {
+      readonly status: "Succeeded";
+      readonly message: string;
+      /** Databases a migration could copy (not templates, connections allowed), by name. */
+      readonly databases: readonly string[];
+    }
+  | { readonly status: "Failed"; readonly message: string };

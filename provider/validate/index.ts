@@ -35,6 +35,7 @@ export {
   type UserTrigger,
 } from "./triggers";
 export { findDumpTools } from "../pg/dump-tools";
+export { probeConnection } from "./probe";
 
 /** Databases tried for server-level sessions after the migrated ones (which may be missing). */
 const FALLBACK_DATABASES = ["postgres", "template1"];

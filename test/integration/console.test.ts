@@ -2,49 +2,18 @@
 // playwright-core) over real servers: the grid, a migration's details, Cutover and Cancel with
 // their confirmations, the token and CSRF gates, and no password in anything served or logged.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { getMigration, listMigrations } from "../../provider/api/index";
 import type { MigrationSpec } from "../../provider/spec/types";
 import { compareDatabases } from "../support/checksum";
-import { CLI_MAIN } from "../support/cli";
 import { loadFixture, writeWorkload } from "../support/fixture";
 import { controlOf, count, onlineSpec, useScenario } from "../support/online";
+import { serve, type Served } from "../support/serve";
 import { until } from "../support/wait";
 
 const CHROMIUM = "/usr/bin/chromium";
-
-/** `pgmigrate serve` as a child process; its output kept for the secrets check. */
-interface Served {
-  readonly child: ChildProcess;
-  readonly link: string;
-  readonly origin: string;
-  output(): string;
-}
-
-async function serve(serverUrl: string, password: string): Promise<Served> {
-  const child = spawn(
-    process.execPath,
-    [CLI_MAIN, "serve", "--server", serverUrl, "--listen", "127.0.0.1:0"],
-    {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, PGPASSWORD: password },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  let out = "";
-  child.stdout?.on("data", (c: Buffer) => (out += c.toString()));
-  child.stderr?.on("data", (c: Buffer) => (out += c.toString()));
-  const link = await until(() => /http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]+/.exec(out)?.[0], {
-    what: "pgmigrate serve to print its link",
-    timeoutMs: 20_000,
-  }).catch((err: unknown) => {
-    child.kill("SIGKILL");
-    throw new Error(`${String(err)}; its output: ${out}`);
-  });
-  return { child, link, origin: new URL(link).origin, output: () => out };
-}
 
 describe("console: pgmigrate serve in a real browser", function () {
   this.timeout(180_000);
@@ -60,10 +29,13 @@ describe("console: pgmigrate serve in a real browser", function () {
   before(async function () {
     if (!fs.existsSync(CHROMIUM))
       throw new Error(`${CHROMIUM} is missing (apt-get install chromium)`);
-    // The test's output folder (git-ignored), replaced on every run: nothing piles up in /tmp.
+    // The tests' output folder (git-ignored); this file's screenshots are replaced on every run
+    // (console-create.test.ts writes its own, create-*.png, there too): nothing piles up in /tmp.
     shots = path.resolve(__dirname, "../../../test-output/console");
-    fs.rmSync(shots, { recursive: true, force: true });
     fs.mkdirSync(shots, { recursive: true });
+    for (const file of fs.readdirSync(shots)) {
+      if (!file.startsWith("create-")) fs.rmSync(path.join(shots, file), { force: true });
+    }
     await Promise.all([
       loadFixture(s.source, "shop", { rows: 300 }),
       loadFixture(s.source, "crm", { rows: 100 }),
@@ -89,12 +61,7 @@ describe("console: pgmigrate serve in a real browser", function () {
 
   after(async () => {
     await browser?.close().catch(() => undefined);
-    if (served && served.child.exitCode === null) {
-      served.child.kill("SIGTERM");
-      await until(() => served?.child.exitCode !== null || served?.child.signalCode !== null, {
-        what: "pgmigrate serve to stop",
-      });
-    }
+    await served?.stop();
     if (shots) console.log(`      screenshots in ${shots}`);
   });
 

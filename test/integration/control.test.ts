@@ -28,7 +28,14 @@ import type { MigrationSpec } from "../../provider/spec/types";
 import { startPostgres, type PgServer } from "../support/postgres";
 import { specOf } from "../support/spec";
 
-const CONTROL_TABLES = ["migrations", "databases", "tables", "events", "schema_version"];
+const CONTROL_TABLES = [
+  "migrations",
+  "databases",
+  "tables",
+  "events",
+  "latency_samples",
+  "schema_version",
+];
 
 function specFor(
   source: PgServer,

@@ -1,9 +1,10 @@
 // `pgmigrate serve` without servers: --listen parsing, the loopback rule, the TLS-or-insecure
-// refusal, and the bounded latency history.
+// refusal, and sessions that end.
 import assert from "node:assert/strict";
 import { serveCommand, parseListen } from "../../provider/cli/serve";
 import type { CliContext } from "../../provider/cli/context";
-import { isLoopback, LatencyHistory, LATENCY_SAMPLES } from "../../provider/console/server";
+import { isLoopback } from "../../provider/console/server";
+import { sameSecret, SESSION_LIFETIME_MS, Sessions } from "../../provider/console/sessions";
 
 describe("console: pgmigrate serve options", () => {
   it("parses HOST:PORT, IPv6 in brackets, and rejects the rest", () => {
@@ -33,15 +34,29 @@ describe("console: pgmigrate serve options", () => {
     );
   });
 
-  it("keeps a bounded latency history per migration, newest last, skipping nulls", () => {
-    const history = new LatencyHistory();
-    history.record("a", null);
-    assert.deepEqual(history.of("a"), []);
-    for (let i = 0; i < LATENCY_SAMPLES + 25; i++) history.record("a", i);
-    const samples = history.of("a");
-    assert.equal(samples.length, LATENCY_SAMPLES);
-    assert.equal(samples[0][1], 25);
-    assert.equal(samples[samples.length - 1][1], LATENCY_SAMPLES + 24);
-    assert.deepEqual(history.of("b"), []);
+  it("ends a session after its lifetime (12 h by default), with its CSRF token", () => {
+    let now = 1_000_000;
+    const sessions = new Sessions(SESSION_LIFETIME_MS, () => now);
+    assert.equal(sessions.lifetimeSeconds, 12 * 3600);
+    const first = sessions.open();
+    const second = sessions.open();
+    const csrf = sessions.csrfOf(first);
+    assert.ok(csrf && csrf.length >= 43, "a random CSRF token per session");
+    assert.notEqual(sessions.csrfOf(second), csrf);
+    assert.equal(sessions.csrfOf("forged"), undefined);
+    assert.equal(sessions.csrfOf(undefined), undefined);
+    now += SESSION_LIFETIME_MS - 1;
+    assert.equal(sessions.csrfOf(first), csrf, "still live a moment before the end");
+    now += 1;
+    assert.equal(sessions.csrfOf(first), undefined, "ended");
+    assert.equal(sessions.csrfOf(second), undefined, "ended");
+    const third = sessions.open();
+    assert.ok(sessions.csrfOf(third), "a new link opens a new session");
+  });
+
+  it("compares secrets whole, and never with an empty one", () => {
+    assert.ok(sameSecret("abc", "abc"));
+    for (const given of ["ab", "abcd", "abd", "", undefined]) assert.ok(!sameSecret(given, "abc"));
+    assert.ok(!sameSecret("", ""), "an ended session's empty token matches nothing");
   });
 });

@@ -1,11 +1,11 @@
 // The console's page: the grid of migrations (/) and one migration's details
 // (/migrations/NAME), refreshed every 2 s from the JSON API; actions are POSTs with the CSRF token.
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
+import { esc, getJson, post } from "./common.js";
+import { showCreate } from "./create.js";
+
 const main = document.getElementById("main");
 const POLL_MS = 2000;
 
-const esc = (v) =>
-  String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 const time = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
 const seconds = (s) => {
   if (s === null || s === undefined) return "—";
@@ -17,28 +17,13 @@ const bytes = (n) => {
   if (n === null || n === undefined) return "—";
   const units = ["B", "KB", "MB", "GB", "TB"];
   let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
   return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 };
 const count = (n) => (n === null || n === undefined ? "—" : Number(n).toLocaleString());
-
-async function getJson(url) {
-  const res = await fetch(url, { credentials: "same-origin" });
-  if (!res.ok) throw new Error((await res.json().catch(() => ({}))).error ?? `HTTP ${res.status}`);
-  return res.json();
-}
-
-async function post(url, body) {
-  const res = await fetch(url, {
-    method: "POST",
-    credentials: "same-origin",
-    headers: { "content-type": "application/json", "x-csrf-token": csrf },
-    body: JSON.stringify(body),
-  });
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(data.error ?? `HTTP ${res.status}`);
-  return data;
-}
 
 // ---- grid
 let filter = new URLSearchParams(location.search).get("filter") === "All" ? "All" : "Active";
@@ -57,14 +42,15 @@ function renderGrid(data) {
     )
     .join("");
   main.querySelector("#grid-body").innerHTML =
-    rows || `<tr><td colspan="10">No ${filter === "Active" ? "active " : ""}migrations on this server.</td></tr>`;
+    rows ||
+    `<tr><td colspan="10">No ${filter === "Active" ? "active " : ""}migrations on this server.</td></tr>`;
   main.querySelector("#updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
 }
 
 function showGrid() {
   document.title = "Migrations · pgmigrate";
   main.innerHTML = `<h1>Migrations</h1>
-  <div class="toolbar"><label for="filter">Show</label>
+  <div class="toolbar"><a href="/create" id="create-link" class="button">Create migration</a><label for="filter">Show</label>
     <select id="filter"><option value="Active">Active</option><option value="All">All</option></select>
     <span id="updated" aria-live="off"></span><span id="grid-error" class="error" role="alert"></span></div>
   <div class="scroll"><table id="grid"><thead><tr>
@@ -97,7 +83,10 @@ let current;
 function checksTable(checks) {
   if (!checks.length) return "<p>No checks.</p>";
   return `<table><thead><tr><th scope="col">Check</th><th scope="col">Result</th><th scope="col">Message</th></tr></thead><tbody>${checks
-    .map((c) => `<tr><td>${esc(c.type)}</td><td class="check-${esc(c.state)}">${esc(c.state)}</td><td>${c.messages.map(esc).join("<br>") || "—"}</td></tr>`)
+    .map(
+      (c) =>
+        `<tr><td>${esc(c.type)}</td><td class="check-${esc(c.state)}">${esc(c.state)}</td><td>${c.messages.map(esc).join("<br>") || "—"}</td></tr>`,
+    )
     .join("")}</tbody></table>`;
 }
 
@@ -118,7 +107,9 @@ function databasesSection(outputs, tables) {
     <th scope="col" class="num">Applied changes</th><th scope="col" class="num">Incoming changes</th><th scope="col" class="num">Latency</th></tr></thead><tbody>
     ${dbs
       .map(
-        (d) => `<tr data-database="${esc(d.databaseName)}"><td>${esc(d.databaseName)}</td><td>${esc(d.migrationState)}<br><small>${esc(d.message)}</small></td>
+        (
+          d,
+        ) => `<tr data-database="${esc(d.databaseName)}"><td>${esc(d.databaseName)}</td><td>${esc(d.migrationState)}<br><small>${esc(d.message)}</small></td>
       <td class="num">${count(d.fullLoadQueuedTables)}</td><td class="num">${count(d.fullLoadLoadingTables)}</td>
       <td class="num completed">${count(d.fullLoadCompletedTables)}</td><td class="num">${count(d.fullLoadErroredTables)}</td>
       <td>${d.fullLoadPercent === null ? "—" : `<progress max="100" value="${d.fullLoadPercent}" aria-label="copy of ${esc(d.databaseName)}"></progress> ${d.fullLoadPercent} % · ${bytes(d.fullLoadBytesCopied)} of ${bytes(d.fullLoadTotalBytes)}`}</td>
@@ -129,7 +120,10 @@ function databasesSection(outputs, tables) {
       .join("")}</tbody></table></div>
     ${Object.entries(tables)
       .map(
-        ([db, rows]) => `<details><summary>Tables of ${esc(db)} (${rows.length})</summary><table><thead><tr><th scope="col">Table</th><th scope="col">State</th><th scope="col" class="num">Rows</th><th scope="col" class="num">Bytes</th></tr></thead><tbody>
+        ([
+          db,
+          rows,
+        ]) => `<details><summary>Tables of ${esc(db)} (${rows.length})</summary><table><thead><tr><th scope="col">Table</th><th scope="col">State</th><th scope="col" class="num">Rows</th><th scope="col" class="num">Bytes</th></tr></thead><tbody>
         ${rows.map((t) => `<tr><td>${esc(t.schema)}.${esc(t.name)}</td><td>${esc(t.state)}${t.error ? `: ${esc(t.error)}` : ""}</td><td class="num">${count(t.rows)}</td><td class="num">${bytes(t.bytes)} (${t.percent} %)</td></tr>`).join("")}</tbody></table></details>`,
       )
       .join("")}`;
@@ -139,8 +133,14 @@ function verificationSection(v) {
   if (!v) return "<p>No verification yet.</p>";
   return `<p>Overall: ${esc(v.status)}</p><table id="verification"><thead><tr><th scope="col">Database</th><th scope="col">Table</th><th scope="col">Method</th>
     <th scope="col" class="num">Source rows</th><th scope="col" class="num">Target rows</th><th scope="col">Match</th></tr></thead><tbody>
-    ${v.tables.map((t) => `<tr><td>${esc(t.databaseName)}</td><td>${esc(t.table)}</td><td>${esc(t.method)}</td><td class="num">${count(t.sourceRows)}</td><td class="num">${count(t.targetRows)}</td>
-      <td>${t.skippedReason ? `skipped: ${esc(t.skippedReason)}` : t.match ? "yes" : `NO ${esc(t.difference ?? "")}`}</td></tr>`).join("")}</tbody></table>`;
+    ${v.tables
+      .map(
+        (
+          t,
+        ) => `<tr><td>${esc(t.databaseName)}</td><td>${esc(t.table)}</td><td>${esc(t.method)}</td><td class="num">${count(t.sourceRows)}</td><td class="num">${count(t.targetRows)}</td>
+      <td>${t.skippedReason ? `skipped: ${esc(t.skippedReason)}` : t.match ? "yes" : `NO ${esc(t.difference ?? "")}`}</td></tr>`,
+      )
+      .join("")}</tbody></table>`;
 }
 
 function eventsList(events) {
@@ -148,7 +148,10 @@ function eventsList(events) {
   return `<ul>${events
     .slice()
     .reverse()
-    .map((e) => `<li><time datetime="${esc(e.at)}">${time(e.at)}</time> ${esc(e.level)}${e.database ? ` [${esc(e.database)}]` : ""}: ${esc(e.message)}</li>`)
+    .map(
+      (e) =>
+        `<li><time datetime="${esc(e.at)}">${time(e.at)}</time> ${esc(e.level)}${e.database ? ` [${esc(e.database)}]` : ""}: ${esc(e.message)}</li>`,
+    )
     .join("")}</ul>`;
 }
 
@@ -171,6 +174,21 @@ function drawChart(samples) {
   } else chart.setData(data);
 }
 
+const ENDED = ["Succeeded", "Failed", "ValidationFailed", "Canceled"];
+
+function statesSection(states) {
+  if (!states.length) return "<p>No state recorded yet.</p>";
+  return `<table id="states-table"><thead><tr><th scope="col">State</th><th scope="col">Substate</th><th scope="col">Entered</th><th scope="col" class="num">Time in state</th></tr></thead><tbody>
+    ${states
+      .map((st, i) => {
+        const last = i === states.length - 1;
+        const span =
+          last && ENDED.includes(st.state) ? "—" : `${seconds(st.seconds)}${last ? " so far" : ""}`;
+        return `<tr><td class="state-${esc(st.state)}">${esc(st.state)}</td><td>${esc(st.substate)}</td><td><time datetime="${esc(st.enteredAt)}">${time(st.enteredAt)}</time></td><td class="num">${span}</td></tr>`;
+      })
+      .join("")}</tbody></table>`;
+}
+
 function pendingChanges(outputs) {
   return Object.values(outputs.dbDetails).reduce((n, d) => n + (d.incomingChanges ?? 0), 0);
 }
@@ -185,9 +203,12 @@ function renderDetails(data) {
     <div class="card">Started<b>${time(o.startedOn)}</b>ended ${time(o.endedOn)}</div>
     ${o.cutoverLsn ? `<div class="card">Cutover LSN<b>${esc(o.cutoverLsn)}</b></div>` : ""}
     ${o.error ? `<div class="card error">Error<b>${esc(o.error)}</b></div>` : ""}`;
-  const ended = ["Succeeded", "Failed", "ValidationFailed", "Canceled"].includes(o.state);
-  main.querySelector("#cutover").disabled = !(o.state === "WaitingForUserAction" && o.migrationMode === "Online");
+  const ended = ENDED.includes(o.state);
+  main.querySelector("#cutover").disabled = !(
+    o.state === "WaitingForUserAction" && o.migrationMode === "Online"
+  );
   main.querySelector("#cancel").disabled = ended;
+  main.querySelector("#states").innerHTML = statesSection(data.states);
   main.querySelector("#validation").innerHTML = validationSection(o.validation);
   main.querySelector("#dbs").innerHTML = databasesSection(o, data.tables);
   main.querySelector("#verify").innerHTML = verificationSection(o.verification);
@@ -237,7 +258,8 @@ function showDetails(name) {
     <button id="cancel" type="button" disabled>Cancel migration</button>
     <span id="action-status" role="status"></span><span id="details-error" class="error" role="alert"></span></div>
     <div class="cards" id="summary"></div>
-    <h2>Latency</h2><p><small>Samples taken by this console while the page is open (kept in memory, newest 600).</small></p><div id="latency-chart"></div>
+    <h2>States</h2><div id="states"></div>
+    <h2>Latency</h2><p><small>Recorded by the worker every 3 s while it streams (kept in the control store; the newest 600 shown).</small></p><div id="latency-chart"></div>
     <h2>Databases</h2><div id="dbs"></div>
     <h2>Validation</h2><div id="validation"></div>
     <h2>Verification</h2><div id="verify"></div>
@@ -256,7 +278,11 @@ function showDetails(name) {
 }
 
 const match = /^\/migrations\/([^/]+)$/.exec(location.pathname);
-const refresh = match ? showDetails(decodeURIComponent(match[1])) : showGrid();
+const refresh = match
+  ? showDetails(decodeURIComponent(match[1]))
+  : location.pathname === "/create"
+    ? showCreate(main)
+    : showGrid();
 const loop = async () => {
   await refresh();
   setTimeout(loop, POLL_MS);
