@@ -124,12 +124,18 @@ class ValueTooLarge extends Error {
   }
 }
 
+/** A cursor over one message; one instance serves every message (reset per message). */
 class Reader {
   private offset = 0;
-  constructor(
-    private readonly buf: Buffer,
-    private readonly maxValueBytes: number,
-  ) {}
+  private buf: Buffer = Buffer.alloc(0);
+  private maxValueBytes = 0;
+
+  reset(buf: Buffer, maxValueBytes: number): this {
+    this.buf = buf;
+    this.offset = 0;
+    this.maxValueBytes = maxValueBytes;
+    return this;
+  }
 
   byte(): number {
     return this.buf.readUInt8(this.offset++);
@@ -192,13 +198,15 @@ class Reader {
   }
 }
 
+const reader = new Reader();
+
 /**
  * Decodes one pgoutput message (the payload of an XLogData frame). A value longer than
  * `maxValueBytes` (default: what V8 can hold) yields an "oversized" message for its row.
  */
 export function decodePgoutput(buf: Buffer, maxValueBytes = MAX_VALUE_BYTES): PgoutputMessage {
   try {
-    return decode(new Reader(buf, maxValueBytes));
+    return decode(reader.reset(buf, maxValueBytes));
   } catch (err) {
     if (!(err instanceof ValueTooLarge)) throw err;
     // Row messages start with their kind byte and the relation's OID.
