@@ -162,13 +162,7 @@ export class Applier {
         this.inSourceTxn = false;
         this.skipping = false;
         this.lastCommit = message;
-        if (
-          this.batchChanges === 0 ||
-          this.batchChanges >= BATCH_CHANGES ||
-          Date.now() - this.batchStartedAt >= BATCH_AGE_MS
-        ) {
-          return this.commitBatch();
-        }
+        if (this.batchChanges === 0 || this.batchDue) return this.commitBatch();
         return;
       case "ignored":
         return;
@@ -181,16 +175,15 @@ export class Applier {
     }
   }
 
+  /** The batch holds enough changes, or is old enough, to be committed. */
+  get batchDue(): boolean {
+    return this.batchChanges >= BATCH_CHANGES || Date.now() - this.batchStartedAt >= BATCH_AGE_MS;
+  }
+
   /** Commits the batch if it is due (or `force`), provided no source transaction is half read. */
   async flushIfDue(force: boolean): Promise<void> {
     if (this.inSourceTxn || this.lastCommit === undefined) return;
-    if (
-      force ||
-      this.batchChanges >= BATCH_CHANGES ||
-      Date.now() - this.batchStartedAt >= BATCH_AGE_MS
-    ) {
-      await this.commitBatch();
-    }
+    if (force || this.batchDue) await this.commitBatch();
   }
 
   /** Ends the target connection; an open target transaction rolls back with it. */

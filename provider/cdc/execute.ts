@@ -10,6 +10,8 @@ import { netStatements, type NetStatement } from "./net-statements";
 import { planStatements } from "./plan";
 
 const SAVEPOINT = "pgmigrate_chunk";
+/** Chunks smaller than this go in source order. */
+const SET_BASED_MIN_CHANGES = 16;
 
 /** A set-based statement touched fewer rows than exactness requires: replay in order. */
 class NotExact extends Error {
@@ -35,7 +37,8 @@ export async function applyChanges(
   changes: readonly Change[],
   setBased: boolean,
 ): Promise<ChunkOutcome> {
-  const steps = setBased ? compactChanges(changes) : [];
+  // A few changes gain nothing from compaction and pay for its savepoint.
+  const steps = setBased && changes.length >= SET_BASED_MIN_CHANGES ? compactChanges(changes) : [];
   if (!steps.some((s) => s.kind === "net")) {
     await executeStatements(client, planStatements(changes));
     return { setBased: 0, replayed: false };

@@ -257,14 +257,18 @@ export class ReplicationSession {
   }
 
   // A keepalive sent after everything we have applied, with nothing open: the target holds
-  // every transaction the source committed before its WAL end. Flush a due batch first.
+  // every transaction the source committed before its WAL end. Flush a due batch first — only a
+  // due one: a walsender that keeps catching up sends a keepalive after nearly every
+  // transaction, and committing each on its own would undo the batching (the timer commits the
+  // batch once it is due, and confirms then).
   private confirmIfIdle(): void | Promise<void> {
     const mark = this.mark;
     const applier = this.applier;
     if (!mark || !applier || this.processed < mark.seq || applier.inTransaction) return;
     // Past the cutover LSN the keepalives speak of transactions that were not applied.
     if (this.halted) return;
-    return applier.flushIfDue(true).then(() => {
+    if (!applier.idle && !applier.batchDue) return;
+    return applier.flushIfDue(false).then(() => {
       if (!applier.idle) return;
       if (this.mark === mark) this.mark = undefined;
       this.madeProgress = true;

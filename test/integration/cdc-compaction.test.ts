@@ -183,6 +183,8 @@ describe("net-change compaction of the change stream (PostgreSQL 15 → 15)", fu
       DELETE FROM fk.parent WHERE id = 4;
       INSERT INTO fk.parent VALUES (4, 'again');
       INSERT INTO fk.child VALUES (12, 4, 'to the new 4');
+      INSERT INTO fk.parent SELECT g, 'more' FROM generate_series(100, 130) AS g;
+      INSERT INTO fk.child SELECT g, g, 'more' FROM generate_series(100, 130) AS g;
       COMMIT`);
     await settle(s);
     return s;
@@ -227,7 +229,9 @@ describe("net-change compaction of the change stream (PostgreSQL 15 → 15)", fu
     // The target diverged before this batch: row 5 is gone there.
     await target.query("DELETE FROM m.t WHERE id = 5", [], pair!.db);
     const s = await stream(source, target, pair!);
-    await run("UPDATE m.t SET id = 500 WHERE id = 5; UPDATE m.t SET v = 0 WHERE id = 6");
+    // Enough changes in the chunk for the set-based path (a handful go in order anyway).
+    await run(`BEGIN; UPDATE m.t SET id = 500 WHERE id = 5; UPDATE m.t SET v = 0 WHERE id = 6;
+               INSERT INTO m.t SELECT g, g FROM generate_series(100, 130) AS g; COMMIT`);
     await catchUp(source, pair!, s, 30_000);
     const rows = await target.query<{ id: number; v: number }>(
       "SELECT id, v FROM m.t WHERE id IN (5, 6, 500) ORDER BY id",
