@@ -79,7 +79,7 @@ class TableNet {
   add(change: Exclude<Change, { kind: "truncate" }>): boolean {
     if (this.route === "insertOnly") {
       if (change.kind !== "insert" || !allSent(change.values)) return false;
-      this.appended.push([...change.values]);
+      this.appended.push(change.values as Value[]);
       return true;
     }
     const keys = this.relation.keyColumns;
@@ -87,7 +87,7 @@ class TableNet {
       if (!allSent(change.values)) return false;
       const key = keyText(keys.map((i) => change.values[i] as Value));
       if (this.live.has(key)) return false; // a second row with one key: let the target decide
-      this.live.set(key, { kind: "insert", values: [...change.values] });
+      this.live.set(key, { kind: "insert", values: change.values as Value[] });
       return true;
     }
     if (change.kind === "delete") {
@@ -115,7 +115,7 @@ class TableNet {
     const to = keyText(newKey);
     const live = this.live.get(from);
     if (!live && this.deleted.has(from)) return false; // updating a deleted row: not ours to judge
-    const merged = live ? mergeValues(live.values, values) : [...values];
+    const merged = live ? mergeValues(live.values, values) : (values as ColumnValue[]);
     if (from === to) {
       if (!live) this.live.set(from, { kind: "update", key: [...oldKey], values: merged });
       else if (live.kind === "insert") live.values = merged as Value[];

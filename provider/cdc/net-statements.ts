@@ -53,33 +53,28 @@ export interface NetStatement extends Statement {
 }
 
 // Statement names stay short (the server cuts names at 63 bytes): shapes get small numbers.
-const shapeIds = new WeakMap<ApplyRelation, Map<string, number>>();
-function shapeId(relation: ApplyRelation, shape: string): number {
-  let shapes = shapeIds.get(relation);
-  if (!shapes) shapeIds.set(relation, (shapes = new Map()));
-  let id = shapes.get(shape);
-  if (id === undefined) shapes.set(shape, (id = shapes.size));
-  return id;
-}
-
-function named(
+// Texts depend only on the relation and the shape: built once per session, like the plans.
+const prepared = new WeakMap<ApplyRelation, Map<string, { name: string; text: string }>>();
+function preparedFor(
   relation: ApplyRelation,
   shape: string,
-  text: string,
-  values: Value[][],
-): NetStatement {
-  // node-postgres sends a JS array as an array literal, every element quoted, NULL as NULL.
-  return {
-    name: `pgm${relation.id}_n${shape}`,
-    text,
-    values,
-    relation,
-  };
+  build: () => string,
+): { name: string; text: string } {
+  let shapes = prepared.get(relation);
+  if (!shapes) prepared.set(relation, (shapes = new Map()));
+  let found = shapes.get(shape);
+  if (!found) {
+    found = { name: `pgm${relation.id}_n${shapes.size}`, text: build() };
+    shapes.set(shape, found);
+  }
+  return found;
 }
 
 /**
  * Statements applying `net` to its table: deletes, updates grouped by the columns they set,
  * then inserts. Target columns must be loaded; the table's route must be keyed or insertOnly.
+ * Values go column by column, one array parameter each (node-postgres sends a JS array as an
+ * array literal, every element quoted, NULL as NULL).
  */
 export function netStatements(relation: ApplyRelation, net: NetChanges): NetStatement[] {
   const target = relation.target;
@@ -90,52 +85,64 @@ export function netStatements(relation: ApplyRelation, net: NetChanges): NetStat
   const keyAliases = keys.map((i, j) => [i, `k${j}`] as const);
 
   if (net.deletes.length > 0) {
-    const { from, reads } = rowsFrom(target, keyAliases);
-    const where = keys.map((i, j) => `t.${col(i)} = ${reads[j]}`).join(" AND ");
-    const text = `DELETE FROM ONLY ${tableOf(relation)} AS t USING ${from} WHERE ${where}`;
+    const statement = preparedFor(relation, "d", () => {
+      const { from, reads } = rowsFrom(target, keyAliases);
+      const where = keys.map((i, j) => `t.${col(i)} = ${reads[j]}`).join(" AND ");
+      return `DELETE FROM ONLY ${tableOf(relation)} AS t USING ${from} WHERE ${where}`;
+    });
     // Keys are unique on the target: each deletes at most one row; fewer means a row the
     // source had is missing here, and a replaced row must not come back from nothing.
     out.push({
-      ...named(relation, "d", text, columnArrays(net.deletes, keys.length)),
+      ...statement,
+      values: columnArrays(net.deletes, keys.length),
+      relation,
       expectRows: net.deletes.length,
     });
   }
 
   const isKey = new Set(keys);
-  const byShape = new Map<string, { set: number[]; rows: Value[][] }>();
+  const byShape = new Map<string, { set: number[]; columns: Value[][] }>();
   for (const update of net.updates) {
-    const set = update.values.flatMap((v, i) =>
-      v !== UNCHANGED_TOAST && !isKey.has(i) ? [i] : [],
-    );
+    const set: number[] = [];
+    update.values.forEach((v, i) => {
+      if (v !== UNCHANGED_TOAST && !isKey.has(i)) set.push(i);
+    });
     if (set.length === 0) continue; // nothing but unchanged values: a no-op
     const shape = set.join(",");
     let group = byShape.get(shape);
-    if (!group) byShape.set(shape, (group = { set, rows: [] }));
-    group.rows.push([...set.map((i) => update.values[i] as Value), ...update.key]);
+    if (!group) {
+      const columns = Array.from({ length: set.length + keys.length }, (): Value[] => []);
+      byShape.set(shape, (group = { set, columns }));
+    }
+    const { columns } = group;
+    set.forEach((i, j) => columns[j].push(update.values[i] as Value));
+    update.key.forEach((v, j) => columns[set.length + j].push(v));
   }
-  for (const [shape, { set, rows }] of byShape) {
-    const setAliases = set.map((i, j) => [i, `s${j}`] as const);
-    const { from, reads } = rowsFrom(target, [...setAliases, ...keyAliases]);
-    const sets = set.map((i, j) => `${col(i)} = ${reads[j]}`);
-    const where = keys.map((i, j) => `t.${col(i)} = ${reads[set.length + j]}`).join(" AND ");
-    const text = `UPDATE ONLY ${tableOf(relation)} AS t SET ${sets.join(", ")} FROM ${from} WHERE ${where}`;
-    out.push(
-      named(
-        relation,
-        `u${shapeId(relation, shape)}`,
-        text,
-        columnArrays(rows, set.length + keys.length),
-      ),
-    );
+  for (const [shape, { set, columns }] of byShape) {
+    const statement = preparedFor(relation, `u${shape}`, () => {
+      const setAliases = set.map((i, j) => [i, `s${j}`] as const);
+      const { from, reads } = rowsFrom(target, [...setAliases, ...keyAliases]);
+      const sets = set.map((i, j) => `${col(i)} = ${reads[j]}`);
+      const where = keys.map((i, j) => `t.${col(i)} = ${reads[set.length + j]}`).join(" AND ");
+      return `UPDATE ONLY ${tableOf(relation)} AS t SET ${sets.join(", ")} FROM ${from} WHERE ${where}`;
+    });
+    out.push({ ...statement, values: columns, relation });
   }
 
   if (net.inserts.length > 0) {
-    const all = relation.columns.map((_, i) => [i, `c${i}`] as const);
-    const { from, reads } = rowsFrom(target, all);
-    const text =
-      `INSERT INTO ${tableOf(relation)} (${relation.columns.map((c) => quoteIdent(c)).join(", ")}) ` +
-      `OVERRIDING SYSTEM VALUE SELECT ${reads.join(", ")} FROM ${from}`;
-    out.push(named(relation, "i", text, columnArrays(net.inserts, all.length)));
+    const statement = preparedFor(relation, "i", () => {
+      const all = relation.columns.map((_, i) => [i, `c${i}`] as const);
+      const { from, reads } = rowsFrom(target, all);
+      return (
+        `INSERT INTO ${tableOf(relation)} (${relation.columns.map((c) => quoteIdent(c)).join(", ")}) ` +
+        `OVERRIDING SYSTEM VALUE SELECT ${reads.join(", ")} FROM ${from}`
+      );
+    });
+    out.push({
+      ...statement,
+      values: columnArrays(net.inserts, relation.columns.length),
+      relation,
+    });
   }
   return out;
 }
