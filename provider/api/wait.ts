@@ -2,6 +2,7 @@
 // the whole wait and one query per tick returning the outputs with the worker's lease and
 // heartbeat; a new connection only after an error (the target restarting is no reason to give up).
 import type { Client } from "pg";
+import { listenForChanges } from "../control/changes";
 import type { ControlLocation } from "../control/db";
 import { readSnapshot, type MigrationSnapshot } from "../control/outputs";
 import { checkSchemaVersion, controlPrivilegeError } from "../control/schema";
@@ -54,7 +55,7 @@ export async function waitForMigration(
   options: WaitOptions = {},
 ): Promise<MigrationOutputs> {
   const deadline = Date.now() + (options.timeoutMs ?? Number.POSITIVE_INFINITY);
-  const control = new WaitConnection(at, deadline, options.onWarning);
+  const control = new WaitConnection(at, name, deadline, options.onWarning);
   let last = "";
   let warnedAt = Number.NEGATIVE_INFINITY;
   try {
@@ -85,7 +86,7 @@ export async function waitForMigration(
           { code: "PGM_TIMEOUT" },
         );
       }
-      await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())));
+      await control.nextChange(Math.min(POLL_MS, Math.max(0, deadline - Date.now())));
     }
   } finally {
     await control.close();
@@ -112,16 +113,37 @@ function superviseFrom(
 /** Returned by WaitConnection.run after a transient failure: try the tick again. */
 const RETRY = Symbol("retry");
 
-/** The wait's one client: opened on first use, replaced only after an error. */
+/**
+ * The wait's one client: opened on first use, replaced only after an error. It listens for the
+ * control schema's change notifications: a tick follows a change at once, or the poll interval.
+ */
 class WaitConnection {
   private client: Client | undefined;
   private unreachableSince: number | undefined;
+  /** A change was notified since the last tick. */
+  private changed = false;
+  private wake?: () => void;
 
   constructor(
     private readonly at: ControlLocation,
+    private readonly name: string,
     private readonly deadline: number,
     private readonly onWarning?: (message: string) => void,
   ) {}
+
+  /** Resolves after a change of this migration is notified, or after `ms`. */
+  async nextChange(ms: number): Promise<void> {
+    if (!this.changed) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        timer = setTimeout(resolve, ms);
+      });
+      clearTimeout(timer);
+      this.wake = undefined;
+    }
+    this.changed = false;
+  }
 
   /**
    * Runs `fn` on the client: `nothing` when there is no control store (yet), RETRY after a
@@ -166,6 +188,11 @@ class WaitConnection {
     });
     try {
       await checkSchemaVersion(client);
+      // A schema older than the notifications still works: the wait then polls.
+      await listenForChanges(client, this.name, () => {
+        this.changed = true;
+        this.wake?.();
+      });
       return client;
     } catch (err) {
       await client.end().catch(() => undefined);

@@ -3,6 +3,7 @@
 // returns when it ends; without, it serves every claimable one until its signal aborts.
 import os from "node:os";
 import type { Pool } from "pg";
+import { openChangeListener } from "../control/changes";
 import { openControlPool } from "../control/db";
 import { claimableMigrations, claimLease } from "../control/lease";
 import { getMigrationRow, type StoredSpec } from "../control/migrations";
@@ -140,11 +141,25 @@ async function serve(
     journal,
     streams: new StreamSet(pool, spec, journal),
   };
+  // A cutover or cancel request is seen at once, not at the next heartbeat (polling stays).
+  const listener = await openChangeListener(
+    { target: options.target, controlDatabase: options.controlDatabase },
+    name,
+    () => void lease.refresh(),
+  ).catch((err: unknown) => {
+    logLine(
+      secrets,
+      "warning",
+      `${name}: not listening for requests (${errorText(err, secrets)}); polling`,
+    );
+    return undefined;
+  });
   try {
     await lease.start(options.signal);
     await journal.event("info", `worker ${owner} serving the migration`);
     await runMigration(ctx);
   } finally {
+    await listener?.close();
     await lease.release();
   }
 }
