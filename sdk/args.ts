@@ -30,6 +30,11 @@ export interface ParallelismArgs {
   tables?: pulumi.Input<number>;
   /** Indexes built concurrently; default 2. */
   indexes?: pulumi.Input<number>;
+  /**
+   * Bytes on disk above which a table is split into block ranges copied by several workers at
+   * once under the same snapshot (sources on PostgreSQL 14 or newer); default (or 0) 1 GiB.
+   */
+  splitTablesLargerThan?: pulumi.Input<number>;
 }
 
 /** Where the migration's worker runs. */

@@ -10,6 +10,7 @@ import type { MigrationSpec, ProgressSink, TableRef } from "../spec/types";
 import { findDumpTools, type DumpTools } from "../pg/dump-tools";
 import { CANCELED_CODE, copyTables } from "./copy";
 import { copyLargeObjects } from "./large-objects";
+import { planCopyUnits, type CopyUnit } from "./ranges";
 import { copyDatabaseProperties } from "./properties";
 import { restorePrivileges } from "./privileges";
 import { readDatabasePrivileges, type DatabasePrivileges } from "../pg/privileges";
@@ -97,6 +98,15 @@ async function planClone(
   }
 }
 
+/** The event naming the tables copied in block ranges, or null when none is split. */
+function splitSummary(units: readonly CopyUnit[]): string | null {
+  const tables = units
+    .filter((u) => u.range?.index === 0)
+    .map((u) => `${u.table.schema}.${u.table.name} (${u.range?.count} ranges)`);
+  if (tables.length === 0) return null;
+  return `copying ${tables.length} large table(s) in block ranges under the same snapshot: ${tables.join(", ")}`;
+}
+
 function dumpTools(sourceMajor: number): DumpTools {
   const tools = findDumpTools(sourceMajor);
   if (!tools) {
@@ -181,9 +191,12 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
         estimatedRows: t.estimatedRows,
       })),
     );
+    const units = planCopyUnits(spec, plan.sourceMajor, plan.tables);
+    const split = splitSummary(units);
+    if (split) await progress.event("info", split, database);
     const copied = await copyTables(
       { spec, database, snapshot, encoding: plan.encoding, progress, signal },
-      plan.tables,
+      units,
     );
     const largeObjects = await copyLargeObjects(spec, database, snapshot);
     warnings.push(...largeObjects.warnings);

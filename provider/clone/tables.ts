@@ -13,6 +13,10 @@ export interface TableToCopy extends TableRef {
   readonly estimatedBytes: number;
   /** Estimated rows, from the same sample. */
   readonly estimatedRows: number;
+  /** Heap pages of the main fork when planned: what block ranges divide (clone/ranges.ts). */
+  readonly pages: number;
+  /** Heap bytes (pages × block size): compared with the split threshold. */
+  readonly heapBytes: number;
 }
 
 /**
@@ -30,9 +34,11 @@ export async function listTablesToCopy(
     name: string;
     columns: string[];
     pages: string;
+    heap_bytes: string;
   }>(
     `SELECT n.nspname AS schema, c.relname AS name,
             (pg_relation_size(c.oid) / current_setting('block_size')::int)::text AS pages,
+            pg_relation_size(c.oid)::text AS heap_bytes,
             ARRAY(SELECT a.attname::text FROM pg_attribute a
                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ${notGenerated}
                    ORDER BY a.attnum) AS columns
@@ -50,6 +56,8 @@ export async function listTablesToCopy(
     columns: r.columns,
     estimatedBytes: estimates[i].bytes,
     estimatedRows: estimates[i].rows,
+    pages: Number(r.pages),
+    heapBytes: Number(r.heap_bytes),
   }));
 }
 
