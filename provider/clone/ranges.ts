@@ -49,12 +49,11 @@ export function planCopyUnits(
       units.push({ table });
       continue;
     }
-    const step = Math.ceil(table.pages / count);
-    const ranges = Math.ceil(table.pages / step);
-    for (let index = 0; index < ranges; index++) {
-      const fromBlock = index * step;
-      const toBlock = index === ranges - 1 ? null : fromBlock + step;
-      units.push({ table, range: { index, count: ranges, fromBlock, toBlock } });
+    // Sizes differ by one block at most; count ≤ pages, so none is empty.
+    const boundary = (i: number): number => Math.floor((i * table.pages) / count);
+    for (let index = 0; index < count; index++) {
+      const toBlock = index === count - 1 ? null : boundary(index + 1);
+      units.push({ table, range: { index, count, fromBlock: boundary(index), toBlock } });
     }
   }
   return units;
