@@ -28,6 +28,8 @@ export interface CopyJob {
   readonly encoding: string;
   readonly progress: ProgressSink;
   readonly signal?: AbortSignal;
+  /** Called once a table's last range committed (e.g. to build its indexes meanwhile). */
+  readonly onTableCopied?: (table: TableToCopy) => void;
 }
 
 /** How often a table being loaded reports its bytes, rows and rate. */
@@ -243,6 +245,7 @@ export async function copyTables(job: CopyJob, units: readonly CopyUnit[]): Prom
       const result = { rows: load.rows, bytes: load.bytes };
       await progress.tableState(database, ref, "completed", result);
       copied.push({ ...ref, ...result });
+      job.onTableCopied?.(table);
     } catch (err) {
       load.stop();
       const pg = { schema: ref.schema, table: ref.name };

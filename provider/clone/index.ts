@@ -5,12 +5,20 @@ import type { Client } from "pg";
 import { migratedRelationSql } from "../pg/catalog";
 import { serverMajor, withClient } from "../pg/connect";
 import { MigrationError } from "../pg/errors";
-import { qualify } from "../pg/ident";
 import type { MigrationSpec, ProgressSink, TableRef } from "../spec/types";
 import { findDumpTools, type DumpTools } from "../pg/dump-tools";
 import { CANCELED_CODE, copyTables } from "./copy";
 import { copyLargeObjects } from "./large-objects";
 import { planCopyUnits, type CopyUnit } from "./ranges";
+import {
+  analyzeSql,
+  maintenanceOptions,
+  planPostData,
+  readTableOwnObjects,
+  TableBuilds,
+  tableKey,
+  writeList,
+} from "./post-data";
 import { copyDatabaseProperties } from "./properties";
 import { restorePrivileges } from "./privileges";
 import { readDatabasePrivileges, type DatabasePrivileges } from "../pg/privileges";
@@ -64,6 +72,8 @@ interface ClonePlan {
   readonly notes: string[];
   /** Owners and ACLs at the snapshot, applied once the schema and data are in place. */
   readonly privileges: DatabasePrivileges;
+  /** Catalog OIDs of each table's own indexes and constraints (clone/post-data.ts). */
+  readonly ownObjects: Map<string, Set<number>>;
 }
 
 function throwIfCanceled(
@@ -91,8 +101,9 @@ async function planClone(
     const tables = await listTablesToCopy(client, sourceMajor);
     const notes = await sourceNotes(client);
     const privileges = await readDatabasePrivileges(client);
+    const ownObjects = await readTableOwnObjects(client);
     await client.query("COMMIT");
-    return { sourceMajor, encoding: rows[0].encoding, tables, notes, privileges };
+    return { sourceMajor, encoding: rows[0].encoding, tables, notes, privileges, ownObjects };
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -105,6 +116,16 @@ function splitSummary(units: readonly CopyUnit[]): string | null {
     .map((u) => `${u.table.schema}.${u.table.name} (${u.range?.count} ranges)`);
   if (tables.length === 0) return null;
   return `copying ${tables.length} large table(s) in block ranges under the same snapshot: ${tables.join(", ")}`;
+}
+
+/** The target's maintenance_work_mem in bytes (what an index build gets at least). */
+async function targetMaintenanceWorkMem(spec: MigrationSpec, database: string): Promise<number> {
+  return withClient(spec.target, database, async (c) => {
+    const { rows } = await c.query<{ bytes: string }>(
+      "SELECT pg_size_bytes(current_setting('maintenance_work_mem'))::text AS bytes",
+    );
+    return Number(rows[0].bytes);
+  });
 }
 
 function dumpTools(sourceMajor: number): DumpTools {
@@ -127,6 +148,7 @@ function dumpTools(sourceMajor: number): DumpTools {
 async function analyzeTarget(
   spec: MigrationSpec,
   database: string,
+  analyzed: ReadonlySet<string>,
   signal?: AbortSignal,
 ): Promise<void> {
   const relations = await withClient(spec.target, database, async (c) => {
@@ -135,14 +157,14 @@ async function analyzeTarget(
         WHERE ${migratedRelationSql(["r", "p", "m"])}
         ORDER BY pg_total_relation_size(c.oid) DESC`,
     );
-    return rows;
+    return rows.filter((r) => !analyzed.has(tableKey(r)));
   });
   await runWorkers(
     relations,
     spec.parallelism.tables,
     () => openSession(spec.target, database, "pgmigrate analyze"),
     async (relation, client: Client) => {
-      await client.query(`ANALYZE ${qualify(relation.schema, relation.name)}`);
+      await client.query(analyzeSql(relation));
     },
     (client) => client.end().catch(() => undefined),
     signal,
@@ -194,10 +216,53 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
     const units = planCopyUnits(spec, plan.sourceMajor, plan.tables);
     const split = splitSummary(units);
     if (split) await progress.event("info", split, database);
-    const copied = await copyTables(
-      { spec, database, snapshot, encoding: plan.encoding, progress, signal },
-      units,
+    // Each table's own indexes and constraints, then its ANALYZE, as soon as its data is in.
+    const post = planPostData(await fs.readFile(archive.list, "utf8"), plan.ownObjects);
+    const pgOptions = maintenanceOptions(
+      spec.parallelism.indexes,
+      await targetMaintenanceWorkMem(spec, database),
     );
+    const stop = new AbortController();
+    const forward = (): void => stop.abort();
+    signal?.addEventListener("abort", forward, { once: true });
+    if (signal?.aborted) stop.abort();
+    const analyzed = new Set<string>();
+    let listed = 0;
+    const builds = new TableBuilds(
+      spec.parallelism.indexes,
+      async (table) => {
+        const lines = post.early.get(tableKey(table));
+        if (lines) {
+          const list = await writeList(dir, `post-data-${++listed}.list`, lines.join("\n"));
+          await restoreSection({
+            ...{ tools, spec, database, archive, list, pgOptions, jobs: 1 },
+            section: "post-data",
+            what: `the indexes of table ${table.schema}.${table.name}`,
+            signal: stop.signal,
+          });
+        }
+        await withClient(spec.target, database, (c) => c.query(analyzeSql(table)));
+        analyzed.add(tableKey(table));
+      },
+      // Stops the copies: the clone fails with this error.
+      () => stop.abort(),
+    );
+    let copied: Awaited<ReturnType<typeof copyTables>>;
+    try {
+      copied = await copyTables(
+        {
+          ...{ spec, database, snapshot, encoding: plan.encoding, progress },
+          signal: stop.signal,
+          onTableCopied: (table) => builds.add(table),
+        },
+        units,
+      );
+    } catch (err) {
+      await builds.settle();
+      throw builds.failure ?? err;
+    } finally {
+      signal?.removeEventListener("abort", forward);
+    }
     const largeObjects = await copyLargeObjects(spec, database, snapshot);
     warnings.push(...largeObjects.warnings);
     if (largeObjects.count > 0) {
@@ -209,9 +274,16 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
     }
     // Every worker has imported the snapshot and finished: nothing needs it any more.
     await held?.release();
+    await builds.drain();
 
     throwIfCanceled(signal, "schema");
-    await restoreSection({ tools, spec, database, archive, section: "post-data", signal });
+    // The rest of post-data: foreign keys (both tables are complete now), triggers, rules, …
+    const rest = await writeList(dir, "post-data-rest.list", post.rest);
+    await restoreSection({
+      ...{ tools, spec, database, archive, list: rest, pgOptions },
+      section: "post-data",
+      signal,
+    });
     await progress.event(
       "info",
       "indexes, constraints and triggers restored (post-data)",
@@ -227,7 +299,7 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
     warnings.push(...(await copyDatabaseProperties(spec, database)));
 
     throwIfCanceled(signal, "clone");
-    await analyzeTarget(spec, database, signal).catch((err: unknown) => {
+    await analyzeTarget(spec, database, analyzed, signal).catch((err: unknown) => {
       throw MigrationError.wrap("clone", err, `analyzing database "${database}"`);
     });
     throwIfCanceled(signal, "schema");

@@ -58,6 +58,18 @@ const CHANGES = `
   UPDATE public.small SET name = 'changed' WHERE id % 10 = 0;`;
 
 const BIG = "SELECT count(*) AS n FROM public.big";
+const BIG_INDEXES =
+  "SELECT count(*) AS n FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'big'";
+
+/** Every index definition of the public schema. */
+async function indexes(server: PgServer, database: string): Promise<string[]> {
+  const rows = await server.query<{ indexdef: string }>(
+    "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexdef",
+    [],
+    database,
+  );
+  return rows.map((r) => r.indexdef);
+}
 
 describe("clone: large tables copied in block ranges under one snapshot", function () {
   const suffix = randomBytes(3).toString("hex");
@@ -177,12 +189,28 @@ describe("clone: large tables copied in block ranges under one snapshot", functi
     const check = progressChecker(database);
 
     await heldWithOthersCommitted(database);
+    // public.small is complete: its primary key is built and it is analyzed while a range of
+    // public.big is still copying (and public.big has no index yet).
+    await until(
+      async () => {
+        const [r] = await target.query<{ indexed: boolean; analyzed: boolean }>(
+          `SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 'small_pkey') AS indexed,
+                  (SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'small') AS analyzed`,
+          [],
+          database,
+        );
+        return r.indexed && r.analyzed;
+      },
+      { what: "public.small indexed and analyzed while public.big copies", timeoutMs: 30_000 },
+    );
+    assert.equal(await count(target, database, BIG_INDEXES), 0);
     await source.query(CHANGES, [], database);
     await release();
     const end = await wait((o) => {
       check(o);
       return isEnded(o.state);
     });
+    assert.deepEqual(await indexes(target, database), await indexes(source, database));
     assert.equal(end.state, "Succeeded", end.error ?? "");
     assert.ok(rangesOf(end) >= 4, `ranges: ${rangesOf(end)}`);
 
@@ -265,6 +293,7 @@ describe("clone: large tables copied in block ranges under one snapshot", functi
     assert.equal(end.state, "Succeeded", end.error ?? "");
     const cmp = await compareDatabases(source, database, target, database);
     assert.deepEqual(cmp.differences, []);
+    assert.deepEqual(await indexes(target, database), await indexes(source, database));
     const [sourceCount, targetCount] = await Promise.all([
       count(source, database, BIG),
       count(target, database, BIG),
