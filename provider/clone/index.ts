@@ -180,6 +180,10 @@ async function analyzeTarget(
 export async function cloneDatabase(options: CloneOptions): Promise<CloneResult> {
   const { spec, database, progress, signal } = options;
   const dir = await makeDumpDir();
+  // Aborted by the caller's signal, or by a failed index build (which then fails the clone).
+  const stop = new AbortController();
+  const forward = (): void => stop.abort();
+  let builds: TableBuilds | undefined;
   let held: HeldSnapshot | undefined;
   try {
     if (options.snapshot === undefined) {
@@ -222,13 +226,11 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
       spec.parallelism.indexes,
       await targetMaintenanceWorkMem(spec, database),
     );
-    const stop = new AbortController();
-    const forward = (): void => stop.abort();
     signal?.addEventListener("abort", forward, { once: true });
     if (signal?.aborted) stop.abort();
     const analyzed = new Set<string>();
     let listed = 0;
-    const builds = new TableBuilds(
+    builds = new TableBuilds(
       spec.parallelism.indexes,
       async (table) => {
         const lines = post.early.get(tableKey(table));
@@ -253,16 +255,15 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
         {
           ...{ spec, database, snapshot, encoding: plan.encoding, progress },
           signal: stop.signal,
-          onTableCopied: (table) => builds.add(table),
+          onTableCopied: (table) => builds?.add(table),
         },
         units,
       );
     } catch (err) {
       await builds.settle();
       throw builds.failure ?? err;
-    } finally {
-      signal?.removeEventListener("abort", forward);
     }
+    const tableBuilds = builds;
     const largeObjects = await copyLargeObjects(spec, database, snapshot);
     warnings.push(...largeObjects.warnings);
     if (largeObjects.count > 0) {
@@ -274,7 +275,7 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
     }
     // Every worker has imported the snapshot and finished: nothing needs it any more.
     await held?.release();
-    await builds.drain();
+    await tableBuilds.drain();
 
     throwIfCanceled(signal, "schema");
     // The rest of post-data: foreign keys (both tables are complete now), triggers, rules, …
@@ -335,6 +336,10 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
     }
     throw MigrationError.wrap("clone", err, `cloning database "${database}"`);
   } finally {
+    signal?.removeEventListener("abort", forward);
+    // Whatever failed, no index build outlives the clone (nor its dump directory).
+    stop.abort();
+    await builds?.settle();
     await held?.release();
     await fs.rm(dir, { recursive: true, force: true });
   }
