@@ -9,7 +9,7 @@ import type { MigrationSpec, ProgressSink, TableRef } from "../spec/types";
 import { findDumpTools, type DumpTools } from "../pg/dump-tools";
 import { CANCELED_CODE, copyTables } from "./copy";
 import { copyLargeObjects } from "./large-objects";
-import { planCopyUnits, type CopyUnit } from "./ranges";
+import { planCopyUnits, TID_RANGE_SCAN_MAJOR, type CopyUnit } from "./ranges";
 import {
   analyzeSql,
   maintenanceOptions,
@@ -27,7 +27,8 @@ import { dumpSchema, makeDumpDir, restoreSection } from "./schema";
 import { syncSequences } from "./sequences";
 import { beginAtSnapshot, openSession } from "../pg/session";
 import { exportSnapshot, type HeldSnapshot } from "./snapshot";
-import { listTablesToCopy, sourceNotes, type TableToCopy } from "./tables";
+import { listTablesToCopy, sourceNotes, withIntegerKeys, type TableToCopy } from "./tables";
+import { splitThreshold } from "../spec/inputs";
 
 export { dropTargetDatabase, prepareTargetDatabase } from "./database";
 export { migrateRoles } from "./roles";
@@ -98,7 +99,12 @@ async function planClone(
     const { rows } = await client.query<{ encoding: string }>(
       "SELECT current_setting('server_encoding') AS encoding",
     );
-    const tables = await listTablesToCopy(client, sourceMajor);
+    const listed = await listTablesToCopy(client, sourceMajor);
+    // Before 14, large tables are split by their integer key (clone/ranges.ts).
+    const tables =
+      sourceMajor < TID_RANGE_SCAN_MAJOR
+        ? await withIntegerKeys(client, listed, splitThreshold(spec.parallelism))
+        : listed;
     const notes = await sourceNotes(client);
     const privileges = await readDatabasePrivileges(client);
     const ownObjects = await readTableOwnObjects(client);
@@ -113,9 +119,12 @@ async function planClone(
 function splitSummary(units: readonly CopyUnit[]): string | null {
   const tables = units
     .filter((u) => u.range?.index === 0)
-    .map((u) => `${u.table.schema}.${u.table.name} (${u.range?.count} ranges)`);
+    .map((u) => {
+      const by = u.range?.kind === "key" ? ` by ${u.range.column}` : "";
+      return `${u.table.schema}.${u.table.name} (${u.range?.count} ranges${by})`;
+    });
   if (tables.length === 0) return null;
-  return `copying ${tables.length} large table(s) in block ranges under the same snapshot: ${tables.join(", ")}`;
+  return `copying ${tables.length} large table(s) in ranges under the same snapshot: ${tables.join(", ")}`;
 }
 
 /** The target's maintenance_work_mem in bytes (what an index build gets at least). */

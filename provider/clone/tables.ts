@@ -2,6 +2,7 @@
 // and leaf partitions (never a partitioned parent, which has no rows of its own), largest first.
 import type { Client } from "pg";
 import { copiedTableSql } from "../pg/catalog";
+import { qualify, quoteIdent } from "../pg/ident";
 import type { TableRef } from "../spec/types";
 import { estimateCopySizes } from "./estimate";
 
@@ -17,6 +18,52 @@ export interface TableToCopy extends TableRef {
   readonly pages: number;
   /** Heap bytes (pages × block size): compared with the split threshold. */
   readonly heapBytes: number;
+  /**
+   * A one-column smallint/integer/bigint primary key and its least and greatest values at the
+   * snapshot (null: no rows); read only where ranges are by key (sources before 14, large tables).
+   */
+  readonly integerKey?: {
+    readonly column: string;
+    readonly min: string | null;
+    readonly max: string | null;
+  };
+}
+
+/**
+ * `tables` with the integer primary key and its bounds of each table over `threshold` bytes,
+ * read in the caller's snapshot transaction (index endpoints: two cheap probes per table).
+ */
+export async function withIntegerKeys(
+  client: Client,
+  tables: readonly TableToCopy[],
+  threshold: number,
+): Promise<TableToCopy[]> {
+  const out: TableToCopy[] = [];
+  for (const table of tables) {
+    if (table.heapBytes <= threshold) {
+      out.push(table);
+      continue;
+    }
+    const { rows } = await client.query<{ column: string }>(
+      `SELECT a.attname::text AS column
+         FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+        WHERE i.indrelid = $1::regclass AND i.indisprimary AND i.indnatts = 1
+          AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)`,
+      [qualify(table.schema, table.name)],
+    );
+    if (rows.length === 0) {
+      out.push(table);
+      continue;
+    }
+    const column = quoteIdent(rows[0].column);
+    const [bounds] = (
+      await client.query<{ min: string | null; max: string | null }>(
+        `SELECT min(${column})::text AS min, max(${column})::text AS max FROM ONLY ${qualify(table.schema, table.name)}`,
+      )
+    ).rows;
+    out.push({ ...table, integerKey: { column: rows[0].column, ...bounds } });
+  }
+  return out;
 }
 
 /**

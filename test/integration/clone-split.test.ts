@@ -5,7 +5,8 @@
 // Offline the changes are absent; a worker killed there restarts from a new snapshot and holds
 // exactly that one; online they arrive through replication. Whole tables are loaded with COPY
 // FREEZE, and without it when the target refuses the TRUNCATE that FREEZE needs. PG 15 → 15
-// (ranges need a 14+ source; pg_visibility comes with Debian's PostgreSQL 15).
+// (ctid ranges need a 14+ source; pg_visibility comes with Debian's PostgreSQL 15), and 13 → 15
+// (ranges of the integer primary key).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
@@ -157,7 +158,7 @@ describe("clone: large tables copied in block ranges under one snapshot", functi
   }
 
   function rangesOf(outputs: MigrationOutputs): number {
-    const event = outputs.events.find((e) => /block ranges/.test(e.message));
+    const event = outputs.events.find((e) => /large table\(s\) in ranges/.test(e.message));
     const match = event && /public\.big \((\d+) ranges\)/.exec(event.message);
     assert.ok(match, `an event naming the ranges: ${JSON.stringify(outputs.events)}`);
     return Number(match[1]);
@@ -299,6 +300,43 @@ describe("clone: large tables copied in block ranges under one snapshot", functi
       count(target, database, BIG),
     ]);
     assert.equal(targetCount, sourceCount);
+  });
+
+  it("from a PostgreSQL 13 source: splits by the integer primary key, copies a table without one whole", async () => {
+    const old = await startPostgres({ version: 13 });
+    try {
+      const database = "split_13";
+      await old.query(`CREATE DATABASE ${database}`);
+      await old.query(
+        `${SCHEMA}
+         CREATE TABLE public.texty (code text PRIMARY KEY, payload text NOT NULL);
+         INSERT INTO public.texty SELECT 'k' || i, repeat(md5(i::text), 2) FROM generate_series(1, 5000) i;
+         ANALYZE;`,
+        [],
+        database,
+      );
+      const migrationName = `split-13-${suffix}`;
+      names.push(migrationName);
+      const spec = specOf(old, target, {
+        migrationName,
+        databases: [database],
+        parallelism: { tables: 4, splitTablesLargerThan: THRESHOLD },
+      });
+      const { runtime, wait } = localRun(spec, path.join(dir, "logs"));
+      await createMigration(spec, runtime);
+      const end = await wait((o) => isEnded(o.state));
+      assert.equal(end.state, "Succeeded", end.error ?? "");
+      const event = end.events.find((e) => /large table\(s\) in ranges/.test(e.message));
+      const match = event && /public\.big \((\d+) ranges by id\)/.exec(event.message);
+      assert.ok(match && Number(match[1]) >= 4, JSON.stringify(end.events));
+      assert.ok(event && !event.message.includes("texty"), event?.message);
+      const cmp = await compareDatabases(old, database, target, database);
+      assert.deepEqual(cmp.differences, []);
+      assert.equal(end.dbDetails[database].fullLoadPercent, 100);
+      assert.equal(end.dbDetails[database].fullLoadRowsCopied, ROWS + SMALL_ROWS + 5000);
+    } finally {
+      await old.stop();
+    }
   });
 
   it("copies a table whose TRUNCATE the target refuses without FREEZE, the others with it", async () => {

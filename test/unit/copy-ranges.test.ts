@@ -45,7 +45,7 @@ function rangesOf(units: readonly CopyUnit[], name: string): [number, number | n
   return units
     .filter((u) => u.table.name === name)
     .map((u) => {
-      assert.ok(u.range, `${name} is split`);
+      assert.ok(u.range?.kind === "blocks", `${name} is split in blocks`);
       return [u.range.fromBlock, u.range.toBlock];
     });
 }
@@ -81,10 +81,28 @@ describe("block ranges of large tables", () => {
     ]);
   });
 
-  it("copies every table whole from sources before PostgreSQL 14 (no TID range scan)", () => {
+  it("splits by an integer primary key before PostgreSQL 14 (no TID range scan), else copies whole", () => {
     const s = spec({ tables: 4, splitTablesLargerThan: BLOCK });
     const units = planCopyUnits(s, 13, [table("big", 1000)]);
     assert.deepEqual(units, [{ table: table("big", 1000) }]);
+    const keyed = { ...table("keyed", 3), integerKey: { column: "Id", min: "-5", max: "6" } };
+    const ranges = planCopyUnits(s, 13, [keyed]).map((u) => u.range && rangePredicate(u.range));
+    assert.deepEqual(ranges, [
+      '"Id" < -2',
+      '"Id" >= -2 AND "Id" < 1',
+      '"Id" >= 1 AND "Id" < 4',
+      '"Id" >= 4',
+    ]);
+    const few = { ...table("few", 3), integerKey: { column: "id", min: "7", max: "8" } };
+    assert.equal(planCopyUnits(s, 12, [few]).length, 2);
+    const empty = { ...table("empty", 3), integerKey: { column: "id", min: null, max: null } };
+    assert.deepEqual(planCopyUnits(s, 12, [empty]), [{ table: empty }]);
+    const huge = {
+      ...table("huge", 3),
+      integerKey: { column: "id", min: "1", max: "9223372036854775807" },
+    };
+    const hugeRanges = planCopyUnits(s, 11, [huge]).map((u) => u.range && rangePredicate(u.range));
+    assert.deepEqual(hugeRanges[1], '"id" >= 2305843009213693952 AND "id" < 4611686018427387904');
   });
 
   it("defaults the threshold to 1 GiB when absent or 0", () => {
@@ -109,11 +127,11 @@ describe("block ranges of large tables", () => {
 
   it("selects a range's rows by ctid", () => {
     assert.equal(
-      rangePredicate({ index: 0, count: 2, fromBlock: 0, toBlock: 40 }),
+      rangePredicate({ kind: "blocks", index: 0, count: 2, fromBlock: 0, toBlock: 40 }),
       "ctid >= '(0,0)'::tid AND ctid < '(40,0)'::tid",
     );
     assert.equal(
-      rangePredicate({ index: 1, count: 2, fromBlock: 40, toBlock: null }),
+      rangePredicate({ kind: "blocks", index: 1, count: 2, fromBlock: 40, toBlock: null }),
       "ctid >= '(40,0)'::tid",
     );
   });
