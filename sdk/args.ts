@@ -31,8 +31,9 @@ export interface ParallelismArgs {
   /** Indexes built concurrently; default 2. */
   indexes?: pulumi.Input<number>;
   /**
-   * Bytes on disk above which a table is split into block ranges copied by several workers at
-   * once under the same snapshot (sources on PostgreSQL 14 or newer); default (or 0) 1 GiB.
+   * Bytes on disk above which a table is split into ranges copied by several workers at once
+   * under the same snapshot (ctid block ranges from PostgreSQL 14 sources, ranges of a one-column
+   * integer primary key from older ones); default (or 0) 1 GiB.
    */
   splitTablesLargerThan?: pulumi.Input<number>;
 }
