@@ -12,6 +12,7 @@ import { copyLargeObjects } from "./large-objects";
 import { planCopyUnits, TID_RANGE_SCAN_MAJOR, type CopyUnit } from "./ranges";
 import {
   analyzeSql,
+  earlyTables,
   maintenanceOptions,
   planPostData,
   readTableOwnObjects,
@@ -230,7 +231,13 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
     const split = splitSummary(units);
     if (split) await progress.event("info", split, database);
     // Each table's own indexes and constraints, then its ANALYZE, as soon as its data is in.
-    const post = planPostData(await fs.readFile(archive.list, "utf8"), plan.ownObjects);
+    // Only tables worth a pg_restore run of their own: thousands of small tables are built
+    // faster by the final pass (pg_restore --jobs) than one process each.
+    const early = earlyTables(plan.tables, splitThreshold(spec.parallelism));
+    const post = planPostData(
+      await fs.readFile(archive.list, "utf8"),
+      new Map([...plan.ownObjects].filter(([key]) => early.has(key))),
+    );
     const pgOptions = maintenanceOptions(
       spec.parallelism.indexes,
       await targetMaintenanceWorkMem(spec, database),
@@ -264,7 +271,9 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
         {
           ...{ spec, database, snapshot, encoding: plan.encoding, progress },
           signal: stop.signal,
-          onTableCopied: (table) => builds?.add(table),
+          onTableCopied: (table) => {
+            if (early.has(tableKey(table))) builds?.add(table);
+          },
         },
         units,
       );

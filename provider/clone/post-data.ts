@@ -1,6 +1,6 @@
-// Post-data in two steps. Each copied table's own indexes and primary-key, unique and exclusion
-// constraints are built as soon as its data is complete (and the table analyzed), while other
-// tables are still being copied, at most `parallelism.indexes` tables at a time. Everything else
+// Post-data in two steps. Each large copied table's own indexes and primary-key, unique and
+// exclusion constraints are built as soon as its data is complete (and the table analyzed), while
+// other tables are still being copied, at most `parallelism.indexes` tables at a time. Everything else
 // (foreign keys, which need both of their tables; triggers; rules; partition index attachments;
 // materialized view refreshes; comments) follows once every table is done.
 import fs from "node:fs/promises";
@@ -8,6 +8,18 @@ import path from "node:path";
 import type { Client } from "pg";
 import { qualify } from "../pg/ident";
 import type { TableRef } from "../spec/types";
+
+/** Tables at least this large (or split) get their indexes built as soon as they are copied. */
+export const EARLY_BUILD_MIN_BYTES = 16 * 1024 ** 2;
+
+/** Keys of the tables built early: EARLY_BUILD_MIN_BYTES or more on disk, or split (over `splitThreshold`). */
+export function earlyTables(
+  tables: readonly (TableRef & { readonly heapBytes: number })[],
+  splitThreshold: number,
+): Set<string> {
+  const min = Math.min(EARLY_BUILD_MIN_BYTES, splitThreshold);
+  return new Set(tables.filter((t) => t.heapBytes >= min).map(tableKey));
+}
 
 /** pg_class and pg_constraint: the catalogs of the TOC entries built early. */
 const PG_CLASS_OID = 1259;

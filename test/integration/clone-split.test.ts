@@ -27,6 +27,8 @@ import { killWorkers, processGone, workerPids } from "../support/workers";
 
 const ROWS = 30_000;
 const SMALL_ROWS = 1_000;
+/** Split too (≈ 350 kB), and complete while public.big is held. */
+const MID_ROWS = 3_000;
 /** Early in the heap: its range stalls while the later ranges are copied and committed. */
 const STALL_AT_ROW = 300;
 const LOCK_KEY = 515_151;
@@ -46,6 +48,8 @@ const SCHEMA = `
   SELECT i, repeat(md5(i::text), 2),
          CASE WHEN i % 500 = 0 THEN E'tab\\there\\nnewline' WHEN i % 7 = 0 THEN NULL ELSE 'n' || i END
     FROM generate_series(1, ${ROWS}) i;
+  CREATE TABLE public.mid (id int PRIMARY KEY, label text NOT NULL);
+  INSERT INTO public.mid SELECT i, repeat(md5(i::text), 2) FROM generate_series(1, ${MID_ROWS}) i;
   CREATE TABLE public.small (id int PRIMARY KEY, name text);
   INSERT INTO public.small SELECT i, 'small ' || i FROM generate_series(1, ${SMALL_ROWS}) i;
   ANALYZE;`;
@@ -190,19 +194,19 @@ describe("clone: large tables copied in block ranges under one snapshot", functi
     const check = progressChecker(database);
 
     await heldWithOthersCommitted(database);
-    // public.small is complete: its primary key is built and it is analyzed while a range of
+    // public.mid is complete: its primary key is built and it is analyzed while a range of
     // public.big is still copying (and public.big has no index yet).
     await until(
       async () => {
         const [r] = await target.query<{ indexed: boolean; analyzed: boolean }>(
-          `SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 'small_pkey') AS indexed,
-                  (SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'small') AS analyzed`,
+          `SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 'mid_pkey') AS indexed,
+                  (SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'mid') AS analyzed`,
           [],
           database,
         );
         return r.indexed && r.analyzed;
       },
-      { what: "public.small indexed and analyzed while public.big copies", timeoutMs: 30_000 },
+      { what: "public.mid indexed and analyzed while public.big copies", timeoutMs: 30_000 },
     );
     assert.equal(await count(target, database, BIG_INDEXES), 0);
     await source.query(CHANGES, [], database);
@@ -220,7 +224,7 @@ describe("clone: large tables copied in block ranges under one snapshot", functi
     assert.equal(await count(target, database, BIG), ROWS);
     const d = end.dbDetails[database];
     assert.equal(d.fullLoadPercent, 100);
-    assert.equal(d.fullLoadRowsCopied, ROWS + SMALL_ROWS);
+    assert.equal(d.fullLoadRowsCopied, ROWS + MID_ROWS + SMALL_ROWS);
     assert.equal(d.fullLoadBytesCopied, d.fullLoadTotalBytes);
 
     // Loaded whole with FREEZE: every page all-frozen without a VACUUM. The ranges of the split
@@ -281,7 +285,7 @@ describe("clone: large tables copied in block ranges under one snapshot", functi
     assertStreaming(settled);
     assert.ok(rangesOf(settled) >= 4);
     assert.equal(settled.dbDetails[database].fullLoadPercent, 100);
-    assert.equal(settled.dbDetails[database].fullLoadRowsCopied, ROWS + SMALL_ROWS);
+    assert.equal(settled.dbDetails[database].fullLoadRowsCopied, ROWS + MID_ROWS + SMALL_ROWS);
 
     await source.query(
       `UPDATE public.big SET note = 'after the copy' WHERE id % 50 = 1;
@@ -333,7 +337,7 @@ describe("clone: large tables copied in block ranges under one snapshot", functi
       const cmp = await compareDatabases(old, database, target, database);
       assert.deepEqual(cmp.differences, []);
       assert.equal(end.dbDetails[database].fullLoadPercent, 100);
-      assert.equal(end.dbDetails[database].fullLoadRowsCopied, ROWS + SMALL_ROWS + 5000);
+      assert.equal(end.dbDetails[database].fullLoadRowsCopied, ROWS + MID_ROWS + SMALL_ROWS + 5000);
     } finally {
       await old.stop();
     }

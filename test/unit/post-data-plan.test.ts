@@ -3,6 +3,8 @@
 // foreign keys, index attachments, triggers and the rest wait for every table.
 import assert from "node:assert/strict";
 import {
+  EARLY_BUILD_MIN_BYTES,
+  earlyTables,
   MAINTENANCE_WORK_MEM_BUDGET,
   maintenanceOptions,
   planPostData,
@@ -62,6 +64,13 @@ describe("post-data split into each table's own part and the rest", () => {
     const plan = planPostData(TOC, new Map());
     assert.equal(plan.early.size, 0);
     assert.equal(plan.rest, TOC);
+  });
+
+  it("builds early only tables of EARLY_BUILD_MIN_BYTES or more, or over the split threshold", () => {
+    const t = (name: string, heapBytes: number) => ({ schema: "public", name, heapBytes });
+    const tables = [t("huge", EARLY_BUILD_MIN_BYTES), t("mid", 300_000), t("tiny", 8192)];
+    assert.deepEqual([...earlyTables(tables, 1024 ** 3)], [tableKey(tables[0])]);
+    assert.deepEqual([...earlyTables(tables, 131_072)], [tableKey(tables[0]), tableKey(tables[1])]);
   });
 
   it("shares the maintenance_work_mem budget, never below the target's own setting", () => {
