@@ -278,8 +278,12 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
         units,
       );
     } catch (err) {
+      // A failed index build stopped the copies (its error is the cause); a failed copy stops
+      // the builds still running (their errors are only consequences).
+      const cause: unknown = builds.failure ?? err;
+      stop.abort();
       await builds.settle();
-      throw builds.failure ?? err;
+      throw cause;
     }
     const tableBuilds = builds;
     const largeObjects = await copyLargeObjects(spec, database, snapshot);
