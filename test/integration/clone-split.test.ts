@@ -343,6 +343,43 @@ describe("clone: large tables copied in block ranges under one snapshot", functi
     }
   });
 
+  it("fails naming the table when an index built during the copy fails", async () => {
+    const database = "split_index_fails";
+    await source.query(`CREATE DATABASE ${database}`);
+    // The index expression works where app.origin is set: on the source (a database setting),
+    // not on the target while the copy runs (database settings are copied at the end).
+    await source.query(`ALTER DATABASE ${database} SET app.origin = 'source'`);
+    await source.query(
+      `CREATE FUNCTION public.checked(id int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $$
+       BEGIN
+         IF current_setting('app.origin', true) IS DISTINCT FROM 'source' THEN
+           RAISE EXCEPTION 'index expression evaluated off the source';
+         END IF;
+         RETURN id;
+       END $$;
+       CREATE TABLE public.indexed (id int PRIMARY KEY, payload text NOT NULL);
+       INSERT INTO public.indexed SELECT i, repeat(md5(i::text), 2) FROM generate_series(1, 5000) i;
+       CREATE INDEX indexed_checked ON public.indexed (public.checked(id));`,
+      [],
+      database,
+    );
+    const migrationName = `split-index-${suffix}`;
+    names.push(migrationName);
+    const spec = specOf(source, target, {
+      migrationName,
+      databases: [database],
+      parallelism: { tables: 4, splitTablesLargerThan: THRESHOLD },
+    });
+    const { runtime, wait } = localRun(spec, path.join(dir, "logs"));
+    await createMigration(spec, runtime);
+    const end = await wait((o) => isEnded(o.state));
+    assert.equal(end.state, "Failed");
+    assert.match(
+      end.error ?? "",
+      /indexes of table public\.indexed.*index expression evaluated off the source/s,
+    );
+  });
+
   it("copies a table whose TRUNCATE the target refuses without FREEZE, the others with it", async () => {
     const database = "freeze_fallback";
     await source.query(`CREATE DATABASE ${database}`);
