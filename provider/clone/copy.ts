@@ -1,6 +1,6 @@
 // Table data: `parallelism.tables` workers, each with its own source connection (inside the
 // clone's snapshot) and target connection, streaming COPY TO → COPY FROM, largest tables first;
-// tables over the split threshold go as block ranges in the same queue (clone/ranges.ts).
+// tables over the split threshold go as ranges in the same queue (clone/ranges.ts).
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Client } from "pg";
@@ -151,7 +151,7 @@ class TableLoad {
 }
 
 /**
- * Copies every unit (whole tables and block ranges, clone/ranges.ts); resolves only when all are
+ * Copies every unit (whole tables and ranges of tables, clone/ranges.ts); resolves only when all are
  * committed on the target. A table is "completed" once its last range committed. The first
  * failure cancels the copies in flight (their connections are closed, the target rolls them
  * back) and is rethrown as a MigrationError in phase "data" naming the table; the tables it
@@ -164,8 +164,8 @@ class TableLoad {
  * (runtime/load.ts) starts it over from a NEW snapshot on a re-created target database. Retrying
  * only the failed range would need the old snapshot, which dies with the connection that
  * exported it (the usual cause of the failure), and mixing ranges copied under two snapshots
- * would silently diverge from the source; deleting a range's rows on the target is impossible
- * anyway (target ctids are not the source's).
+ * would silently diverge from the source; deleting a ctid range's rows on the target is
+ * impossible anyway (target ctids are not the source's).
  */
 export async function copyTables(job: CopyJob, units: readonly CopyUnit[]): Promise<CopiedTable[]> {
   const { spec, database, progress } = job;
@@ -351,13 +351,13 @@ async function copyWhole(
 }
 
 /**
- * One block range of a split table: a single COPY statement, hence its own target transaction
+ * One range of a split table: a single COPY statement, hence its own target transaction
  * (see copyTables on retry). No FREEZE: the ranges of a table are loaded concurrently, and a
  * TRUNCATE in one of them would lock out the others and drop what they committed.
  */
 async function copyRange(worker: Worker, unit: CopyUnit, counter: CopyCounter): Promise<number> {
   const { table, range } = unit;
-  if (!range) throw new Error("copyRange needs a block range");
+  if (!range) throw new Error("copyRange needs a range");
   const name = qualify(table.schema, table.name);
   const select = table.columns.map(quoteIdent).join(", ");
   return stream(

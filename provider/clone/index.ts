@@ -9,7 +9,7 @@ import type { MigrationSpec, ProgressSink, TableRef } from "../spec/types";
 import { findDumpTools, type DumpTools } from "../pg/dump-tools";
 import { CANCELED_CODE, copyTables } from "./copy";
 import { copyLargeObjects } from "./large-objects";
-import { planCopyUnits, TID_RANGE_SCAN_MAJOR, type CopyUnit } from "./ranges";
+import { planCopyUnits, splitSummary, TID_RANGE_SCAN_MAJOR } from "./ranges";
 import {
   analyzeSql,
   earlyTables,
@@ -18,6 +18,7 @@ import {
   readTableOwnObjects,
   TableBuilds,
   tableKey,
+  targetMaintenanceWorkMem,
   writeList,
 } from "./post-data";
 import { copyDatabaseProperties } from "./properties";
@@ -114,28 +115,6 @@ async function planClone(
   } finally {
     await client.end().catch(() => undefined);
   }
-}
-
-/** The event naming the tables copied in block ranges, or null when none is split. */
-function splitSummary(units: readonly CopyUnit[]): string | null {
-  const tables = units
-    .filter((u) => u.range?.index === 0)
-    .map((u) => {
-      const by = u.range?.kind === "key" ? ` by ${u.range.column}` : "";
-      return `${u.table.schema}.${u.table.name} (${u.range?.count} ranges${by})`;
-    });
-  if (tables.length === 0) return null;
-  return `copying ${tables.length} large table(s) in ranges under the same snapshot: ${tables.join(", ")}`;
-}
-
-/** The target's maintenance_work_mem in bytes (what an index build gets at least). */
-async function targetMaintenanceWorkMem(spec: MigrationSpec, database: string): Promise<number> {
-  return withClient(spec.target, database, async (c) => {
-    const { rows } = await c.query<{ bytes: string }>(
-      "SELECT pg_size_bytes(current_setting('maintenance_work_mem'))::text AS bytes",
-    );
-    return Number(rows[0].bytes);
-  });
 }
 
 function dumpTools(sourceMajor: number): DumpTools {
@@ -253,7 +232,13 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
         if (lines) {
           const list = await writeList(dir, `post-data-${++listed}.list`, lines.join("\n"));
           await restoreSection({
-            ...{ tools, spec, database, archive, list, pgOptions, jobs: 1 },
+            tools,
+            spec,
+            database,
+            archive,
+            list,
+            pgOptions,
+            jobs: 1,
             section: "post-data",
             what: `the indexes of table ${table.schema}.${table.name}`,
             signal: stop.signal,
@@ -269,7 +254,11 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
     try {
       copied = await copyTables(
         {
-          ...{ spec, database, snapshot, encoding: plan.encoding, progress },
+          spec,
+          database,
+          snapshot,
+          encoding: plan.encoding,
+          progress,
           signal: stop.signal,
           onTableCopied: (table) => {
             if (early.has(tableKey(table))) builds?.add(table);
@@ -303,7 +292,12 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
     // The rest of post-data: foreign keys (both tables are complete now), triggers, rules, …
     const rest = await writeList(dir, "post-data-rest.list", post.rest);
     await restoreSection({
-      ...{ tools, spec, database, archive, list: rest, pgOptions },
+      tools,
+      spec,
+      database,
+      archive,
+      list: rest,
+      pgOptions,
       section: "post-data",
       signal,
     });

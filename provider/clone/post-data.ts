@@ -7,7 +7,8 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import type { Client } from "pg";
 import { qualify } from "../pg/ident";
-import type { TableRef } from "../spec/types";
+import { withClient } from "../pg/connect";
+import type { MigrationSpec, TableRef } from "../spec/types";
 
 /** Tables at least this large (or split) get their indexes built as soon as they are copied. */
 export const EARLY_BUILD_MIN_BYTES = 16 * 1024 ** 2;
@@ -93,6 +94,19 @@ export async function writeList(dir: string, name: string, lines: string): Promi
   const file = path.join(dir, name);
   await fs.writeFile(file, lines.endsWith("\n") ? lines : `${lines}\n`, { mode: 0o600 });
   return file;
+}
+
+/** The target's maintenance_work_mem in bytes (what an index build gets at least). */
+export async function targetMaintenanceWorkMem(
+  spec: MigrationSpec,
+  database: string,
+): Promise<number> {
+  return withClient(spec.target, database, async (c) => {
+    const { rows } = await c.query<{ bytes: string }>(
+      "SELECT pg_size_bytes(current_setting('maintenance_work_mem'))::text AS bytes",
+    );
+    return Number(rows[0].bytes);
+  });
 }
 
 /** PGOPTIONS giving each of `sessions` index builds its share of the budget, never less than `current` bytes. */

@@ -123,3 +123,15 @@ function integer(value: string): string {
   if (!/^-?\d+$/.test(value)) throw new Error(`not an integer key bound: ${value}`);
   return value;
 }
+
+/** The event naming the tables copied in ranges, or null when none is split. */
+export function splitSummary(units: readonly CopyUnit[]): string | null {
+  const tables = units
+    .filter((u) => u.range?.index === 0)
+    .map((u) => {
+      const by = u.range?.kind === "key" ? ` by ${u.range.column}` : "";
+      return `${u.table.schema}.${u.table.name} (${u.range?.count} ranges${by})`;
+    });
+  if (tables.length === 0) return null;
+  return `copying ${tables.length} large table(s) in ranges under the same snapshot: ${tables.join(", ")}`;
+}
