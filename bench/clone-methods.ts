@@ -1,12 +1,14 @@
-// The clone bench's contenders: pg_dump | pg_restore (custom format, serial), pg_dump -Fd -j +
-// pg_restore -j (directory format, parallel), and our cloneDatabase; each into a fresh database.
+// The clone bench's data sets (mixed tables, pgbench, one wide table) and its contenders:
+// pg_dump | pg_restore (custom format, serial), pg_dump -Fd -j + pg_restore -j (directory
+// format, parallel), and our cloneDatabase; each into a fresh database.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { cloneDatabase, prepareTargetDatabase } from "../provider/clone";
 import { quoteIdent } from "../provider/pg/ident";
-import { resolveSpec } from "../provider/spec/inputs";
+import { resolveSpec, splitThreshold } from "../provider/spec/inputs";
 import type { MigrationSpec, ProgressSink } from "../provider/spec/types";
+import { initPgbench } from "../test/support/pgbench";
 import type { PgServer } from "../test/support/postgres";
 import {
   ProcessSampler,
@@ -57,13 +59,45 @@ export async function fillSource(source: PgServer, rows: number): Promise<void> 
   await source.query("VACUUM ANALYZE", [], DB);
 }
 
-export function specFor(source: PgServer, target: PgServer, parallel: number): MigrationSpec {
+/**
+ * One table of about `megabytes` of heap (≈ 110 bytes a row) with two indexes: its primary key
+ * and one on an integer column.
+ */
+export async function fillWideTable(source: PgServer, megabytes: number): Promise<void> {
+  const rows = Math.max(1, Math.round((megabytes * 1024 * 1024) / 118));
+  await source.query(`CREATE DATABASE ${DB}`);
+  await source.query(
+    `CREATE TABLE wide (id bigint PRIMARY KEY, k int NOT NULL, payload text NOT NULL, at timestamptz NOT NULL);
+     INSERT INTO wide
+       SELECT g, (g::bigint * 7919) % 100000, md5(g::text) || md5((g + 1)::text),
+              '2024-01-01'::timestamptz + g * interval '1 second'
+       FROM generate_series(1, ${rows}) AS g;
+     CREATE INDEX wide_k_idx ON wide (k);`,
+    [],
+    DB,
+  );
+  await source.query("VACUUM ANALYZE", [], DB);
+}
+
+/** pgbench's tables at `scale` (100,000 accounts each; three primary keys). */
+export async function fillPgbench(source: PgServer, scale: number): Promise<void> {
+  await source.query(`CREATE DATABASE ${DB}`);
+  await initPgbench(source, DB, { scale });
+  await source.query("VACUUM ANALYZE", [], DB);
+}
+
+export function specFor(
+  source: PgServer,
+  target: PgServer,
+  parallel: number,
+  splitTablesLargerThan?: number,
+): MigrationSpec {
   const resolved = resolveSpec(
     {
       source: endpoint(source),
       target: endpoint(target),
       databases: [DB],
-      parallelism: { tables: parallel, indexes: parallel },
+      parallelism: { tables: parallel, indexes: parallel, splitTablesLargerThan },
       overwriteDbsInTarget: true,
     },
     "bench-clone",
@@ -143,10 +177,16 @@ export function dumpDirectoryParallel(
   };
 }
 
-export function ourClone(source: PgServer, target: PgServer, parallel: number): Method {
-  const spec = specFor(source, target, parallel);
+export function ourClone(
+  source: PgServer,
+  target: PgServer,
+  parallel: number,
+  splitTablesLargerThan?: number,
+): Method {
+  const spec = specFor(source, target, parallel, splitTablesLargerThan);
+  const split = splitThreshold(spec.parallelism);
   return {
-    name: `cloneDatabase (parallelism ${parallel})`,
+    name: `cloneDatabase (parallelism ${parallel}, split > ${Math.round(split / 1024 / 1024)} MB)`,
     database: DB,
     async run() {
       await prepareTargetDatabase(spec, DB); // overwriteDbsInTarget: a fresh database each round

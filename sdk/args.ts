@@ -30,6 +30,12 @@ export interface ParallelismArgs {
   tables?: pulumi.Input<number>;
   /** Indexes built concurrently; default 2. */
   indexes?: pulumi.Input<number>;
+  /**
+   * Bytes on disk above which a table is split into ranges copied by several workers at once
+   * under the same snapshot (ctid block ranges from PostgreSQL 14 sources, ranges of a one-column
+   * integer primary key from older ones); default (or 0) 1 GiB.
+   */
+  splitTablesLargerThan?: pulumi.Input<number>;
 }
 
 /** Where the migration's worker runs. */

@@ -42,6 +42,7 @@ export interface CreateOptions {
   migrationName: string;
   migrationMode?: string;
   migrationOption?: string;
+  splitTablesLargerThan?: string;
   properties: string;
   wait?: boolean;
   json?: boolean;

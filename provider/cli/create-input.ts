@@ -11,6 +11,7 @@ export interface CreateFlags {
   readonly migrationName: string;
   readonly migrationMode?: string;
   readonly migrationOption?: string;
+  readonly splitTablesLargerThan?: string;
 }
 
 export interface CreateInput {
@@ -59,6 +60,26 @@ function flagChoice(
   throw new UsageError(`${flag} must be ${expected}, not "${value}"`);
 }
 
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  kb: 1024,
+  mb: 1024 ** 2,
+  gb: 1024 ** 3,
+  tb: 1024 ** 4,
+};
+
+/** `--split-tables-larger-than`: bytes, or a number with kB, MB, GB or TB (1024-based, as PostgreSQL). */
+export function parseSize(flag: string, value: string): number {
+  const match = /^\s*(\d+)\s*([kmgt]b)?\s*$/i.exec(value);
+  const bytes = match ? Number(match[1]) * SIZE_UNITS[(match[2] ?? "").toLowerCase()] : NaN;
+  if (!Number.isSafeInteger(bytes)) {
+    throw new UsageError(
+      `${flag} must be a size in bytes or with kB, MB, GB or TB, not "${value}"`,
+    );
+  }
+  return bytes;
+}
+
 /** Target fields the file may repeat but --server decides. */
 function checkTarget(props: ParsedProperties, target: Fields, server: ServerUrl): void {
   const origin = (field: string): string => props.origins.get(`target.${field}`) ?? field;
@@ -98,6 +119,19 @@ export function buildCreateInput(
   const option = flagChoice("--migration-option", flags.migrationOption, OPTIONS);
   agree(props, input, "mode", "--migration-mode", mode);
   agree(props, input, "option", "--migration-option", option);
+  if (flags.splitTablesLargerThan !== undefined) {
+    const flag = "--split-tables-larger-than";
+    const bytes = parseSize(flag, flags.splitTablesLargerThan);
+    const parallelism = objectAt(input, "parallelism");
+    const given = parallelism.splitTablesLargerThan;
+    if (given !== undefined && given !== bytes) {
+      const origin =
+        props.origins.get("parallelism.splitTablesLargerThan") ??
+        "parallelism.splitTablesLargerThan";
+      throw new UsageError(`${flag} and ${origin} disagree; keep one of them`);
+    }
+    parallelism.splitTablesLargerThan = bytes;
+  }
 
   if (input.controlDatabase !== undefined && server.databaseGiven) {
     if (input.controlDatabase !== server.controlDatabase) {

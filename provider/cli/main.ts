@@ -43,8 +43,8 @@ Properties file (create --properties FILE.json), the reference service's keys:
   {SourceServerPassword,TargetServerPassword}, DBsToMigrate, OverwriteDBsInTarget,
   SourceType, SslMode, MigrationMode, MigrationOption, TriggerCutover, MigrateRoles
 and this project's own: migrationName, source, target, databases, mode, option,
-  overwriteDbsInTarget, cutover, parallelism {tables, indexes}, migrateRoles,
-  fixReplicaIdentity ("full"), verify (snapshot|counts|checksum|none), controlDatabase,
+  overwriteDbsInTarget, cutover, parallelism {tables, indexes, splitTablesLargerThan},
+  migrateRoles, fixReplicaIdentity ("full"), verify (snapshot|counts|checksum|none), controlDatabase,
   runtime {kind, logDir}
 
 Passwords:
@@ -110,6 +110,10 @@ export function buildProgram(
     .addOption(name())
     .option("--migration-mode <mode>", "Offline (default) or Online")
     .option("--migration-option <option>", "Validate, Migrate or ValidateAndMigrate (default)")
+    .option(
+      "--split-tables-larger-than <size>",
+      "copy tables larger than this on disk in block ranges, in parallel (bytes, or kB/MB/GB; default 1GB)",
+    )
     .requiredOption(
       "--properties <file>",
       "migration properties (JSON, reference service format or ours)",

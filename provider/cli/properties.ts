@@ -25,7 +25,7 @@ export type PropertiesResult =
 const NESTED: Record<string, readonly string[]> = {
   source: ["host", "port", "username", "password", "sslMode", "sslRootCert", "serverType"],
   target: ["host", "port", "username", "password", "sslMode", "sslRootCert"],
-  parallelism: ["tables", "indexes"],
+  parallelism: ["tables", "indexes", "splitTablesLargerThan"],
   runtime: ["kind", "logDir"],
 };
 export const OWN_KEYS: readonly string[] = [

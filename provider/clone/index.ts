@@ -5,11 +5,22 @@ import type { Client } from "pg";
 import { migratedRelationSql } from "../pg/catalog";
 import { serverMajor, withClient } from "../pg/connect";
 import { MigrationError } from "../pg/errors";
-import { qualify } from "../pg/ident";
 import type { MigrationSpec, ProgressSink, TableRef } from "../spec/types";
 import { findDumpTools, type DumpTools } from "../pg/dump-tools";
 import { CANCELED_CODE, copyTables } from "./copy";
 import { copyLargeObjects } from "./large-objects";
+import { planCopyUnits, splitSummary, TID_RANGE_SCAN_MAJOR } from "./ranges";
+import {
+  analyzeSql,
+  earlyTables,
+  maintenanceOptions,
+  planPostData,
+  readTableOwnObjects,
+  TableBuilds,
+  tableKey,
+  targetMaintenanceWorkMem,
+  writeList,
+} from "./post-data";
 import { copyDatabaseProperties } from "./properties";
 import { restorePrivileges } from "./privileges";
 import { readDatabasePrivileges, type DatabasePrivileges } from "../pg/privileges";
@@ -18,7 +29,8 @@ import { dumpSchema, makeDumpDir, restoreSection } from "./schema";
 import { syncSequences } from "./sequences";
 import { beginAtSnapshot, openSession } from "../pg/session";
 import { exportSnapshot, type HeldSnapshot } from "./snapshot";
-import { listTablesToCopy, sourceNotes, type TableToCopy } from "./tables";
+import { listTablesToCopy, sourceNotes, withIntegerKeys, type TableToCopy } from "./tables";
+import { splitThreshold } from "../spec/inputs";
 
 export { dropTargetDatabase, prepareTargetDatabase } from "./database";
 export { migrateRoles } from "./roles";
@@ -63,6 +75,8 @@ interface ClonePlan {
   readonly notes: string[];
   /** Owners and ACLs at the snapshot, applied once the schema and data are in place. */
   readonly privileges: DatabasePrivileges;
+  /** Catalog OIDs of each table's own indexes and constraints (clone/post-data.ts). */
+  readonly ownObjects: Map<string, Set<number>>;
 }
 
 function throwIfCanceled(
@@ -87,11 +101,17 @@ async function planClone(
     const { rows } = await client.query<{ encoding: string }>(
       "SELECT current_setting('server_encoding') AS encoding",
     );
-    const tables = await listTablesToCopy(client, sourceMajor);
+    const listed = await listTablesToCopy(client, sourceMajor);
+    // Before 14, large tables are split by their integer key (clone/ranges.ts).
+    const tables =
+      sourceMajor < TID_RANGE_SCAN_MAJOR
+        ? await withIntegerKeys(client, listed, splitThreshold(spec.parallelism))
+        : listed;
     const notes = await sourceNotes(client);
     const privileges = await readDatabasePrivileges(client);
+    const ownObjects = await readTableOwnObjects(client);
     await client.query("COMMIT");
-    return { sourceMajor, encoding: rows[0].encoding, tables, notes, privileges };
+    return { sourceMajor, encoding: rows[0].encoding, tables, notes, privileges, ownObjects };
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -117,6 +137,7 @@ function dumpTools(sourceMajor: number): DumpTools {
 async function analyzeTarget(
   spec: MigrationSpec,
   database: string,
+  analyzed: ReadonlySet<string>,
   signal?: AbortSignal,
 ): Promise<void> {
   const relations = await withClient(spec.target, database, async (c) => {
@@ -125,14 +146,14 @@ async function analyzeTarget(
         WHERE ${migratedRelationSql(["r", "p", "m"])}
         ORDER BY pg_total_relation_size(c.oid) DESC`,
     );
-    return rows;
+    return rows.filter((r) => !analyzed.has(tableKey(r)));
   });
   await runWorkers(
     relations,
     spec.parallelism.tables,
     () => openSession(spec.target, database, "pgmigrate analyze"),
     async (relation, client: Client) => {
-      await client.query(`ANALYZE ${qualify(relation.schema, relation.name)}`);
+      await client.query(analyzeSql(relation));
     },
     (client) => client.end().catch(() => undefined),
     signal,
@@ -148,6 +169,10 @@ async function analyzeTarget(
 export async function cloneDatabase(options: CloneOptions): Promise<CloneResult> {
   const { spec, database, progress, signal } = options;
   const dir = await makeDumpDir();
+  // Aborted by the caller's signal, or by a failed index build (which then fails the clone).
+  const stop = new AbortController();
+  const forward = (): void => stop.abort();
+  let builds: TableBuilds | undefined;
   let held: HeldSnapshot | undefined;
   try {
     if (options.snapshot === undefined) {
@@ -181,10 +206,75 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
         estimatedRows: t.estimatedRows,
       })),
     );
-    const copied = await copyTables(
-      { spec, database, snapshot, encoding: plan.encoding, progress, signal },
-      plan.tables,
+    const units = planCopyUnits(spec, plan.sourceMajor, plan.tables);
+    const split = splitSummary(units);
+    if (split) await progress.event("info", split, database);
+    // Each table's own indexes and constraints, then its ANALYZE, as soon as its data is in.
+    // Only tables worth a pg_restore run of their own: thousands of small tables are built
+    // faster by the final pass (pg_restore --jobs) than one process each.
+    const early = earlyTables(plan.tables, splitThreshold(spec.parallelism));
+    const post = planPostData(
+      await fs.readFile(archive.list, "utf8"),
+      new Map([...plan.ownObjects].filter(([key]) => early.has(key))),
     );
+    const pgOptions = maintenanceOptions(
+      spec.parallelism.indexes,
+      await targetMaintenanceWorkMem(spec, database),
+    );
+    signal?.addEventListener("abort", forward, { once: true });
+    if (signal?.aborted) stop.abort();
+    const analyzed = new Set<string>();
+    let listed = 0;
+    builds = new TableBuilds(
+      spec.parallelism.indexes,
+      async (table) => {
+        const lines = post.early.get(tableKey(table));
+        if (lines) {
+          const list = await writeList(dir, `post-data-${++listed}.list`, lines.join("\n"));
+          await restoreSection({
+            tools,
+            spec,
+            database,
+            archive,
+            list,
+            pgOptions,
+            jobs: 1,
+            section: "post-data",
+            what: `the indexes of table ${table.schema}.${table.name}`,
+            signal: stop.signal,
+          });
+        }
+        await withClient(spec.target, database, (c) => c.query(analyzeSql(table)));
+        analyzed.add(tableKey(table));
+      },
+      // Stops the copies: the clone fails with this error.
+      () => stop.abort(),
+    );
+    let copied: Awaited<ReturnType<typeof copyTables>>;
+    try {
+      copied = await copyTables(
+        {
+          spec,
+          database,
+          snapshot,
+          encoding: plan.encoding,
+          progress,
+          signal: stop.signal,
+          onTableCopied: (table) => {
+            if (early.has(tableKey(table))) builds?.add(table);
+          },
+        },
+        units,
+      );
+    } catch (err) {
+      // A failed index build stopped the copies (its error is the cause); a failed copy stops
+      // the builds still running (their errors are only consequences).
+      const cause: unknown = builds.failure ?? err;
+      stop.abort();
+      await builds.settle();
+      throw cause;
+    }
+    const tableBuilds = builds;
     const largeObjects = await copyLargeObjects(spec, database, snapshot);
     warnings.push(...largeObjects.warnings);
     if (largeObjects.count > 0) {
@@ -196,9 +286,21 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
     }
     // Every worker has imported the snapshot and finished: nothing needs it any more.
     await held?.release();
+    await tableBuilds.drain();
 
     throwIfCanceled(signal, "schema");
-    await restoreSection({ tools, spec, database, archive, section: "post-data", signal });
+    // The rest of post-data: foreign keys (both tables are complete now), triggers, rules, …
+    const rest = await writeList(dir, "post-data-rest.list", post.rest);
+    await restoreSection({
+      tools,
+      spec,
+      database,
+      archive,
+      list: rest,
+      pgOptions,
+      section: "post-data",
+      signal,
+    });
     await progress.event(
       "info",
       "indexes, constraints and triggers restored (post-data)",
@@ -214,7 +316,7 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
     warnings.push(...(await copyDatabaseProperties(spec, database)));
 
     throwIfCanceled(signal, "clone");
-    await analyzeTarget(spec, database, signal).catch((err: unknown) => {
+    await analyzeTarget(spec, database, analyzed, signal).catch((err: unknown) => {
       throw MigrationError.wrap("clone", err, `analyzing database "${database}"`);
     });
     throwIfCanceled(signal, "schema");
@@ -250,6 +352,10 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
     }
     throw MigrationError.wrap("clone", err, `cloning database "${database}"`);
   } finally {
+    signal?.removeEventListener("abort", forward);
+    // Whatever failed, no index build outlives the clone (nor its dump directory).
+    stop.abort();
+    await builds?.settle();
     await held?.release();
     await fs.rm(dir, { recursive: true, force: true });
   }

@@ -117,10 +117,24 @@ export async function restoreSection(args: {
   database: string;
   archive: SchemaArchive;
   section: "pre-data" | "post-data";
+  /** A restore list other than the archive's whole filtered one (a part of post-data). */
+  list?: string;
+  /** Parallel jobs; default 1 for pre-data, `parallelism.indexes` for post-data. */
+  jobs?: number;
+  /** PGOPTIONS of the restore's sessions (e.g. maintenance_work_mem). */
+  pgOptions?: string;
+  /** What is restored, for the error message; default the section. */
+  what?: string;
   signal?: AbortSignal;
 }): Promise<void> {
   const { tools, spec, database, archive, section, signal } = args;
-  const jobs = section === "post-data" ? Math.max(1, spec.parallelism.indexes) : 1;
+  const jobs = args.jobs ?? (section === "post-data" ? Math.max(1, spec.parallelism.indexes) : 1);
+  const env = await toolEnv({
+    endpoint: spec.target,
+    database,
+    privateDir: path.dirname(archive.file),
+  });
+  if (args.pgOptions) env.PGOPTIONS = `${env.PGOPTIONS ?? ""} ${args.pgOptions}`.trim();
   try {
     await runTool(
       tools.pgRestore,
@@ -131,15 +145,11 @@ export async function restoreSection(args: {
         "--no-owner",
         "--no-privileges",
         ...(jobs > 1 ? [`--jobs=${jobs}`] : []),
-        `--use-list=${archive.list}`,
+        `--use-list=${args.list ?? archive.list}`,
         `--dbname=${dbnameConninfo(database)}`,
         archive.file,
       ],
-      await toolEnv({
-        endpoint: spec.target,
-        database,
-        privateDir: path.dirname(archive.file),
-      }),
+      env,
       [spec.source.password, spec.target.password],
       signal,
     );
@@ -147,7 +157,7 @@ export async function restoreSection(args: {
     const error = MigrationError.wrap(
       "schema",
       err,
-      `restoring ${section} of database "${database}"`,
+      `restoring ${args.what ?? section} of database "${database}"`,
     );
     if (/role "[^"]+" does not exist/.test(error.message)) {
       throw new MigrationError(

@@ -2,6 +2,7 @@
 // and leaf partitions (never a partitioned parent, which has no rows of its own), largest first.
 import type { Client } from "pg";
 import { copiedTableSql } from "../pg/catalog";
+import { qualify, quoteIdent } from "../pg/ident";
 import type { TableRef } from "../spec/types";
 import { estimateCopySizes } from "./estimate";
 
@@ -13,6 +14,56 @@ export interface TableToCopy extends TableRef {
   readonly estimatedBytes: number;
   /** Estimated rows, from the same sample. */
   readonly estimatedRows: number;
+  /** Heap pages of the main fork when planned: what block ranges divide (clone/ranges.ts). */
+  readonly pages: number;
+  /** Heap bytes (pages × block size): compared with the split threshold. */
+  readonly heapBytes: number;
+  /**
+   * A one-column smallint/integer/bigint primary key and its least and greatest values at the
+   * snapshot (null: no rows); read only where ranges are by key (sources before 14, large tables).
+   */
+  readonly integerKey?: {
+    readonly column: string;
+    readonly min: string | null;
+    readonly max: string | null;
+  };
+}
+
+/**
+ * `tables` with the integer primary key and its bounds of each table over `threshold` bytes,
+ * read in the caller's snapshot transaction (index endpoints: two cheap probes per table).
+ */
+export async function withIntegerKeys(
+  client: Client,
+  tables: readonly TableToCopy[],
+  threshold: number,
+): Promise<TableToCopy[]> {
+  const out: TableToCopy[] = [];
+  for (const table of tables) {
+    if (table.heapBytes <= threshold) {
+      out.push(table);
+      continue;
+    }
+    const { rows } = await client.query<{ column: string }>(
+      `SELECT a.attname::text AS column
+         FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+        WHERE i.indrelid = $1::regclass AND i.indisprimary AND i.indnatts = 1
+          AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)`,
+      [qualify(table.schema, table.name)],
+    );
+    if (rows.length === 0) {
+      out.push(table);
+      continue;
+    }
+    const column = quoteIdent(rows[0].column);
+    const [bounds] = (
+      await client.query<{ min: string | null; max: string | null }>(
+        `SELECT min(${column})::text AS min, max(${column})::text AS max FROM ONLY ${qualify(table.schema, table.name)}`,
+      )
+    ).rows;
+    out.push({ ...table, integerKey: { column: rows[0].column, ...bounds } });
+  }
+  return out;
 }
 
 /**
@@ -30,9 +81,11 @@ export async function listTablesToCopy(
     name: string;
     columns: string[];
     pages: string;
+    heap_bytes: string;
   }>(
     `SELECT n.nspname AS schema, c.relname AS name,
             (pg_relation_size(c.oid) / current_setting('block_size')::int)::text AS pages,
+            pg_relation_size(c.oid)::text AS heap_bytes,
             ARRAY(SELECT a.attname::text FROM pg_attribute a
                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ${notGenerated}
                    ORDER BY a.attnum) AS columns
@@ -50,6 +103,8 @@ export async function listTablesToCopy(
     columns: r.columns,
     estimatedBytes: estimates[i].bytes,
     estimatedRows: estimates[i].rows,
+    pages: Number(r.pages),
+    heapBytes: Number(r.heap_bytes),
   }));
 }
 

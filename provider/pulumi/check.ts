@@ -25,6 +25,8 @@ const HINTS: Readonly<Record<string, string>> = {
   parallelism: "write { tables: 4, indexes: 2 }",
   "parallelism.tables": "write a whole number from 1 to 64",
   "parallelism.indexes": "write a whole number from 1 to 64",
+  "parallelism.splitTablesLargerThan":
+    "write a number of bytes, e.g. 1073741824 (1 GiB), or 0 for the default",
   verify: 'write "snapshot", "counts", "checksum" or "none"',
   controlDatabase: 'write the name of a database on the target, e.g. "postgres"',
   runtime: 'write { kind: "local" } or { kind: "external" }',

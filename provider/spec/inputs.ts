@@ -8,6 +8,15 @@ import type { MigrationSpec } from "./types";
 export const SSL_MODES = ["disable", "prefer", "require", "verify-ca", "verify-full"] as const;
 export const MODES = ["Offline", "Online"] as const;
 export const OPTIONS = ["Validate", "Migrate", "ValidateAndMigrate"] as const;
+/** Tables larger than this on disk (heap bytes) are copied in block ranges by several workers. */
+export const DEFAULT_SPLIT_TABLES_LARGER_THAN = 1024 ** 3;
+
+/** The split threshold of a spec: 0 or absent means the default. */
+export function splitThreshold(parallelism: { readonly splitTablesLargerThan?: number }): number {
+  const bytes = parallelism.splitTablesLargerThan ?? 0;
+  return bytes > 0 ? bytes : DEFAULT_SPLIT_TABLES_LARGER_THAN;
+}
+
 export const VERIFY_MODES = ["snapshot", "counts", "checksum", "none"] as const;
 export const SERVER_TYPES = [
   "AWS_AURORA",
@@ -86,6 +95,11 @@ export const migrationInputSchema = z
           .min(1, "parallelism.indexes must be at least 1")
           .max(64)
           .default(2),
+        splitTablesLargerThan: z
+          .number()
+          .int("parallelism.splitTablesLargerThan must be a whole number of bytes")
+          .min(0, "parallelism.splitTablesLargerThan must be 0 (the default) or more bytes")
+          .optional(),
       })
       .strict()
       .default({ tables: 4, indexes: 2 }),
@@ -165,7 +179,7 @@ function knownKeys(path: readonly PropertyKey[]): string[] {
   const nested: Record<string, readonly string[]> = {
     source: Object.keys(endpointSchema.shape),
     target: Object.keys(endpointSchema.shape),
-    parallelism: ["tables", "indexes"],
+    parallelism: ["tables", "indexes", "splitTablesLargerThan"],
     runtime: ["kind", "logDir"],
   };
   if (path.length === 0) return Object.keys(migrationInputSchema.shape);

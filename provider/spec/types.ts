@@ -45,7 +45,12 @@ export interface MigrationSpec {
   readonly option: MigrationOption;
   readonly overwriteDbsInTarget: boolean;
   readonly cutover: boolean;
-  readonly parallelism: { readonly tables: number; readonly indexes: number };
+  readonly parallelism: {
+    readonly tables: number;
+    readonly indexes: number;
+    /** Bytes on disk above which a table is copied in block ranges; 0 or absent: DEFAULT_SPLIT_TABLES_LARGER_THAN. */
+    readonly splitTablesLargerThan?: number;
+  };
   readonly migrateRoles: boolean;
   /** "full": tables without a usable replica identity get REPLICA IDENTITY FULL (online). */
   readonly fixReplicaIdentity?: "full";

@@ -404,6 +404,37 @@ describe("pgmigrate create inputs", () => {
     );
   });
 
+  it("takes --split-tables-larger-than in bytes or kB/MB/GB into parallelism", () => {
+    const server = parseServerUrl("postgresql://azureadmin@t/postgres", env);
+    const split = (value: string, file: Record<string, unknown> = {}): unknown =>
+      buildCreateInput(ok(file), server, { migrationName: "m", splitTablesLargerThan: value }, env)
+        .input.parallelism;
+    assert.deepEqual(split("65536"), { splitTablesLargerThan: 65536 });
+    assert.deepEqual(split("64kB"), { splitTablesLargerThan: 65536 });
+    assert.deepEqual(split("2 GB"), { splitTablesLargerThan: 2 * 1024 ** 3 });
+    assert.deepEqual(split("1mb", { parallelism: { tables: 8, splitTablesLargerThan: 1048576 } }), {
+      tables: 8,
+      splitTablesLargerThan: 1048576,
+    });
+    for (const bad of ["", "1.5GB", "-1", "ten", "3 PB"]) {
+      assert.throws(
+        () => split(bad),
+        (err: Error) =>
+          err instanceof UsageError &&
+          /--split-tables-larger-than must be a size/.test(err.message),
+        bad,
+      );
+    }
+    assert.throws(
+      () => split("1GB", { parallelism: { splitTablesLargerThan: 1 } }),
+      (err: Error) =>
+        err instanceof UsageError &&
+        /--split-tables-larger-than and parallelism.splitTablesLargerThan disagree/.test(
+          err.message,
+        ),
+    );
+  });
+
   it("uses the file's target user and control database when the URL has none", () => {
     const server = parseServerUrl("postgresql://t", { ...env, PGUSER: "fallback" });
     const built = buildCreateInput(
