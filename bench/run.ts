@@ -14,6 +14,24 @@ interface Bench {
 const BENCHES: readonly Bench[] = [
   { script: "clone.js", modest: ["--rows", "300000", "--repeat", "3"] },
   { script: "replication.js", modest: ["--changes", "100000"] },
+  {
+    script: "apply.js",
+    modest: [
+      "--pairs",
+      "3",
+      "--tpcb-transactions",
+      "10000",
+      "--inserts",
+      "50000",
+      "--updates",
+      "50000",
+      "--update-rows",
+      "200000",
+      "--lag-seconds",
+      "20",
+    ],
+  },
+  { script: "cutover.js", modest: ["--repeat", "3"] },
   // Positional row count; its own default is 1,000,000 rows in one transaction.
   { script: "cdc-large-transaction.js", modest: ["200000"] },
 ];
