@@ -26,6 +26,7 @@ import {
   endpoint,
   formatTable,
   machine,
+  median,
   mb,
   positiveInt,
   runBench,
@@ -54,11 +55,6 @@ interface Drain {
   readonly cpuMs?: number;
 }
 
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 const percentile = (values: readonly number[], p: number): number => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];

@@ -22,6 +22,7 @@ import {
   clientBinDir,
   formatTable,
   machine,
+  median,
   mb,
   perSecond,
   positiveInt,
@@ -75,12 +76,6 @@ async function census(
   );
   return [...row.counts, row.indexes];
 }
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 
 /** Median of a measure that every run has, else undefined. */
 function medianOf(costs: CommandCost[], pick: (c: CommandCost) => number | undefined) {

@@ -23,18 +23,13 @@ import {
   clientBinDir,
   formatTable,
   machine,
+  median,
   positiveInt,
   runBench,
   runCommand,
   secs,
   toolEnv,
 } from "./support";
-
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

@@ -201,6 +201,13 @@ export class ProcessSampler {
 
 export const mb = (bytes: number): string => (bytes / 1024 / 1024).toFixed(1);
 
+/** The median of `values` (the mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 /** Seconds with one decimal (two below ten seconds). */
 export const secs = (ms: number): string => (ms / 1000).toFixed(ms < 10_000 ? 2 : 1);
 
