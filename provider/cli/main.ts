@@ -172,9 +172,19 @@ export function buildProgram(
     .action(run(watchCommand));
   program
     .command("runtime")
-    .description("run the migration worker (one migration, or every claimable one)")
+    .description(
+      "run the migration worker: one migration, or (without --migration-name) a pool runtime serving every claimable one and sharing the copy of pool migrations",
+    )
     .addOption(server())
     .addOption(name(false))
+    .option(
+      "--heartbeat-file <path>",
+      "touch this file at every heartbeat (3 s), for a container's liveness probe",
+    )
+    .option(
+      "--copy-units <n>",
+      "copy units (tables, ranges) this runtime runs at once; 0: it only coordinates and streams (default: each migration's parallelism.tables)",
+    )
     .action(run(runtimeCommand));
   program
     .command("serve")

@@ -55,7 +55,7 @@ export async function reviveWorker(
   if (!stored || stored.ended)
     return { runtime: stored?.runtime ?? LOCAL, started: false, secrets: [] };
   const { runtime, worker } = stored;
-  if (runtime.kind === "external") {
+  if (runtime.kind !== "local") {
     return { runtime, started: false, warning: worker.warning, secrets: [] };
   }
   const found = sourcePassword(stored.spec.source, stored.spec.databases, env);

@@ -53,9 +53,67 @@ function canceledError(database: string): MigrationError {
   });
 }
 
-interface Worker {
+/** One copy worker's sessions: the source inside the snapshot, the target. */
+export interface CopySessions {
   readonly source: Client;
   readonly target: Client;
+}
+type Worker = CopySessions;
+
+/**
+ * Opens a source session inside `snapshot` and a target session, both speaking the source's
+ * `encoding` (rows pass through unconverted). Fails when the snapshot is no longer importable.
+ */
+export async function openCopySessions(
+  spec: MigrationSpec,
+  database: string,
+  snapshot: string,
+  encoding: string,
+): Promise<CopySessions> {
+  const source = await openSession(spec.source, database, "pgmigrate copy");
+  let target: Client | undefined;
+  try {
+    await source.query("SELECT set_config('client_encoding', $1, false)", [encoding]);
+    await beginAtSnapshot(source, snapshot);
+    target = await openSession(spec.target, database, "pgmigrate copy");
+    await target.query("SELECT set_config('client_encoding', $1, false)", [encoding]);
+    // Safe: the post-data restore that follows commits synchronously on the same server, which
+    // flushes the WAL of these commits too; a crash before that fails the clone anyway.
+    await target.query("SET synchronous_commit = off");
+  } catch (err) {
+    await hardClose(source);
+    if (target) await hardClose(target);
+    throw err;
+  }
+  return { source, target };
+}
+
+/** Ends both sessions: cleanly after a success, at once (the target rolls back) otherwise. */
+export async function closeCopySessions(sessions: CopySessions, failed: boolean): Promise<void> {
+  if (failed) {
+    await Promise.all([hardClose(sessions.source), hardClose(sessions.target)]);
+    return;
+  }
+  await sessions.source.query("COMMIT").catch(() => undefined);
+  await Promise.all(
+    [sessions.source.end(), sessions.target.end()].map((p) => p.catch(() => undefined)),
+  );
+}
+
+/**
+ * Copies one unit (a whole table or a range) in one target transaction; `beforeCommit` runs
+ * inside it just before COMMIT (a distributed unit records the transaction there, and a unit
+ * that is no longer ours throws, rolling it back). Returns the rows copied.
+ */
+export async function copyUnitData(
+  sessions: CopySessions,
+  unit: CopyUnit,
+  counter: CopyCounter,
+  beforeCommit?: (target: Client, rows: number) => Promise<void>,
+): Promise<number> {
+  return unit.range
+    ? copyRange(sessions, unit, counter, beforeCommit)
+    : copyWhole(sessions, unit.table, counter, beforeCommit);
 }
 
 const NEWLINE = 0x0a;
@@ -197,22 +255,7 @@ export async function copyTables(job: CopyJob, units: readonly CopyUnit[]): Prom
   };
 
   const open = async (): Promise<Worker> => {
-    const source = await openSession(spec.source, database, "pgmigrate copy");
-    let target: Client | undefined;
-    try {
-      await source.query("SELECT set_config('client_encoding', $1, false)", [job.encoding]);
-      await beginAtSnapshot(source, job.snapshot);
-      target = await openSession(spec.target, database, "pgmigrate copy");
-      await target.query("SELECT set_config('client_encoding', $1, false)", [job.encoding]);
-      // Safe: the post-data restore that follows commits synchronously on the same server, which
-      // flushes the WAL of these commits too; a crash before that fails the clone anyway.
-      await target.query("SET synchronous_commit = off");
-    } catch (err) {
-      await hardClose(source);
-      if (target) await hardClose(target);
-      throw err;
-    }
-    const worker = { source, target };
+    const worker = await openCopySessions(spec, database, job.snapshot, job.encoding);
     // Opened after a cancel: the pool hands it nothing and close() drops it.
     live.add(worker);
     return worker;
@@ -220,14 +263,7 @@ export async function copyTables(job: CopyJob, units: readonly CopyUnit[]): Prom
 
   const close = async (worker: Worker, failed: boolean): Promise<void> => {
     live.delete(worker);
-    if (failed || cancel.signal.aborted) {
-      await Promise.all([hardClose(worker.source), hardClose(worker.target)]);
-      return;
-    }
-    await worker.source.query("COMMIT").catch(() => undefined);
-    await Promise.all(
-      [worker.source.end(), worker.target.end()].map((p) => p.catch(() => undefined)),
-    );
+    await closeCopySessions(worker, failed || cancel.signal.aborted);
   };
 
   const work = async (unit: CopyUnit, worker: Worker): Promise<void> => {
@@ -237,9 +273,7 @@ export async function copyTables(job: CopyJob, units: readonly CopyUnit[]): Prom
     const counter = new CopyCounter();
     try {
       load.begin(counter);
-      const rows = unit.range
-        ? await copyRange(worker, unit, counter)
-        : await copyWhole(worker, table, counter);
+      const rows = await copyUnitData(worker, unit, counter);
       if (!load.end(counter, rows)) return;
       await load.reports;
       const result = { rows: load.rows, bytes: load.bytes };
@@ -323,6 +357,7 @@ async function copyWhole(
   worker: Worker,
   table: TableToCopy,
   counter: CopyCounter,
+  beforeCommit?: (target: Client, rows: number) => Promise<void>,
 ): Promise<number> {
   const name = qualify(table.schema, table.name);
   const columns = columnList(table);
@@ -346,6 +381,7 @@ async function copyWhole(
     `COPY ${name}${columns} FROM STDIN${freeze ? " WITH (FREEZE)" : ""}`,
     counter,
   );
+  await beforeCommit?.(target, rows);
   await target.query("COMMIT");
   return rows;
 }
@@ -355,17 +391,24 @@ async function copyWhole(
  * (see copyTables on retry). No FREEZE: the ranges of a table are loaded concurrently, and a
  * TRUNCATE in one of them would lock out the others and drop what they committed.
  */
-async function copyRange(worker: Worker, unit: CopyUnit, counter: CopyCounter): Promise<number> {
+async function copyRange(
+  worker: Worker,
+  unit: CopyUnit,
+  counter: CopyCounter,
+  beforeCommit?: (target: Client, rows: number) => Promise<void>,
+): Promise<number> {
   const { table, range } = unit;
   if (!range) throw new Error("copyRange needs a range");
   const name = qualify(table.schema, table.name);
   const select = table.columns.map(quoteIdent).join(", ");
-  return stream(
-    worker,
-    `COPY (SELECT ${select} FROM ONLY ${name} WHERE ${rangePredicate(range)}) TO STDOUT`,
-    `COPY ${name}${columnList(table)} FROM STDIN`,
-    counter,
-  );
+  const sourceSql = `COPY (SELECT ${select} FROM ONLY ${name} WHERE ${rangePredicate(range)}) TO STDOUT`;
+  const targetSql = `COPY ${name}${columnList(table)} FROM STDIN`;
+  if (!beforeCommit) return stream(worker, sourceSql, targetSql, counter);
+  await worker.target.query("BEGIN");
+  const rows = await stream(worker, sourceSql, targetSql, counter);
+  await beforeCommit(worker.target, rows);
+  await worker.target.query("COMMIT");
+  return rows;
 }
 
 /** A statement the server refused (a SQLSTATE), not a lost connection or a server going away. */

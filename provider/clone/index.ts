@@ -7,9 +7,9 @@ import { serverMajor, withClient } from "../pg/connect";
 import { MigrationError } from "../pg/errors";
 import type { MigrationSpec, ProgressSink, TableRef } from "../spec/types";
 import { findDumpTools, type DumpTools } from "../pg/dump-tools";
-import { CANCELED_CODE, copyTables } from "./copy";
+import { CANCELED_CODE, copyTables, type CopiedTable, type CopyJob } from "./copy";
 import { copyLargeObjects } from "./large-objects";
-import { planCopyUnits, splitSummary, TID_RANGE_SCAN_MAJOR } from "./ranges";
+import { planCopyUnits, splitSummary, TID_RANGE_SCAN_MAJOR, type CopyUnit } from "./ranges";
 import {
   analyzeSql,
   earlyTables,
@@ -44,7 +44,24 @@ export function missingSequences(missing: readonly string[]): string {
   );
 }
 export { refreshMaterializedViews } from "./matviews";
-export { CANCELED_CODE } from "./copy";
+export {
+  CANCELED_CODE,
+  closeCopySessions,
+  CopyCounter,
+  copyUnitData,
+  openCopySessions,
+  type CopiedTable,
+  type CopyJob,
+  type CopySessions,
+} from "./copy";
+export type { CopyUnit } from "./ranges";
+export type { TableToCopy } from "./tables";
+
+/**
+ * Copies the units of one database and resolves when every one is committed (copy.ts
+ * copyTables in this process; a pool migration hands them to its runtimes).
+ */
+export type UnitCopier = (job: CopyJob, units: readonly CopyUnit[]) => Promise<CopiedTable[]>;
 export { exportSnapshot, type HeldSnapshot } from "./snapshot";
 
 export interface CloneOptions {
@@ -54,6 +71,8 @@ export interface CloneOptions {
   snapshot?: string;
   progress: ProgressSink;
   signal?: AbortSignal;
+  /** Who copies the tables (default: copyTables, in this process). */
+  copier?: UnitCopier;
 }
 
 export interface ClonedTable extends TableRef {
@@ -252,7 +271,7 @@ export async function cloneDatabase(options: CloneOptions): Promise<CloneResult>
     );
     let copied: Awaited<ReturnType<typeof copyTables>>;
     try {
-      copied = await copyTables(
+      copied = await (options.copier ?? copyTables)(
         {
           spec,
           database,

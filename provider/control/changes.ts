@@ -8,14 +8,18 @@ import type { ControlLocation } from "./db";
 
 export const CHANGES_CHANNEL = "pgmigrate_changes";
 
-/** Calls `onChange` whenever migration `name` changes; `client` must stay idle between queries. */
+/**
+ * Calls `onChange` whenever migration `name` (undefined: any migration) changes; `client` must
+ * stay idle between queries.
+ */
 export async function listenForChanges(
   client: Client,
-  name: string,
+  name: string | undefined,
   onChange: () => void,
 ): Promise<void> {
   client.on("notification", (message) => {
-    if (message.channel === CHANGES_CHANNEL && message.payload === name) onChange();
+    if (message.channel !== CHANGES_CHANNEL) return;
+    if (name === undefined || message.payload === name) onChange();
   });
   await client.query(`LISTEN ${CHANGES_CHANNEL}`);
 }
@@ -27,7 +31,7 @@ export async function listenForChanges(
  */
 export async function openChangeListener(
   at: ControlLocation,
-  name: string,
+  name: string | undefined,
   onChange: () => void,
   minIntervalMs = 250,
 ): Promise<{ close(): Promise<void> }> {

@@ -29,7 +29,7 @@ const HINTS: Readonly<Record<string, string>> = {
     "write a number of bytes, e.g. 1073741824 (1 GiB), or 0 for the default",
   verify: 'write "snapshot", "counts", "checksum" or "none"',
   controlDatabase: 'write the name of a database on the target, e.g. "postgres"',
-  runtime: 'write { kind: "local" } or { kind: "external" }',
+  runtime: 'write { kind: "local" }, { kind: "external" } or { kind: "pool" }',
 };
 
 function hintFor(property: string): string | undefined {

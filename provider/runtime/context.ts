@@ -20,6 +20,8 @@ export interface MigrationContext {
   readonly lease: LeaseKeeper;
   readonly journal: Journal;
   readonly streams: StreamSet;
+  /** This process's id among the runtimes (pgmigrate.runtimes): owner of the units it holds. */
+  readonly runtimeId: string;
 }
 
 /** Thrown when work stops because the lease was lost or the worker is stopping. */

@@ -22,6 +22,7 @@ import {
 } from "./context";
 import { errorText } from "./journal";
 import { restoreReplicaIdentities } from "./replica-identity";
+import { recordStreamOwner } from "./shared-copy";
 import { testPoint } from "./test-hooks";
 import { restoreTargetTriggers } from "./triggers";
 import { concludeVerification, verifyOne } from "./verification";
@@ -117,6 +118,7 @@ async function drain(
       );
       // A cancel requested before the drain was recorded wins: the caller rolls back.
       if (!drained) throw new MigrationError("cancel", "cancel requested");
+      await recordStreamOwner(ctx, database, "done");
       await ctx.journal.event("info", message, database);
     },
   );

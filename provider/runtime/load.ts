@@ -14,6 +14,7 @@ import { tablesWithoutReplicaIdentity } from "../validate";
 import { checkpoint, dbRows, dbStep, type MigrationContext } from "./context";
 import { errorText } from "./journal";
 import { recordReplicaIdentities, restoreReplicaIdentities } from "./replica-identity";
+import { cancelSharedCopy, onPool, recordStreamOwner, sharedCopier } from "./shared-copy";
 import { suspendTargetTriggers } from "./triggers";
 import { verifiesAtSnapshot, verifyCopy } from "./verification";
 
@@ -95,6 +96,8 @@ async function copyOnce(
       // Recorded in the target database about to be emptied: put back while the record exists.
       await restoreReplicaIdentities(spec, database, "replicate");
     }
+    // Units a pool's runtimes may still be copying under the old snapshot end first.
+    await cancelSharedCopy(ctx, database);
     await resetDatabase(ctx.db, ctx.lease, database);
   }
   checkpoint(ctx);
@@ -174,12 +177,15 @@ async function clone(
   snapshot: string | undefined,
   signal: AbortSignal,
 ): Promise<void> {
+  // A pool migration's tables are copied by every runtime of the pool (work units).
+  const shared = await onPool(ctx);
   const result = await cloneDatabase({
     spec: ctx.spec,
     database,
     snapshot,
     progress: ctx.journal,
     signal,
+    copier: shared ? sharedCopier(ctx, ctx.runtimeId) : undefined,
   });
   for (const warning of result.warnings) await ctx.journal.event("warning", warning, database);
   const rows = result.tables.reduce((sum, t) => sum + t.rows, 0);
@@ -204,6 +210,7 @@ async function startStreaming(
   await quietTargetTriggers(ctx, row.name);
   // A cutover under way (its LSN recorded) goes on stopping exactly there.
   await ctx.streams.start(row.name, consistentPoint, row, row.cutoverLsn ?? undefined);
+  await recordStreamOwner(ctx, row.name, "running");
   await dbStep(
     ctx,
     row.name,

@@ -2,6 +2,7 @@
 // The worker's one entry point: the spawner starts `main.js runtime --server URL
 // [--migration-name N]`, and `pgmigrate runtime` runs the same runRuntime through api/.
 import { MigrationError } from "../pg/errors";
+import { parseCopyUnits } from "../spec/inputs";
 import { migrationNameProblem } from "../pg/names";
 import { passwordFromEnvironment } from "../pg/passwords";
 import { parseServerUrl, targetEndpoint } from "../pg/url";
@@ -18,6 +19,10 @@ export interface RuntimeProcessOptions {
   /** Serve only this migration; otherwise every claimable active one. */
   readonly migrationName?: string;
   readonly sourcePassword?: string;
+  /** Touched at every heartbeat (a container's liveness probe reads its age). */
+  readonly heartbeatFile?: string;
+  /** Copy units this runtime runs at once (0: it only coordinates); default per migration. */
+  readonly copyUnits?: number;
 }
 
 /** Exit code of a second SIGTERM/SIGINT: the operator does not want to wait for the clean stop. */
@@ -80,11 +85,13 @@ export async function main(
   const secrets = [env.PGMIGRATE_TARGET_PASSWORD, env.PGPASSWORD, env.PGMIGRATE_SOURCE_PASSWORD];
   const text = option(args, "--server");
   const migrationName = option(args, "--migration-name");
+  const heartbeatFile = option(args, "--heartbeat-file");
+  const copyUnitsText = option(args, "--copy-units");
   try {
     if (!text) {
       throw new MigrationError(
         "input",
-        "usage: main.js runtime --server URL [--migration-name N]",
+        "usage: main.js runtime --server URL [--migration-name N] [--heartbeat-file PATH] [--copy-units N]",
         {
           code: "PGM_INPUT",
         },
@@ -92,12 +99,15 @@ export async function main(
     }
     const problem = migrationName === undefined ? undefined : migrationNameProblem(migrationName);
     if (problem) throw new MigrationError("input", problem, { code: "PGM_INPUT" });
+    const copyUnits = parseCopyUnits(copyUnitsText);
     const server = parseServerUrl(text, env);
     const password = server.password ?? passwordFromEnvironment("target", env);
     return await runRuntime({
       target: targetEndpoint(server, password || undefined),
       controlDatabase: server.controlDatabase,
       migrationName,
+      heartbeatFile,
+      copyUnits,
       // Undefined when not set: the worker then connects without a password (trust, certificates).
       sourcePassword: passwordFromEnvironment("source", env),
     });

@@ -4,6 +4,7 @@
 // created and our bookkeeping in the others.
 import { dropSlotAndPublication, dropTargetBookkeeping, sourceCleanupSql } from "../cdc";
 import { dropTargetDatabase } from "../clone";
+import { cancelSharedCopy } from "./shared-copy";
 import { getMigrationRow } from "../control/migrations";
 import { setDatabaseStep } from "../control/progress";
 import { quoteIdent } from "../pg/ident";
@@ -105,6 +106,8 @@ export async function cancelMigration(ctx: MigrationContext): Promise<void> {
   const { spec } = ctx;
   await ctx.journal.event("info", "cancel requested: rolling back");
   await ctx.streams.stopAll();
+  // No runtime of a pool may go on copying into a database about to be dropped.
+  await attempt(() => cancelSharedCopy(ctx));
   const problems = await dropSourceObjects(ctx);
   const row = await getMigrationRow(ctx.db, spec.migrationName);
   const created = new Set(row?.createdDatabases ?? []);
@@ -152,6 +155,7 @@ export async function failMigration(ctx: MigrationContext, error: unknown): Prom
   const { spec } = ctx;
   const message = ctx.journal.redact(errorText(error, []));
   await ctx.streams.stopAll();
+  await attempt(() => cancelSharedCopy(ctx));
   const problems = await dropSourceObjects(ctx);
   const rows = await dbRows(ctx);
   // Databases whose restore failed keep the bookkeeping: it records what to restore by hand.

@@ -70,7 +70,7 @@ function sameRuntime(a: RuntimeOptions, b: RuntimeOptions): boolean {
  * seconds after creation (the user is still starting it) and while a worker heartbeats.
  */
 export function missingWorkerWarning(row: MigrationRow, at: ControlLocation): string | undefined {
-  if (row.endedOn || row.runtimeKind !== "external" || workerStatus(row) !== "dead") return;
+  if (row.endedOn || row.runtimeKind === "local" || workerStatus(row) !== "dead") return;
   const silent = row.heartbeatAgeSeconds ?? row.ageSeconds;
   if (row.heartbeatAgeSeconds === null && silent < STALE_HEARTBEAT_SECONDS) return;
   const seconds = Math.round(silent);
@@ -78,10 +78,18 @@ export function missingWorkerWarning(row: MigrationRow, at: ControlLocation): st
     row.heartbeatAgeSeconds === null
       ? `no worker has picked it up in ${seconds} s`
       : `no worker has a heartbeat for ${seconds} s`;
+  const passwords = "passwords in PGMIGRATE_SOURCE_PASSWORD and PGMIGRATE_TARGET_PASSWORD";
+  if (row.runtimeKind === "pool") {
+    return (
+      `migration ${row.name} runs on a pool of runtimes and ${what}: waiting for a runtime; run ` +
+      `\`pgmigrate runtime --server ${controlUrl(at.target, at.controlDatabase)}\` (no --migration-name) ` +
+      `on hosts that reach both servers, or declare a MigrationRuntime (${passwords})`
+    );
+  }
   return (
     `migration ${row.name} runs on an external runtime and ${what}; run ` +
     `\`pgmigrate runtime --server ${controlUrl(at.target, at.controlDatabase)} --migration-name ${row.name}\` ` +
-    "on a host that reaches both servers (passwords in PGMIGRATE_SOURCE_PASSWORD and PGMIGRATE_TARGET_PASSWORD)"
+    `on a host that reaches both servers (${passwords})`
   );
 }
 
@@ -119,7 +127,7 @@ export async function superviseWorker(
     row = (await getMigrationRow(db, name)) ?? row;
     runtime = storedRuntime(row);
   }
-  if (runtime.kind === "external") {
+  if (runtime.kind !== "local") {
     const warning = missingWorkerWarning(row, at);
     if (warning && (await reserveWorkerWarning(db, name, WORKER_WARNING_EVERY_SECONDS))) {
       await addEvent(db, name, "warning", warning);

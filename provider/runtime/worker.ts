@@ -5,10 +5,11 @@ import os from "node:os";
 import type { Pool } from "pg";
 import { openChangeListener } from "../control/changes";
 import { openControlPool } from "../control/db";
-import { claimableMigrations, claimLease } from "../control/lease";
+import { claimableMigrations, claimLease, clearDeadLease } from "../control/lease";
 import { getMigrationRow, type StoredSpec } from "../control/migrations";
 import { installControlSchema } from "../control/schema";
 import { MigrationError } from "../pg/errors";
+import { processAlive } from "../pg/process";
 import { withPasswords } from "../pg/redact";
 import { sleep } from "../pg/retry";
 import type { Endpoint, MigrationSpec } from "../spec/types";
@@ -17,6 +18,7 @@ import { errorText, Journal, logLine } from "./journal";
 import { HEARTBEAT_MS, LeaseKeeper, newOwnerId, parseOwnerId } from "./lease";
 import { runMigration } from "./machine";
 import { StreamSet } from "./streams";
+import { runtimeIdentity, UnitRunner } from "./unit-runner";
 
 export interface WorkerOptions {
   /** The target server (with password): the control store lives there. */
@@ -29,6 +31,10 @@ export interface WorkerOptions {
   readonly signal?: AbortSignal;
   /** Heartbeat period (tests shorten it); default 3 s. */
   readonly heartbeatMs?: number;
+  /** Touched at every runtime heartbeat (a container's liveness probe reads its age). */
+  readonly heartbeatFile?: string;
+  /** Copy units this runtime runs at once (0: it only coordinates); default per migration. */
+  readonly copyUnits?: number;
 }
 
 /** How long a named worker keeps trying to claim a lease that a dead worker may still hold. */
@@ -36,37 +42,71 @@ const CLAIM_PATIENCE_MS = 45_000;
 const CLAIM_RETRY_MS = 1_000;
 /** A predecessor asked to stop (restart) gets this long to release its lease. */
 const STOPPING_GRACE_MS = 10_000;
-const POLL_MS = 5_000;
+const POLL_MS = 2_000;
 
+/**
+ * Runs the worker: the migrations it claims (their state machines), and alongside, the work
+ * units of pool migrations (or of its one named migration) that any runtime may copy.
+ */
 export async function runWorker(options: WorkerOptions): Promise<void> {
   const at = { target: options.target, controlDatabase: options.controlDatabase };
   await installControlSchema(at);
-  const pool = await openControlPool(at);
+  const pool = await openControlPool(at, 8);
+  const units = new UnitRunner(pool, runtimeIdentity(newOwnerId(), options.migrationName), {
+    at,
+    sourcePassword: options.sourcePassword,
+    heartbeatMs: options.heartbeatMs ?? HEARTBEAT_MS,
+    heartbeatFile: options.heartbeatFile,
+    copyUnits: options.copyUnits,
+    signal: options.signal,
+  });
+  const unitsDone = units.run();
   try {
+    const runtimeId = units.identity.id;
     if (options.migrationName) {
-      await serveNamed(pool, options, options.migrationName);
+      await serveNamed(pool, options, options.migrationName, runtimeId);
       return;
     }
-    await serveAll(pool, options);
+    await serveAll(pool, options, runtimeId);
   } finally {
+    units.close();
+    await unitsDone;
     await pool.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Frees the leases of migrations whose worker was on this host and is gone (killed), so they
+ * are claimed at the next poll instead of after the lease expiry.
+ */
+async function freeDeadLocalLeases(pool: Pool): Promise<void> {
+  const { rows } = await pool.query<{ name: string; owner: string }>(
+    `SELECT name, lease_owner AS owner FROM pgmigrate.migrations
+      WHERE ended_on IS NULL AND lease_owner IS NOT NULL`,
+  );
+  for (const row of rows) {
+    const holder = parseOwnerId(row.owner);
+    if (holder?.host === os.hostname() && !processAlive(holder.pid)) {
+      await clearDeadLease(pool, row.name, row.owner);
+    }
   }
 }
 
 // Serves every claimable migration, polling for new ones, until the worker's signal aborts. A
 // control store that is briefly unreachable is retried at the next poll.
-async function serveAll(pool: Pool, options: WorkerOptions): Promise<void> {
+async function serveAll(pool: Pool, options: WorkerOptions, runtimeId: string): Promise<void> {
   const secrets = [options.target.password, options.sourcePassword];
   const running = new Map<string, Promise<void>>();
   while (!options.signal?.aborted) {
     try {
+      await freeDeadLocalLeases(pool);
       for (const name of await claimableMigrations(pool)) {
         if (running.has(name)) continue;
         const owner = newOwnerId();
         if (!(await claimLease(pool, name, owner, { pid: process.pid, host: os.hostname() }))) {
           continue;
         }
-        const run = serve(pool, options, name, owner)
+        const run = serve(pool, options, name, owner, runtimeId)
           .catch((err: unknown) => logLine(secrets, "error", `${name}: ${errorText(err, secrets)}`))
           .finally(() => running.delete(name));
         running.set(name, run);
@@ -81,7 +121,12 @@ async function serveAll(pool: Pool, options: WorkerOptions): Promise<void> {
 
 // A freshly spawned worker may find the lease still held by its dead predecessor (on another
 // host we cannot tell it is dead): keep trying until the lease expires or a live worker shows.
-async function serveNamed(pool: Pool, options: WorkerOptions, name: string): Promise<void> {
+async function serveNamed(
+  pool: Pool,
+  options: WorkerOptions,
+  name: string,
+  runtimeId: string,
+): Promise<void> {
   const owner = newOwnerId();
   const started = Date.now();
   for (;;) {
@@ -96,7 +141,7 @@ async function serveNamed(pool: Pool, options: WorkerOptions, name: string): Pro
       return;
     }
     if (await claimLease(pool, name, owner, { pid: process.pid, host: os.hostname() })) {
-      await serve(pool, options, name, owner);
+      await serve(pool, options, name, owner, runtimeId);
       return;
     }
     const holder = row.leaseOwner ? parseOwnerId(row.leaseOwner) : undefined;
@@ -121,6 +166,7 @@ async function serve(
   options: WorkerOptions,
   name: string,
   owner: string,
+  runtimeId: string,
 ): Promise<void> {
   const secrets = [options.target.password, options.sourcePassword];
   const row = await getMigrationRow(pool, name);
@@ -140,6 +186,7 @@ async function serve(
     lease,
     journal,
     streams: new StreamSet(pool, spec, journal),
+    runtimeId,
   };
   // A cutover or cancel request is seen at once, not at the next heartbeat (polling stays).
   const listener = await openChangeListener(

@@ -1,6 +1,7 @@
 // Resource inputs: zod schemas, defaults, and the problems reported on exact properties.
 // The provider's `check` and the CLI's properties file both end here.
 import { z } from "zod";
+import { MigrationError } from "../pg/errors";
 import { migrationNameProblem } from "../pg/names";
 import { didYouMean } from "./suggest";
 import type { MigrationSpec } from "./types";
@@ -111,8 +112,8 @@ export const migrationInputSchema = z
     controlDatabase: z.string().min(1).max(63).default("postgres"),
     runtime: z
       .object({
-        /** `local` (default): the provider spawns a detached worker; `external`: `pgmigrate runtime` runs elsewhere. */
-        kind: z.enum(["local", "external"]).default("local"),
+        /** `local` (default): the provider spawns a detached worker; `external`: `pgmigrate runtime` runs elsewhere; `pool`: runtimes without a migration name share the work. */
+        kind: z.enum(["local", "external", "pool"]).default("local"),
         logDir: z.string().optional(),
       })
       .strict()
@@ -141,7 +142,7 @@ export type ResolveResult =
   | {
       readonly ok: true;
       readonly spec: MigrationSpec;
-      readonly runtime: { kind: "local" | "external"; logDir?: string };
+      readonly runtime: { kind: "local" | "external" | "pool"; logDir?: string };
     }
   | { readonly ok: false; readonly problems: readonly InputProblem[] };
 
@@ -241,4 +242,19 @@ export function resolveSpec(input: unknown, resourceName?: string): ResolveResul
     spec,
     runtime: { kind: v.runtime?.kind ?? "local", logDir: v.runtime?.logDir },
   };
+}
+
+/** `--copy-units N`: a whole number, 0 or more; absent: undefined (each migration's parallelism). */
+export function parseCopyUnits(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d{1,4}$/.test(text)) {
+    throw new MigrationError(
+      "input",
+      `--copy-units must be a whole number (0 or more), not "${text}"`,
+      {
+        code: "PGM_INPUT",
+      },
+    );
+  }
+  return Number(text);
 }

@@ -19,9 +19,15 @@ export interface Endpoint {
   readonly serverType?: string;
 }
 
-/** Where the worker runs: `local` (spawned detached, respawned when dead) or `external`. */
+/**
+ * Where the worker runs: `local` (spawned detached, respawned when dead), `external` (one
+ * `pgmigrate runtime` started elsewhere) or `pool` (never spawned; every `pgmigrate runtime`
+ * without a migration name shares its work: the copy is split into claimable units).
+ */
+export type RuntimeKind = "local" | "external" | "pool";
+
 export interface RuntimeOptions {
-  readonly kind: "local" | "external";
+  readonly kind: RuntimeKind;
   /** Directory of a local worker's log file (default: $XDG_STATE_HOME/pgmigrate or ~/.local/state/pgmigrate). */
   readonly logDir?: string;
 }

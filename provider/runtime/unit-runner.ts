@@ -1,0 +1,269 @@
+// The work-unit side of a runtime: registers the process in pgmigrate.runtimes, heartbeats
+// (and touches the heartbeat file a container's liveness probe reads), and claims the copy units
+// of pool migrations (or of its one named migration) while the coordinator of each holds the
+// snapshot. A unit is one table or range, copied in one target transaction fenced twice: its
+// transaction id is recorded (owner-checked) just before COMMIT, and whoever claims the unit
+// again first ends the previous owner's target backend, then asks the server whether that
+// transaction committed. A unit is thus never lost nor copied twice.
+import fs from "node:fs/promises";
+import os from "node:os";
+import type { Pool } from "pg";
+import {
+  CopyCounter,
+  closeCopySessions,
+  copyUnitData,
+  openCopySessions,
+  type CopySessions,
+  type CopyUnit,
+} from "../clone";
+import { openChangeListener } from "../control/changes";
+import type { ControlLocation } from "../control/db";
+import { getMigrationRow } from "../control/migrations";
+import {
+  claimCopyUnit,
+  endBackends,
+  failUnit,
+  finishUnit,
+  forgetDeadRuntimes,
+  heartbeatRuntime,
+  MAX_UNIT_CLAIMS,
+  recordUnitCommit,
+  removeRuntime,
+  setUnitBackend,
+  setUnitProgress,
+  type ClaimedUnit,
+  type RuntimeIdentity,
+} from "../control/units";
+import { MigrationError, pgFields } from "../pg/errors";
+import { processAlive } from "../pg/process";
+import { withPasswords } from "../pg/redact";
+import type { MigrationSpec } from "../spec/types";
+import { errorText, logLine } from "./journal";
+
+/** How often an idle runtime looks for units without being woken by a notification. */
+const POLL_MS = 2_000;
+/** How often a unit in progress records its rows and bytes. */
+const PROGRESS_MS = 3_000;
+
+export interface UnitRunnerOptions {
+  readonly at: ControlLocation;
+  readonly sourcePassword?: string;
+  readonly heartbeatMs: number;
+  /** Touched at every heartbeat (a container's liveness probe checks its age). */
+  readonly heartbeatFile?: string;
+  /** At most this many copy units at once (0: none, this runtime only coordinates); default: each migration's parallelism.tables. */
+  readonly copyUnits?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** A unit whose owner is no longer this runtime (claimed again, canceled): roll back, say nothing. */
+class UnitLost extends Error {
+  override readonly name = "UnitLost";
+}
+
+export class UnitRunner {
+  private readonly running = new Map<string, { sessions?: CopySessions }>();
+  private readonly stop = new AbortController();
+  private wakeUp: () => void = () => undefined;
+  private readonly secrets: readonly (string | undefined)[];
+
+  constructor(
+    private readonly pool: Pool,
+    readonly identity: RuntimeIdentity,
+    private readonly options: UnitRunnerOptions,
+  ) {
+    this.secrets = [options.at.target.password, options.sourcePassword];
+    options.signal?.addEventListener("abort", () => this.stop.abort(), { once: true });
+    if (options.signal?.aborted) this.stop.abort();
+  }
+
+  /** Heartbeats and runs units until `close()` or the signal; never throws. */
+  async run(): Promise<void> {
+    await this.beat();
+    const timer = setInterval(() => void this.beat(), this.options.heartbeatMs);
+    const listener = await openChangeListener(this.options.at, undefined, () =>
+      this.wakeUp(),
+    ).catch(() => undefined);
+    try {
+      while (!this.stop.signal.aborted) {
+        await this.fill();
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, POLL_MS);
+          const signal = this.stop.signal;
+          function done(): void {
+            clearTimeout(timer);
+            signal.removeEventListener("abort", done);
+            resolve();
+          }
+          this.wakeUp = done;
+          signal.addEventListener("abort", done, { once: true });
+        });
+      }
+    } finally {
+      clearInterval(timer);
+      await listener?.close();
+      // Units in flight: their target transactions are rolled back with their connections.
+      await Promise.all(
+        [...this.running.values()].map((r) =>
+          r.sessions ? closeCopySessions(r.sessions, true) : undefined,
+        ),
+      );
+      await removeRuntime(this.pool, this.identity.id).catch(() => undefined);
+    }
+  }
+
+  close(): void {
+    this.stop.abort();
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      await heartbeatRuntime(this.pool, this.identity);
+      await forgetDeadRuntimes(this.pool, this.identity.host, processAlive);
+      if (this.options.heartbeatFile) {
+        await fs.writeFile(this.options.heartbeatFile, `${new Date().toISOString()}\n`);
+      }
+    } catch (err) {
+      logLine(this.secrets, "warning", `runtime heartbeat: ${errorText(err, this.secrets)}`);
+    }
+  }
+
+  /** Claims units while there is capacity (the claim itself counts this runtime's share). */
+  private async fill(): Promise<void> {
+    const most = this.options.copyUnits ?? Infinity;
+    for (;;) {
+      if (this.stop.signal.aborted || this.running.size >= most) return;
+      let claimed: ClaimedUnit | undefined;
+      try {
+        claimed = await claimCopyUnit(this.pool, this.identity);
+      } catch (err) {
+        logLine(this.secrets, "warning", `claiming work units: ${errorText(err, this.secrets)}`);
+        return;
+      }
+      if (!claimed) return;
+      const unit = claimed;
+      const slot: { sessions?: CopySessions } = {};
+      this.running.set(unit.id, slot);
+      void this.execute(unit, slot).finally(() => {
+        this.running.delete(unit.id);
+        this.wakeUp();
+      });
+    }
+  }
+
+  private async specOf(migration: string): Promise<MigrationSpec> {
+    const row = await getMigrationRow(this.pool, migration);
+    if (!row) throw new Error(`migration "${migration}" is gone`);
+    return withPasswords(row.spec, {
+      source: this.options.sourcePassword,
+      target: this.options.at.target.password,
+    });
+  }
+
+  private label(unit: ClaimedUnit): string {
+    const u = unit.payload.unit as CopyUnit;
+    const range = u.range ? ` range ${u.range.index + 1}/${u.range.count}` : "";
+    return `${unit.migration}/${unit.database}: ${u.table.schema}.${u.table.name}${range}`;
+  }
+
+  private async execute(unit: ClaimedUnit, slot: { sessions?: CopySessions }): Promise<void> {
+    const me = this.identity.id;
+    let progress: NodeJS.Timeout | undefined;
+    try {
+      if (unit.claims > MAX_UNIT_CLAIMS) {
+        throw new MigrationError(
+          "data",
+          `${this.label(unit)} was interrupted ${unit.claims - 1} times (its runtimes stopped heartbeating)`,
+        );
+      }
+      if (unit.previous && (await this.settlePrevious(unit))) return;
+      const spec = await this.specOf(unit.migration);
+      const copy = unit.payload.unit as CopyUnit;
+      slot.sessions = await openCopySessions(
+        spec,
+        unit.database,
+        unit.snapshot,
+        unit.payload.encoding,
+      );
+      const sessions = slot.sessions;
+      const { rows } = await sessions.target.query<{ pid: number; start: Date }>(
+        "SELECT pid, backend_start AS start FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+      );
+      const backend = { pid: rows[0].pid, backendStart: rows[0].start };
+      if (!(await setUnitBackend(this.pool, unit.id, me, backend))) throw new UnitLost();
+      const counter = new CopyCounter();
+      progress = setInterval(() => {
+        void setUnitProgress(this.pool, unit.id, me, counter.rows, counter.bytes).catch(
+          () => undefined,
+        );
+      }, PROGRESS_MS);
+      let copied = 0;
+      await copyUnitData(sessions, copy, counter, async (target, count) => {
+        copied = count;
+        const xid = await target.query<{ xid: string }>("SELECT txid_current()::text AS xid");
+        const recorded = await recordUnitCommit(
+          this.pool,
+          unit.id,
+          me,
+          xid.rows[0].xid,
+          count,
+          counter.bytes,
+        );
+        if (!recorded) throw new UnitLost();
+      });
+      clearInterval(progress);
+      await closeCopySessions(sessions, false);
+      slot.sessions = undefined;
+      if (!(await finishUnit(this.pool, unit.id, me, copied, counter.bytes))) {
+        logLine(this.secrets, "info", `${this.label(unit)}: copied, but the unit was taken over`);
+      }
+    } catch (err) {
+      clearInterval(progress);
+      if (slot.sessions) await closeCopySessions(slot.sessions, true);
+      slot.sessions = undefined;
+      if (err instanceof UnitLost || this.stop.signal.aborted) {
+        logLine(this.secrets, "info", `${this.label(unit)}: no longer ours; rolled back`);
+        return;
+      }
+      const text = errorText(err, this.secrets);
+      logLine(this.secrets, "warning", `${this.label(unit)}: ${text}`);
+      const code = pgFields(err).code ?? (err as { code?: unknown }).code;
+      await failUnit(
+        this.pool,
+        unit.id,
+        me,
+        text,
+        typeof code === "string" ? code : undefined,
+      ).catch(() => undefined);
+    }
+  }
+
+  /**
+   * A unit claimed again: its previous owner's target backend is ended (its transaction rolls
+   * back unless it committed), then the transaction it recorded, if any, is looked up. True when
+   * that transaction committed: the unit is done without copying it again.
+   */
+  private async settlePrevious(unit: ClaimedUnit): Promise<boolean> {
+    const previous = unit.previous;
+    if (!previous) return false;
+    if (previous.backend) await endBackends(this.pool, [previous.backend]);
+    if (!previous.xid) return false;
+    const { rows } = await this.pool.query<{ status: string | null }>(
+      "SELECT txid_status($1::bigint) AS status",
+      [previous.xid],
+    );
+    if (rows[0]?.status !== "committed") return false;
+    logLine(
+      this.secrets,
+      "info",
+      `${this.label(unit)}: committed by its previous runtime before it stopped`,
+    );
+    await finishUnit(this.pool, unit.id, this.identity.id, previous.rows, previous.bytes);
+    return true;
+  }
+}
+
+/** The identity of this runtime process in pgmigrate.runtimes. */
+export function runtimeIdentity(id: string, migration?: string): RuntimeIdentity {
+  return { id, host: os.hostname(), pid: process.pid, migration };
+}
