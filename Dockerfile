@@ -35,6 +35,7 @@ FROM node:20-bookworm-slim
 ARG PG_CLIENT_PACKAGE=postgresql-client
 ARG PGDG=false
 RUN set -eux; \
+    export DEBIAN_FRONTEND=noninteractive; \
     apt-get update; \
     apt-get install -y --no-install-recommends ca-certificates; \
     if [ "$PGDG" = true ]; then \
