@@ -175,7 +175,8 @@ export class MigrationRuntime extends pulumi.ComponentResource {
     const fromSecret = (key: string) => ({
       secretKeyRef: { name: secret.metadata.name, key },
     });
-    const probe = { exec: { command: heartbeatProbeCommand() } };
+    // `find` is quick, but a busy node can delay an exec: 5 s before a probe counts as failed.
+    const probe = { exec: { command: heartbeatProbeCommand() }, timeoutSeconds: 5 };
 
     const deployment = new kubernetes.apps.v1.Deployment(
       name,
@@ -184,12 +185,24 @@ export class MigrationRuntime extends pulumi.ComponentResource {
         spec: {
           replicas: args.replicas ?? 2,
           selector: { matchLabels: selector },
+          // A new image stops every old runtime before starting new ones: two versions never
+          // share one migration's work (leases hand it over; the pause is seconds).
+          strategy: { type: "Recreate" },
           template: {
             metadata: { labels },
             spec: {
               // The runtime talks to PostgreSQL only, never to the Kubernetes API.
               automountServiceAccountToken: false,
               terminationGracePeriodSeconds: args.terminationGracePeriodSeconds ?? 60,
+              // Spread over nodes when the cluster can: the point of several runtimes.
+              topologySpreadConstraints: [
+                {
+                  maxSkew: 1,
+                  topologyKey: "kubernetes.io/hostname",
+                  whenUnsatisfiable: "ScheduleAnyway",
+                  labelSelector: { matchLabels: selector },
+                },
+              ],
               securityContext: {
                 runAsNonRoot: true,
                 runAsUser: RUNTIME_UID,
@@ -231,12 +244,7 @@ export class MigrationRuntime extends pulumi.ComponentResource {
                   volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
                   // Until the first heartbeat (connecting, upgrading the control store): 5 min.
                   startupProbe: { ...probe, periodSeconds: 5, failureThreshold: 60 },
-                  livenessProbe: {
-                    ...probe,
-                    periodSeconds: 10,
-                    timeoutSeconds: 5,
-                    failureThreshold: 3,
-                  },
+                  livenessProbe: { ...probe, periodSeconds: 10, failureThreshold: 3 },
                 },
               ],
               volumes: [{ name: "tmp", emptyDir: {} }],
