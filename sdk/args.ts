@@ -43,8 +43,9 @@ export interface RuntimeArgs {
   /**
    * "local" (default): the provider starts a detached worker on the machine running Pulumi and
    * restarts it when it died. "external": you run `pgmigrate runtime` elsewhere.
+   * "pool": no worker is started for it; every `pgmigrate runtime --server` without a migration name (a pool, e.g. MigrationRuntime on Kubernetes) shares its work.
    */
-  kind?: pulumi.Input<"local" | "external">;
+  kind?: pulumi.Input<"local" | "external" | "pool">;
   /** Directory for the local worker's log (yours, not writable by others); default `$XDG_STATE_HOME/pgmigrate` or `~/.local/state/pgmigrate`. */
   logDir?: pulumi.Input<string>;
 }
