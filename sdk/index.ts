@@ -25,5 +25,6 @@ export type {
   ValidationReport,
   VerificationReport,
   MigrationEvent,
+  RuntimeOutput,
   VerifyMode,
 } from "../provider/spec/types";

@@ -11,6 +11,7 @@ import type {
   ValidationReport,
   VerificationReport,
   MigrationEvent,
+  RuntimeOutput,
 } from "../provider/spec/types";
 import type { EndpointArgs, PostgresMigrationArgs } from "./args";
 
@@ -31,6 +32,7 @@ const OUTPUT_NAMES = [
   "events",
   "warnings",
   "workerLog",
+  "runtimes",
 ] as const;
 
 /** The endpoint with its password marked secret (kept structured so previews show the rest). */
@@ -122,6 +124,8 @@ export class PostgresMigration extends pulumi.dynamic.Resource {
   declare public readonly warnings: pulumi.Output<readonly MigrationEvent[]>;
   /** Where the worker on this machine writes its log (private to the user); null when none ran here. */
   declare public readonly workerLog: pulumi.Output<string | null>;
+  /** The live runtimes serving the migration (host, pid, last heartbeat, units held); empty once ended. */
+  declare public readonly runtimes: pulumi.Output<readonly RuntimeOutput[]>;
 
   /**
    * Declares a migration.

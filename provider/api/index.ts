@@ -38,6 +38,7 @@ export {
 } from "./destructive";
 export type { TableProgressRow } from "../control/progress";
 export type { LatencySample } from "../control/latency";
+export type { UnitView } from "../control/units";
 export { CONNECTION_TEST_TIMEOUT_MS, testConnection, type ConnectionProbe } from "./connections";
 export {
   checkNameAvailability,
@@ -46,6 +47,7 @@ export {
   getStateHistory,
   getStoredSpec,
   getTableProgress,
+  getWorkUnits,
   listMigrations,
   type MigrationListItem,
   type StateSpan,

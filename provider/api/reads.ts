@@ -11,6 +11,7 @@ import { stateChanges } from "../control/events";
 import { latencySamples, type LatencySample } from "../control/latency";
 import { readOutputs } from "../control/outputs";
 import { tableProgress, type TableProgressRow } from "../control/progress";
+import { unitsOf, type UnitView } from "../control/units";
 import { MigrationError, pgFields, SQLSTATE } from "../pg/errors";
 import { migrationNameProblem } from "../pg/names";
 import { missingWorkerWarning, workerStatus, type WorkerStatus } from "../runtime/supervise";
@@ -150,6 +151,14 @@ export async function getTableProgress(
     for (const database of names) progress[database] = await tableProgress(db, name, database);
     return progress;
   });
+}
+
+/**
+ * A migration's work units and who runs or ran each (the newest snapshot's copy units, and each
+ * database's snapshot and stream); [] when none (not a pool migration, or no such migration).
+ */
+export async function getWorkUnits(at: ControlLocation, name: string): Promise<UnitView[]> {
+  return readControl(at, [], (db) => unitsOf(db, name));
 }
 
 /** The latency history the worker recorded (newest `limit` samples, oldest first); [] when none. */

@@ -7,6 +7,7 @@ import {
   createMigration,
   forgetMigration,
   getMigration,
+  getWorkUnits,
   isEnded,
   isSettled,
   listMigrations,
@@ -30,7 +31,7 @@ import {
 } from "./context";
 import { azureMigration } from "./azure-json";
 import { buildCreateInput } from "./create-input";
-import { formatList, formatShow } from "./format";
+import { formatList, formatShow, formatUnits } from "./format";
 import { readPropertiesFile } from "./properties";
 import { reviveWorker } from "./respawn";
 import { EXIT_OK, exitCodeForState, UsageError } from "./usage";
@@ -148,7 +149,7 @@ const SHOW_FORMATS = ["text", "json", "azure"] as const;
 
 export async function showCommand(
   ctx: CliContext,
-  opts: { migrationName: string; json?: boolean; output?: string },
+  opts: { migrationName: string; json?: boolean; output?: string; units?: boolean },
 ): Promise<number> {
   checkMigrationName(opts.migrationName);
   const format = (opts.output ?? (opts.json ? "json" : "text")).toLowerCase();
@@ -168,6 +169,9 @@ export async function showCommand(
   }
   if (format === "azure") await outJson(azureMigration(outputs, ctx.label));
   else await print(ctx, outputs, format === "json");
+  if (opts.units && format === "text") {
+    await out(formatUnits(await getWorkUnits(ctx.at, opts.migrationName)));
+  }
   return EXIT_OK;
 }
 

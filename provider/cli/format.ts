@@ -2,7 +2,14 @@
 // (`--json` prints the MigrationOutputs object instead and nothing else.)
 import type { MigrationListItem } from "../api/index";
 import { formatLatency } from "../api/report";
-import type { CheckResult, DbDetails, MigrationEvent, MigrationOutputs } from "../spec/types";
+import type {
+  CheckResult,
+  DbDetails,
+  MigrationEvent,
+  MigrationOutputs,
+  RuntimeOutput,
+} from "../spec/types";
+import type { UnitView } from "../api/index";
 
 /** "45s", "3m 12s", "2h 05m", "3d 04h". */
 export function formatDuration(seconds: number | null | undefined): string {
@@ -149,6 +156,48 @@ function databaseLines(d: DbDetails): string[] {
   return lines;
 }
 
+/** "host pid N" of a runtime id (host:pid:random). */
+function runtimeLabel(id: string | null): string {
+  if (!id) return "-";
+  const m = /^(.*):(\d+):[0-9a-f]+$/.exec(id);
+  return m ? `${m[1]} pid ${m[2]}` : id;
+}
+
+/** `show --units`: every work unit with its state and the runtime that ran it. */
+export function formatUnits(units: readonly UnitView[]): string {
+  if (units.length === 0)
+    return "Units:      none (only a pool migration's copy is split into units)";
+  const copies = units.filter((u) => u.kind === "copy");
+  const by = (state: string): number => copies.filter((u) => u.state === state).length;
+  const lines = [
+    `Units:      ${copies.length} copy unit(s): ${by("done")} done, ${by("running")} running, ${by("pending")} pending` +
+      (by("failed") > 0 ? `, ${by("failed")} failed` : ""),
+  ];
+  const width = Math.max(...units.map((u) => `${u.database}: ${u.what}`.length));
+  for (const u of units) {
+    const claims = u.claims > 1 ? ` (claimed ${u.claims} times)` : "";
+    lines.push(
+      `  ${`${u.database}: ${u.what}`.padEnd(width)}  ${u.state.padEnd(8)} ${runtimeLabel(u.owner)}${claims}`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/** The runtimes serving a migration: who coordinates, who copies what. */
+export function runtimeLines(runtimes: readonly RuntimeOutput[], now = Date.now()): string[] {
+  if (runtimes.length === 0) return [];
+  const lines = [`Runtimes:   ${runtimes.length} serving`];
+  for (const r of runtimes) {
+    const age = Math.max(0, (now - Date.parse(r.lastHeartbeat)) / 1000);
+    const role = r.coordinator ? " (coordinator)" : "";
+    lines.push(
+      `  ${r.host} pid ${r.pid}${role}: heartbeat ${age.toFixed(1)} s ago, ${r.unitsDone} unit(s) copied` +
+        (r.units.length > 0 ? `, running ${r.units.join("; ")}` : ""),
+    );
+  }
+  return lines;
+}
+
 /** The readable `show` summary. */
 export function formatShow(o: MigrationOutputs, server: string, now = Date.now()): string {
   const running = o.startedOn
@@ -164,6 +213,7 @@ export function formatShow(o: MigrationOutputs, server: string, now = Date.now()
   if (o.cutoverLsn) lines.push(`Cutover:    at source WAL position ${o.cutoverLsn}`);
   if (o.error) lines.push(`Error:      ${o.error}`);
   if (o.workerLog) lines.push(`Log:        ${o.workerLog}`);
+  lines.push(...runtimeLines(o.runtimes, now));
   if (o.validation) {
     lines.push(`Validation: ${o.validation.status}`);
     lines.push(...checkLines("server", o.validation.serverLevel));

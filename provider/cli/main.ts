@@ -138,6 +138,10 @@ export function buildProgram(
       "--output <format>",
       "text (default), json (as --json) or azure (the shape of az postgres flexible-server migration show)",
     )
+    .option(
+      "--units",
+      "also list the work units (tables, ranges, snapshots, streams) and their runtimes",
+    )
     .action(run(showCommand));
   program
     .command("delete")

@@ -1,10 +1,12 @@
 // Builds the user-visible MigrationOutputs (Pulumi outputs, `--json`) from the control rows.
 import { copyPercent, etaSeconds } from "../spec/progress";
-import type { DbDetails, MigrationEvent, MigrationOutputs } from "../spec/types";
+import type { DbDetails, MigrationEvent, MigrationOutputs, RuntimeOutput } from "../spec/types";
+import { pgFields, SQLSTATE } from "../pg/errors";
 import { compareLsn } from "../pg/lsn";
 import type { Queryable } from "./db";
 import { SELECT_ROW, type MigrationRow } from "./migrations";
 import { DATABASE_ROWS_SQL, type DatabaseRow } from "./progress";
+import { runtimesOf } from "./units";
 
 function iso(date: Date | null): string | null {
   return date ? date.toISOString() : null;
@@ -68,6 +70,7 @@ export function buildOutputs(
     recent: [],
     warnings: [],
   },
+  runtimes: readonly RuntimeOutput[] = [],
 ): MigrationOutputs {
   const latencies = databases
     .map((d) => d.latencySeconds)
@@ -89,6 +92,7 @@ export function buildOutputs(
     events: events.recent,
     warnings: events.warnings,
     workerLog: migration.workerLog,
+    runtimes,
   };
 }
 
@@ -151,8 +155,24 @@ export async function readSnapshot(
     endedOn: d.endedOn === null ? null : new Date(d.endedOn),
     appliedCommitTime: d.appliedCommitTime === null ? null : new Date(d.appliedCommitTime),
   }));
+  const runtimes = row.endedOn ? [] : await liveRuntimes(db, name);
   return {
     row,
-    outputs: buildOutputs(row, parsed, { recent: recent_events, warnings: recent_warnings }),
+    outputs: buildOutputs(
+      row,
+      parsed,
+      { recent: recent_events, warnings: recent_warnings },
+      runtimes,
+    ),
   };
+}
+
+/** The runtimes serving `name`; none in a control store older than version 7 (no such table). */
+async function liveRuntimes(db: Queryable, name: string): Promise<RuntimeOutput[]> {
+  try {
+    return await runtimesOf(db, name);
+  } catch (err) {
+    if (pgFields(err).code === SQLSTATE.undefinedTable) return [];
+    throw err;
+  }
 }

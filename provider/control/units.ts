@@ -2,6 +2,7 @@
 // pgmigrate.runtimes; the copy of a pool migration is split into pgmigrate.work_units that any
 // runtime claims with FOR UPDATE SKIP LOCKED. A unit's lease is its owner's heartbeat: a unit
 // whose owner stopped heartbeating (or whose process is gone from this host) is claimed again.
+import type { RuntimeOutput } from "../spec/types";
 import type { Queryable } from "./db";
 import { fencedBy, fencedWrite, type LeaseFence } from "./lease";
 
@@ -407,56 +408,40 @@ export async function setHeldUnit(
   );
 }
 
-/** A runtime serving a migration, for `show` and outputs. */
-export interface RuntimeView {
-  readonly id: string;
-  readonly host: string;
-  readonly pid: number;
-  /** Seconds since its last heartbeat. */
-  readonly heartbeatAgeSeconds: number;
-  /** Units of this migration it runs now (copy units, and the snapshot and streams it holds). */
-  readonly unitsHeld: number;
-  /** Copy units of this migration it completed. */
-  readonly unitsDone: number;
-}
-
 /**
- * The live runtimes that can serve `migration`: pool runtimes (for a pool migration), runtimes
- * named for it, and any that holds one of its units.
+ * The live runtimes serving an active `migration`: its coordinator (the lease holder), runtimes
+ * named for it, pool runtimes (a pool migration) and any runtime holding one of its units; with
+ * the units each runs now and how many copy units each completed. Empty once it ended.
  */
-export async function runtimesOf(db: Queryable, migration: string): Promise<RuntimeView[]> {
-  const { rows } = await db.query<{
-    id: string;
-    host: string;
-    pid: number;
-    age: number;
-    held: string;
-    done: string;
-  }>(
-    `SELECT r.id, r.host, r.pid,
-            extract(epoch FROM now() - r.heartbeat_at)::float8 AS age,
+export async function runtimesOf(db: Queryable, migration: string): Promise<RuntimeOutput[]> {
+  const { rows } = await db.query<RuntimeOutput>(
+    `SELECT r.host, r.pid,
+            to_char(r.heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "lastHeartbeat",
+            coalesce(m.lease_owner LIKE r.host || ':' || r.pid || ':%', false) AS coordinator,
+            coalesce((SELECT array_agg(u.database || ': ' || coalesce(
+                               (u.unit -> 'unit' -> 'table' ->> 'schema') || '.' ||
+                               (u.unit -> 'unit' -> 'table' ->> 'name') ||
+                               coalesce(' range ' || ((u.unit -> 'unit' -> 'range' ->> 'index')::int + 1) ||
+                                        '/' || (u.unit -> 'unit' -> 'range' ->> 'count'), ''),
+                               u.kind) ORDER BY u.id)
+                        FROM pgmigrate.work_units u
+                       WHERE u.migration = m.name AND u.owner = r.id AND u.state = 'running'),
+                     '{}') AS units,
             (SELECT count(*) FROM pgmigrate.work_units u
-              WHERE u.migration = $1 AND u.owner = r.id AND u.state = 'running')::text AS held,
-            (SELECT count(*) FROM pgmigrate.work_units u
-              WHERE u.migration = $1 AND u.owner = r.id AND u.state = 'done'
-                AND u.kind = 'copy')::text AS done
+              WHERE u.migration = m.name AND u.owner = r.id AND u.state = 'done'
+                AND u.kind = 'copy')::int AS "unitsDone"
        FROM pgmigrate.runtimes r
+       JOIN pgmigrate.migrations m ON m.name = $1 AND m.ended_on IS NULL
       WHERE r.heartbeat_at > now() - make_interval(secs => $2)
-        AND (r.migration = $1
-             OR (r.migration IS NULL AND EXISTS (SELECT FROM pgmigrate.migrations m
-                   WHERE m.name = $1 AND (m.runtime_kind = 'pool' OR m.lease_owner LIKE r.host || ':' || r.pid || ':%')))
-             OR EXISTS (SELECT FROM pgmigrate.work_units u WHERE u.migration = $1 AND u.owner = r.id))
-      ORDER BY r.started_at, r.id`,
+        AND (r.migration = m.name
+             OR (r.migration IS NULL AND m.runtime_kind = 'pool')
+             OR m.lease_owner LIKE r.host || ':' || r.pid || ':%'
+             OR EXISTS (SELECT FROM pgmigrate.work_units u
+                         WHERE u.migration = m.name AND u.owner = r.id AND u.state = 'running'))
+      ORDER BY 4 DESC, r.started_at, r.id`,
     [migration, RUNTIME_EXPIRY_SECONDS],
   );
-  return rows.map((r) => ({
-    id: r.id,
-    host: r.host,
-    pid: r.pid,
-    heartbeatAgeSeconds: Math.round(r.age * 10) / 10,
-    unitsHeld: Number(r.held),
-    unitsDone: Number(r.done),
-  }));
+  return rows;
 }
 
 /** One unit of a migration and who runs (or ran) it, for `show`. */
@@ -485,7 +470,11 @@ export async function unitsOf(db: Queryable, migration: string): Promise<UnitVie
   }>(
     `SELECT u.database, u.kind, u.unit, u.state, u.owner, u.claims, u.rows::text
        FROM pgmigrate.work_units u
-      WHERE u.migration = $1 AND u.state <> 'canceled'
+      WHERE u.migration = $1
+        AND (u.kind <> 'copy' OR u.snapshot = (
+              SELECT x.snapshot FROM pgmigrate.work_units x
+               WHERE x.migration = u.migration AND x.database = u.database AND x.kind = 'copy'
+               ORDER BY x.id DESC LIMIT 1))
       ORDER BY u.database, CASE u.kind WHEN 'snapshot' THEN 0 WHEN 'copy' THEN 1 ELSE 2 END, u.seq`,
     [migration],
   );

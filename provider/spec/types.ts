@@ -190,6 +190,22 @@ export interface MigrationOutputs {
   readonly warnings: readonly MigrationEvent[];
   /** The log file of the last local worker started for this migration (null: none, or external). */
   readonly workerLog: string | null;
+  /** The live runtimes serving the migration (pool runtimes share its copy); empty once ended. */
+  readonly runtimes: readonly RuntimeOutput[];
+}
+
+/** A runtime process serving a migration, with the work units it runs now. */
+export interface RuntimeOutput {
+  readonly host: string;
+  readonly pid: number;
+  /** ISO time of its last heartbeat (every 3 s while alive). */
+  readonly lastHeartbeat: string;
+  /** It holds the migration's lease: state machine, snapshots, change streams. */
+  readonly coordinator: boolean;
+  /** The units it runs now: "database: schema.table[ range i/n]", "database: snapshot|stream". */
+  readonly units: readonly string[];
+  /** Copy units (tables, ranges) of this migration it completed. */
+  readonly unitsDone: number;
 }
 
 /** A table as the clone and the progress report see it. */

@@ -12,8 +12,9 @@ import type { Client } from "pg";
 import { createMigration, isEnded, requestAction } from "../../provider/api/index";
 import { waitForMigration } from "../../provider/api/wait";
 import { controlUrl } from "../../provider/runtime/spawn";
-import type { MigrationSpec } from "../../provider/spec/types";
+import type { MigrationOutputs, MigrationSpec } from "../../provider/spec/types";
 import { compareDatabases } from "../support/checksum";
+import { runCli } from "../support/cli";
 import { controlOf, leaseHolderPid } from "../support/online";
 import { startPostgres, type PgServer } from "../support/postgres";
 import { endpointOf, specOf } from "../support/spec";
@@ -334,6 +335,44 @@ describe("scale-out: a pool of runtimes shares a migration's work", function () 
     const streams = rows.filter((u) => u.kind === "stream" && u.state === "running");
     assert.deepEqual(streams.map((u) => u.database).sort(), databases);
     assert.ok(streams.every((u) => pidOfRuntimeId(u.owner as string) === first.pid));
+
+    // What the user sees: the runtimes serving it (show, outputs) and who copied each unit.
+    const env = { PGMIGRATE_TARGET_PASSWORD: target.password };
+    const server = controlUrl(endpointOf(target), "postgres");
+    const shown = await runCli(
+      ["show", "--server", server, "--migration-name", name, "--units"],
+      env,
+    );
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /^Runtimes: +3 serving$/m);
+    assert.match(
+      shown.stdout,
+      new RegExp(
+        `^  \\S+ pid ${first.pid} \\(coordinator\\): heartbeat [\\d.]+ s ago, 0 unit\\(s\\) copied, running pool_c: stream; pool_d: stream$`,
+        "m",
+      ),
+    );
+    assert.match(shown.stdout, /^Units: +42 copy unit\(s\): 42 done, 0 running, 0 pending$/m);
+    for (const r of others) {
+      assert.match(
+        shown.stdout,
+        new RegExp(`^  pool_[cd]: public\\.t\\d\\d +done +\\S+ pid ${r.pid}$`, "m"),
+      );
+    }
+    const json = await runCli(
+      ["show", "--server", server, "--migration-name", name, "--json"],
+      env,
+    );
+    const outputs = JSON.parse(json.stdout) as MigrationOutputs;
+    assert.deepEqual(
+      outputs.runtimes.map((r) => [r.pid, r.coordinator]).sort(),
+      [[first.pid, true], ...others.map((r) => [r.pid, false])].sort(),
+    );
+    assert.equal(
+      outputs.runtimes.reduce((n, r) => n + r.unitsDone, 0),
+      2 * (TABLES + 1),
+    );
+    assert.ok(!json.stdout.includes(target.password) && !shown.stdout.includes(target.password));
 
     // Writes all along: keyed updates and inserts into the keyless log of both databases.
     let writing = true;

@@ -47,5 +47,6 @@ export const sampleOutputs = (over: Partial<MigrationOutputs> = {}): MigrationOu
   events: [],
   warnings: [],
   workerLog: null,
+  runtimes: [],
   ...over,
 });

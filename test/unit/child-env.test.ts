@@ -139,7 +139,7 @@ describe("child environments, log files and root certificates", () => {
     assert.equal(await libpqRootCert(ep({ sslMode: "verify-ca" }), dir), bundle);
   });
 
-  it("show prints the worker's log file", () => {
+  it("show prints the worker's log file and the runtimes serving the migration", () => {
     const o = { workerLog: "/home/u/.local/state/pgmigrate/orders-0123456789.log" };
     const text = formatShow(
       {
@@ -158,10 +158,38 @@ describe("child environments, log files and root certificates", () => {
         verification: null,
         events: [],
         warnings: [],
+        runtimes: [
+          {
+            host: "node-a",
+            pid: 41,
+            lastHeartbeat: "2026-12-03T10:00:00.000Z",
+            coordinator: true,
+            units: ["orders: snapshot"],
+            unitsDone: 0,
+          },
+          {
+            host: "node-b",
+            pid: 7,
+            lastHeartbeat: "2026-12-03T09:59:58.500Z",
+            coordinator: false,
+            units: ["orders: public.items range 2/8", "orders: public.users"],
+            unitsDone: 12,
+          },
+        ],
         ...o,
       } satisfies MigrationOutputs,
       "pg:5432",
+      Date.parse("2026-12-03T10:00:01.000Z"),
     );
     assert.match(text, /^Log: +\/home\/u\/\.local\/state\/pgmigrate\/orders-0123456789\.log$/m);
+    assert.match(text, /^Runtimes: +2 serving$/m);
+    assert.match(
+      text,
+      /^ {2}node-a pid 41 \(coordinator\): heartbeat 1\.0 s ago, 0 unit\(s\) copied, running orders: snapshot$/m,
+    );
+    assert.match(
+      text,
+      /^ {2}node-b pid 7: heartbeat 2\.5 s ago, 12 unit\(s\) copied, running orders: public\.items range 2\/8; orders: public\.users$/m,
+    );
   });
 });

@@ -38,6 +38,7 @@ const waiting: MigrationOutputs = {
   events: [],
   warnings: [],
   workerLog: null,
+  runtimes: [],
 };
 
 /** The state a create with `inputs` leaves behind. */

@@ -155,6 +155,16 @@ function eventsList(events) {
     .join("")}</ul>`;
 }
 
+function runtimesSection(runtimes) {
+  if (!runtimes || !runtimes.length) return "<p>None alive (an ended migration has none).</p>";
+  return `<table id="runtimes-table"><thead><tr><th>Host</th><th>PID</th><th>Role</th><th>Last heartbeat</th><th>Units copied</th><th>Running now</th></tr></thead><tbody>${runtimes
+    .map(
+      (r) =>
+        `<tr><td>${esc(r.host)}</td><td>${esc(String(r.pid))}</td><td>${r.coordinator ? "coordinator" : "pool"}</td><td><time datetime="${esc(r.lastHeartbeat)}">${time(r.lastHeartbeat)}</time></td><td>${count(r.unitsDone)}</td><td>${r.units.map(esc).join("<br>")}</td></tr>`,
+    )
+    .join("")}</tbody></table>`;
+}
+
 function drawChart(samples) {
   const box = main.querySelector("#latency-chart");
   if (!box || !window.uPlot) return;
@@ -212,6 +222,7 @@ function renderDetails(data) {
   main.querySelector("#validation").innerHTML = validationSection(o.validation);
   main.querySelector("#dbs").innerHTML = databasesSection(o, data.tables);
   main.querySelector("#verify").innerHTML = verificationSection(o.verification);
+  main.querySelector("#runtimes").innerHTML = runtimesSection(o.runtimes);
   main.querySelector("#events").innerHTML = eventsList(o.events);
   main.querySelector("#warnings").innerHTML = eventsList(o.warnings);
   drawChart(data.latencyHistory);
@@ -261,6 +272,7 @@ function showDetails(name) {
     <h2>States</h2><div id="states"></div>
     <h2>Latency</h2><p><small>Recorded by the worker every 3 s while it streams (kept in the control store; the newest 600 shown).</small></p><div id="latency-chart"></div>
     <h2>Databases</h2><div id="dbs"></div>
+    <h2>Runtimes</h2><div id="runtimes"></div>
     <h2>Validation</h2><div id="validation"></div>
     <h2>Verification</h2><div id="verify"></div>
     <h2>Warnings</h2><div id="warnings"></div>
