@@ -32,6 +32,7 @@ const BENCHES: readonly Bench[] = [
     ],
   },
   { script: "cutover.js", modest: ["--repeat", "3"] },
+  { script: "scale-out.js", modest: ["--scale", "10", "--split-mb", "16", "--repeat", "3"] },
   // Positional row count; its own default is 1,000,000 rows in one transaction.
   { script: "cdc-large-transaction.js", modest: ["200000"] },
 ];

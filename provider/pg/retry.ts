@@ -83,3 +83,29 @@ export async function retryTransient<T>(
     }
   }
 }
+
+/** A sleep that `wake()` (a notification, a finished task) ends early. */
+export class Wakeup {
+  private wakeUp: () => void = () => undefined;
+
+  /** Waits `ms`, or until `wake()` or `signal`. */
+  wait(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      const wakeup = this;
+      function done(): void {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", done);
+        wakeup.wakeUp = () => undefined;
+        resolve();
+      }
+      this.wakeUp = done;
+      if (signal?.aborted) done();
+      else signal?.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  wake(): void {
+    this.wakeUp();
+  }
+}

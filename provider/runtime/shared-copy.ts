@@ -26,7 +26,7 @@ import type { TableRef } from "../spec/types";
 import type { MigrationContext } from "./context";
 
 /** How often the coordinator reads its units' states. */
-const FOLLOW_MS = 300;
+const FOLLOW_MS = 100;
 /** How often a table being copied reports its rows and bytes. */
 const REPORT_MS = 3_000;
 

@@ -36,6 +36,7 @@ import {
 } from "../control/units";
 import { MigrationError, pgFields } from "../pg/errors";
 import { processAlive } from "../pg/process";
+import { Wakeup } from "../pg/retry";
 import { withPasswords } from "../pg/redact";
 import type { MigrationSpec } from "../spec/types";
 import { errorText, logLine } from "./journal";
@@ -64,7 +65,7 @@ class UnitLost extends Error {
 export class UnitRunner {
   private readonly running = new Map<string, { sessions?: CopySessions }>();
   private readonly stop = new AbortController();
-  private wakeUp: () => void = () => undefined;
+  private readonly wakeup = new Wakeup();
   private readonly secrets: readonly (string | undefined)[];
 
   constructor(
@@ -82,22 +83,12 @@ export class UnitRunner {
     await this.beat();
     const timer = setInterval(() => void this.beat(), this.options.heartbeatMs);
     const listener = await openChangeListener(this.options.at, undefined, () =>
-      this.wakeUp(),
+      this.wakeup.wake(),
     ).catch(() => undefined);
     try {
       while (!this.stop.signal.aborted) {
         await this.fill();
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, POLL_MS);
-          const signal = this.stop.signal;
-          function done(): void {
-            clearTimeout(timer);
-            signal.removeEventListener("abort", done);
-            resolve();
-          }
-          this.wakeUp = done;
-          signal.addEventListener("abort", done, { once: true });
-        });
+        await this.wakeup.wait(POLL_MS, this.stop.signal);
       }
     } finally {
       clearInterval(timer);
@@ -146,7 +137,7 @@ export class UnitRunner {
       this.running.set(unit.id, slot);
       void this.execute(unit, slot).finally(() => {
         this.running.delete(unit.id);
-        this.wakeUp();
+        this.wakeup.wake();
       });
     }
   }

@@ -11,7 +11,7 @@ import { installControlSchema } from "../control/schema";
 import { MigrationError } from "../pg/errors";
 import { processAlive } from "../pg/process";
 import { withPasswords } from "../pg/redact";
-import { sleep } from "../pg/retry";
+import { sleep, Wakeup } from "../pg/retry";
 import type { Endpoint, MigrationSpec } from "../spec/types";
 import type { MigrationContext } from "./context";
 import { errorText, Journal, logLine } from "./journal";
@@ -97,6 +97,12 @@ async function freeDeadLocalLeases(pool: Pool): Promise<void> {
 async function serveAll(pool: Pool, options: WorkerOptions, runtimeId: string): Promise<void> {
   const secrets = [options.target.password, options.sourcePassword];
   const running = new Map<string, Promise<void>>();
+  // A new migration (or a freed lease) is seen at once, not at the next poll.
+  const wakeup = new Wakeup();
+  const at = { target: options.target, controlDatabase: options.controlDatabase };
+  const listener = await openChangeListener(at, undefined, () => wakeup.wake(), 500).catch(
+    () => undefined,
+  );
   while (!options.signal?.aborted) {
     try {
       await freeDeadLocalLeases(pool);
@@ -114,8 +120,9 @@ async function serveAll(pool: Pool, options: WorkerOptions, runtimeId: string): 
     } catch (err) {
       logLine(secrets, "warning", `looking for migrations to serve: ${errorText(err, secrets)}`);
     }
-    await sleep(POLL_MS, options.signal);
+    await wakeup.wait(POLL_MS, options.signal);
   }
+  await listener?.close();
   await Promise.all(running.values());
 }
 

@@ -34,6 +34,8 @@ const CONTROL_TABLES = [
   "tables",
   "events",
   "latency_samples",
+  "runtimes",
+  "work_units",
   "schema_version",
 ];
 
