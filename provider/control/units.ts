@@ -169,6 +169,7 @@ export interface ClaimedUnit {
 export async function claimCopyUnit(
   db: Queryable,
   runtime: RuntimeIdentity,
+  skip: readonly string[] = [],
 ): Promise<ClaimedUnit | undefined> {
   const { rows } = await db.query<{
     id: string;
@@ -191,6 +192,7 @@ export async function claimCopyUnit(
          JOIN pgmigrate.migrations m ON m.name = u.migration AND m.ended_on IS NULL
         WHERE u.kind = 'copy'
           AND (CASE WHEN $2::text IS NULL THEN m.runtime_kind = 'pool' ELSE u.migration = $2 END)
+          AND u.migration <> ALL($4::text[])
           AND (u.state = 'pending'
                OR (u.state = 'running' AND u.owner IS DISTINCT FROM $1 AND NOT EXISTS (
                      SELECT FROM pgmigrate.runtimes r WHERE r.id = u.owner
@@ -210,7 +212,7 @@ export async function claimCopyUnit(
       WHERE w.id = c.id
       RETURNING w.id::text, w.migration, w.database, w.snapshot, w.unit, w.claims,
                 c.old_pid, c.old_start, c.old_xid::text, w.rows::text, w.bytes::text, c.was_running`,
-    [runtime.id, runtime.migration ?? null, RUNTIME_EXPIRY_SECONDS],
+    [runtime.id, runtime.migration ?? null, RUNTIME_EXPIRY_SECONDS, skip],
   );
   const r = rows[0];
   if (!r) return undefined;
@@ -319,6 +321,18 @@ export function finishUnit(
     `UPDATE pgmigrate.work_units SET state = 'done', rows = $3, bytes = $4, finished_at = now()
       WHERE ${OWNED}`,
     [rows, bytes],
+  );
+}
+
+/** Gives a unit back to the queue (this runtime cannot run it; another may). */
+export function releaseUnit(db: Queryable, id: string, owner: string): Promise<boolean> {
+  return ownedWrite(
+    db,
+    id,
+    owner,
+    `UPDATE pgmigrate.work_units SET state = 'pending', owner = NULL, target_pid = NULL,
+            target_backend_start = NULL, claims = claims - 1
+      WHERE ${OWNED}`,
   );
 }
 

@@ -29,6 +29,10 @@ import type { MigrationContext } from "./context";
 const FOLLOW_MS = 100;
 /** How often a table being copied reports its rows and bytes. */
 const REPORT_MS = 3_000;
+/** Units left pending this long with none running: the pool is told it is not taking them. */
+const STALLED_MS = 30_000;
+/** …and told again this often while it lasts. */
+const STALLED_REPEAT_MS = 300_000;
 
 /** Whether the migration runs on a pool of runtimes (its runtime kind may change on attach). */
 export async function onPool(ctx: MigrationContext): Promise<boolean> {
@@ -109,6 +113,8 @@ async function follow(
     tables.set(unit.table, t);
   });
   const copied: CopiedTable[] = [];
+  let busySince = Date.now();
+  let warnedAt = 0;
   for (;;) {
     if (job.signal?.aborted) {
       throw new MigrationError("data", `copy of database "${database}" was canceled`, {
@@ -123,6 +129,19 @@ async function follow(
       throw new MigrationError(
         "data",
         `the copy units of database "${database}" were canceled by another runtime`,
+      );
+    }
+    const pending = states.filter((s) => s.state === "pending").length;
+    if (pending === 0 || states.some((s) => s.state === "running")) busySince = Date.now();
+    else if (Date.now() - busySince > STALLED_MS && Date.now() - warnedAt > STALLED_REPEAT_MS) {
+      warnedAt = Date.now();
+      await ctx.journal.event(
+        "warning",
+        `${pending} copy unit(s) wait for a runtime: none of the pool is taking them; run ` +
+          "`pgmigrate runtime --server <target server URL>` (no --migration-name, with " +
+          "PGMIGRATE_SOURCE_PASSWORD and PGMIGRATE_TARGET_PASSWORD) on hosts that reach both " +
+          "servers, or read the runtimes' logs",
+        database,
       );
     }
     for (const t of tables.values()) {

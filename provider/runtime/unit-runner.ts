@@ -24,6 +24,7 @@ import {
   endBackends,
   failUnit,
   finishUnit,
+  releaseUnit,
   forgetDeadRuntimes,
   heartbeatRuntime,
   MAX_UNIT_CLAIMS,
@@ -45,6 +46,21 @@ import { errorText, logLine } from "./journal";
 const POLL_MS = 2_000;
 /** How often a unit in progress records its rows and bytes. */
 const PROGRESS_MS = 3_000;
+/** A runtime that cannot connect for a migration leaves its units to the others this long. */
+const CONNECT_BACKOFF_MS = 30_000;
+
+/**
+ * This runtime cannot open sessions for the unit (refused password, no route to a server): its
+ * own configuration or network, not the unit's fault. Other runtimes of the pool may well can.
+ */
+function cannotConnectHere(err: unknown): boolean {
+  const code = pgFields(err).code ?? (err as { code?: unknown } | null)?.code;
+  if (typeof code !== "string") return false;
+  return (
+    code.startsWith("28") ||
+    ["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ETIMEDOUT"].includes(code)
+  );
+}
 
 export interface UnitRunnerOptions {
   readonly at: ControlLocation;
@@ -64,6 +80,8 @@ class UnitLost extends Error {
 
 export class UnitRunner {
   private readonly running = new Map<string, { sessions?: CopySessions }>();
+  /** Migrations this runtime could not connect for, until when (ms) it leaves them alone. */
+  private readonly backoff = new Map<string, number>();
   private readonly stop = new AbortController();
   private readonly wakeup = new Wakeup();
   private readonly secrets: readonly (string | undefined)[];
@@ -126,7 +144,11 @@ export class UnitRunner {
       if (this.stop.signal.aborted || this.running.size >= most) return;
       let claimed: ClaimedUnit | undefined;
       try {
-        claimed = await claimCopyUnit(this.pool, this.identity);
+        const now = Date.now();
+        for (const [migration, until] of this.backoff) {
+          if (until <= now) this.backoff.delete(migration);
+        }
+        claimed = await claimCopyUnit(this.pool, this.identity, [...this.backoff.keys()]);
       } catch (err) {
         logLine(this.secrets, "warning", `claiming work units: ${errorText(err, this.secrets)}`);
         return;
@@ -170,12 +192,25 @@ export class UnitRunner {
       if (unit.previous && (await this.settlePrevious(unit))) return;
       const spec = await this.specOf(unit.migration);
       const copy = unit.payload.unit as CopyUnit;
-      slot.sessions = await openCopySessions(
-        spec,
-        unit.database,
-        unit.snapshot,
-        unit.payload.encoding,
-      );
+      try {
+        slot.sessions = await openCopySessions(
+          spec,
+          unit.database,
+          unit.snapshot,
+          unit.payload.encoding,
+        );
+      } catch (err) {
+        if (!cannotConnectHere(err)) throw err;
+        // Back to the queue for the other runtimes; the coordinator warns if none takes it.
+        await releaseUnit(this.pool, unit.id, me);
+        this.backoff.set(unit.migration, Date.now() + CONNECT_BACKOFF_MS);
+        logLine(
+          this.secrets,
+          "warning",
+          `${this.label(unit)}: this runtime cannot connect (${errorText(err, this.secrets)}); leaving the migration's units to other runtimes for ${CONNECT_BACKOFF_MS / 1000} s`,
+        );
+        return;
+      }
       const sessions = slot.sessions;
       const { rows } = await sessions.target.query<{ pid: number; start: Date }>(
         "SELECT pid, backend_start AS start FROM pg_stat_activity WHERE pid = pg_backend_pid()",

@@ -245,6 +245,30 @@ describe("control store", () => {
     assert.equal(events.length, 0);
   });
 
+  it("a pool migration gets no local worker and, with no runtime alive, says it waits for one", async () => {
+    const spec = specFor(source, target, { migrationName: "pooled", controlDatabase: "ctl_pool" });
+    const at = { target: spec.target, controlDatabase: "ctl_pool" };
+    const query = <R extends Record<string, unknown>>(sql: string) =>
+      target.query<R>(sql, [], "ctl_pool");
+    await createMigration(spec, { kind: "pool" });
+    assert.deepEqual((await getStoredSpec(at, "pooled"))?.runtime, { kind: "pool" });
+    assert.equal(await ensureWorker(spec), false);
+    assert.deepEqual(
+      await query("SELECT spawned_at, worker_pid FROM pgmigrate.migrations WHERE name = 'pooled'"),
+      [{ spawned_at: null, worker_pid: null }],
+    );
+    assert.equal((await getMigration(at, "pooled"))?.runtimes.length, 0);
+    await query("UPDATE pgmigrate.migrations SET created_at = now() - interval '61 s'");
+    const warning = (await getStoredSpec(at, "pooled"))?.worker.warning ?? "";
+    assert.match(
+      warning,
+      /runs on a pool of runtimes and no worker has picked it up in 6\d s: waiting for a runtime/,
+    );
+    const command = `pgmigrate runtime --server postgresql://${target.user}@${target.host}:${target.port}/ctl_pool?sslmode=disable\``;
+    assert.ok(warning.includes(`\`${command} (no --migration-name)`), warning);
+    assert.ok(!warning.includes(target.password));
+  });
+
   it("stores the runtime: an external migration never gets a local worker, a silent one is reported", async () => {
     const spec = specFor(source, target, { migrationName: "ext", controlDatabase: "ctl_runtime" });
     const at = { target: spec.target, controlDatabase: "ctl_runtime" };

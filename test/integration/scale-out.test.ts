@@ -120,13 +120,13 @@ describe("scale-out: a pool of runtimes shares a migration's work", function () 
   });
 
   /** A pool runtime (`runtime --server URL`, no migration name) as a process of its own. */
-  function startRuntime(extra: string[] = []): Runtime {
+  function startRuntime(extra: string[] = [], sourcePassword = source.password): Runtime {
     const url = controlUrl(endpointOf(target), "postgres");
     const child = spawn(process.execPath, [RUNTIME_MAIN, "runtime", "--server", url, ...extra], {
       env: {
         ...process.env,
         PGMIGRATE_TARGET_PASSWORD: target.password,
-        PGMIGRATE_SOURCE_PASSWORD: source.password,
+        PGMIGRATE_SOURCE_PASSWORD: sourcePassword,
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -446,5 +446,53 @@ describe("scale-out: a pool of runtimes shares a migration's work", function () 
     assert.ok(third.pid !== second.pid);
     for (const r of others) process.kill(r.pid, "SIGTERM");
     await Promise.all(others.map((r) => processGone(r.pid, "runtime stopping")));
+  });
+  it("a runtime that cannot connect leaves its units to the others; with none taking them the coordinator says so", async () => {
+    const database = "pool_e";
+    await source.query(`CREATE DATABASE ${database}`);
+    await source.query(schema(false), [], database);
+    const name = `pool-auth-${suffix}`;
+    const spec = specOf(source, target, { migrationName: name, databases: [database] });
+    const coordinator = startRuntime(["--copy-units", "0"]);
+    await createMigration(spec, { kind: "pool" });
+    await until(async () => (await leaseHolderPid(target, name)) === coordinator.pid, {
+      what: "the first runtime coordinating the migration",
+    });
+    const wrong = startRuntime([], "not-the-source-password");
+    await until(() => /this runtime cannot connect/.test(wrong.output()), {
+      what: "the misconfigured runtime giving its unit back",
+    });
+    assert.ok(!wrong.output().includes(source.password));
+    const [warned] = await until(
+      () =>
+        target.query<{ message: string }>(
+          "SELECT message FROM pgmigrate.events WHERE migration = $1 AND level = 'warning' AND message LIKE '%wait for a runtime%'",
+          [name],
+        ),
+      { what: "the coordinator's warning", timeoutMs: 60_000, accept: (rows) => rows.length > 0 },
+    );
+    assert.match(
+      warned.message,
+      /^\d+ copy unit\(s\) wait for a runtime: none of the pool is taking them/,
+    );
+    let rows = await units(name);
+    assert.ok(rows.filter((u) => u.kind === "copy").every((u) => u.state === "pending"));
+    assert.ok(
+      rows.every((u) => u.kind !== "copy" || u.history.length <= 2),
+      "no claim loop",
+    );
+
+    const good = startRuntime();
+    const end = await waitForMigration(controlOf(spec), name, (o) => isEnded(o.state), {
+      timeoutMs: 120_000,
+    });
+    assert.equal(end.state, "Succeeded", end.error ?? "");
+    await assertSame([database]);
+    rows = await units(name);
+    const copies = rows.filter((u) => u.kind === "copy");
+    assert.equal(copies.length, TABLES + 1);
+    assert.ok(
+      copies.every((u) => u.state === "done" && pidOfRuntimeId(u.owner as string) === good.pid),
+    );
   });
 });
