@@ -18,9 +18,21 @@ export interface DumpTools {
   readonly major: number;
 }
 
-/** Newest major tried under /usr/lib/postgresql (Debian/Ubuntu layout). */
-const NEWEST_KNOWN_MAJOR = 17;
-const OLDEST_KNOWN_MAJOR = 9;
+/** Where Debian and Ubuntu install each major version (/usr/lib/postgresql/<N>/bin). */
+const DEBIAN_ROOT = "/usr/lib/postgresql";
+
+/** The installed majors under DEBIAN_ROOT, newest first (any number: 18, 19, … included). */
+function debianMajors(): number[] {
+  try {
+    return fs
+      .readdirSync(DEBIAN_ROOT)
+      .filter((name) => /^\d+(\.\d+)?$/.test(name))
+      .map(Number)
+      .sort((a, b) => b - a);
+  } catch {
+    return [];
+  }
+}
 
 const versionCache = new Map<string, number | undefined>();
 
@@ -76,9 +88,7 @@ function candidateDirs(): string[] {
   const dirs: string[] = [];
   const bindir = pgConfigBindir();
   if (bindir) dirs.push(bindir);
-  for (let n = NEWEST_KNOWN_MAJOR; n >= OLDEST_KNOWN_MAJOR; n--) {
-    dirs.push(`/usr/lib/postgresql/${n}/bin`);
-  }
+  for (const n of debianMajors()) dirs.push(`${DEBIAN_ROOT}/${n}/bin`);
   for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
     if (dir) dirs.push(dir);
   }
