@@ -1,7 +1,9 @@
-// RetryWindow: how long transient failures are retried; retryTransient: what is retried.
+// RetryWindow: how long transient failures are retried; retryTransient: what is retried;
+// Wakeup: a wait a notification ends early; parseCopyUnits: the runtime's --copy-units.
 import assert from "node:assert/strict";
 import { MigrationError } from "../../provider/pg/errors";
-import { backoffMs, RetryWindow, retryTransient } from "../../provider/pg/retry";
+import { backoffMs, RetryWindow, retryTransient, Wakeup } from "../../provider/pg/retry";
+import { parseCopyUnits } from "../../provider/spec/inputs";
 
 describe("RetryWindow", () => {
   it("allows retries for the window after the first failure, then refuses", () => {
@@ -112,5 +114,43 @@ describe("retryTransient", () => {
       [1, 2, 3, 7, 8, 20].map(backoffMs),
       [500, 1_000, 2_000, 30_000, 30_000, 30_000],
     );
+  });
+});
+
+describe("Wakeup", () => {
+  it("ends a wait early when woken, and after its time otherwise", async () => {
+    const wakeup = new Wakeup();
+    const started = Date.now();
+    const waiting = wakeup.wait(60_000);
+    wakeup.wake();
+    await waiting;
+    assert.ok(Date.now() - started < 1_000);
+    const timed = Date.now();
+    await wakeup.wait(50);
+    assert.ok(Date.now() - timed >= 45);
+    // A wake with nobody waiting is not kept for the next wait.
+    wakeup.wake();
+    const later = Date.now();
+    await wakeup.wait(50);
+    assert.ok(Date.now() - later >= 45);
+  });
+
+  it("ends at once on an aborted signal", async () => {
+    const stop = new AbortController();
+    stop.abort();
+    const started = Date.now();
+    await new Wakeup().wait(60_000, stop.signal);
+    assert.ok(Date.now() - started < 1_000);
+  });
+});
+
+describe("parseCopyUnits", () => {
+  it("takes whole numbers from 0 and refuses anything else, naming the option", () => {
+    assert.equal(parseCopyUnits(undefined), undefined);
+    assert.equal(parseCopyUnits("0"), 0);
+    assert.equal(parseCopyUnits("12"), 12);
+    for (const bad of ["-1", "x", "1.5", "", "99999"]) {
+      assert.throws(() => parseCopyUnits(bad), /--copy-units must be a whole number/);
+    }
   });
 });
