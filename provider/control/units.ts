@@ -238,120 +238,64 @@ export async function claimCopyUnit(
   };
 }
 
-/** Runs `text` (which must filter on `id = $1 AND owner = $2 AND state = 'running'`). */
-async function ownedWrite(
-  db: Queryable,
-  id: string,
-  owner: string,
-  text: string,
-  values: unknown[] = [],
-): Promise<boolean> {
-  const { rowCount } = await db.query(text, [id, owner, ...values]);
-  return rowCount === 1;
-}
-
-const OWNED = "id = $1 AND owner = $2 AND state = 'running'";
-
-/** Records the unit's target backend; false when the unit is no longer ours. */
-export function setUnitBackend(
-  db: Queryable,
-  id: string,
-  owner: string,
-  backend: UnitBackend,
-): Promise<boolean> {
-  return ownedWrite(
-    db,
-    id,
-    owner,
-    `UPDATE pgmigrate.work_units SET target_pid = $3, target_backend_start = $4 WHERE ${OWNED}`,
-    [backend.pid, backend.backendStart],
-  );
-}
-
-/** Rows and bytes so far (progress). */
-export function setUnitProgress(
-  db: Queryable,
-  id: string,
-  owner: string,
-  rows: number,
-  bytes: number,
-): Promise<boolean> {
-  return ownedWrite(
-    db,
-    id,
-    owner,
-    `UPDATE pgmigrate.work_units SET rows = $3, bytes = $4 WHERE ${OWNED}`,
-    [rows, bytes],
-  );
-}
-
 /**
- * Records the target transaction about to commit the unit; false when the unit is no longer
- * ours (the caller must then roll back). After this, whoever claims the unit again asks the
- * server whether that transaction committed.
+ * Writes to one claimed unit, each applied only while this runtime still owns it and it is
+ * running: false when it was claimed by another runtime or canceled meanwhile.
  */
-export function recordUnitCommit(
-  db: Queryable,
-  id: string,
-  owner: string,
-  xid: string,
-  rows: number,
-  bytes: number,
-): Promise<boolean> {
-  return ownedWrite(
-    db,
-    id,
-    owner,
-    `UPDATE pgmigrate.work_units SET target_xid = $3::bigint, rows = $4, bytes = $5 WHERE ${OWNED}`,
-    [xid, rows, bytes],
-  );
-}
+export class OwnedUnit {
+  constructor(
+    private readonly db: Queryable,
+    readonly id: string,
+    readonly owner: string,
+  ) {}
 
-export function finishUnit(
-  db: Queryable,
-  id: string,
-  owner: string,
-  rows: number,
-  bytes: number,
-): Promise<boolean> {
-  return ownedWrite(
-    db,
-    id,
-    owner,
-    `UPDATE pgmigrate.work_units SET state = 'done', rows = $3, bytes = $4, finished_at = now()
-      WHERE ${OWNED}`,
-    [rows, bytes],
-  );
-}
+  private async set(assignments: string, values: unknown[] = []): Promise<boolean> {
+    const { rowCount } = await this.db.query(
+      `UPDATE pgmigrate.work_units SET ${assignments}
+        WHERE id = $1 AND owner = $2 AND state = 'running'`,
+      [this.id, this.owner, ...values],
+    );
+    return rowCount === 1;
+  }
 
-/** Gives a unit back to the queue (this runtime cannot run it; another may). */
-export function releaseUnit(db: Queryable, id: string, owner: string): Promise<boolean> {
-  return ownedWrite(
-    db,
-    id,
-    owner,
-    `UPDATE pgmigrate.work_units SET state = 'pending', owner = NULL, target_pid = NULL,
-            target_backend_start = NULL, claims = claims - 1
-      WHERE ${OWNED}`,
-  );
-}
+  /** The target backend copying it (ended by whoever claims the unit again). */
+  backend(backend: UnitBackend): Promise<boolean> {
+    return this.set("target_pid = $3, target_backend_start = $4", [
+      backend.pid,
+      backend.backendStart,
+    ]);
+  }
 
-export function failUnit(
-  db: Queryable,
-  id: string,
-  owner: string,
-  error: string,
-  code: string | undefined,
-): Promise<boolean> {
-  return ownedWrite(
-    db,
-    id,
-    owner,
-    `UPDATE pgmigrate.work_units SET state = 'failed', error = $3, error_code = $4,
-            finished_at = now()
-      WHERE ${OWNED}`,
-    [error, code ?? null],
-  );
+  /** Rows and bytes so far. */
+  progress(rows: number, bytes: number): Promise<boolean> {
+    return this.set("rows = $3, bytes = $4", [rows, bytes]);
+  }
+
+  /**
+   * The target transaction about to commit the unit; false: roll it back. From now on whoever
+   * claims the unit again asks the server whether that transaction committed.
+   */
+  aboutToCommit(xid: string, rows: number, bytes: number): Promise<boolean> {
+    return this.set("target_xid = $3::bigint, rows = $4, bytes = $5", [xid, rows, bytes]);
+  }
+
+  finish(rows: number, bytes: number): Promise<boolean> {
+    return this.set("state = 'done', rows = $3, bytes = $4, finished_at = now()", [rows, bytes]);
+  }
+
+  /** Back to the queue (this runtime cannot run it; another may): this claim does not count. */
+  release(): Promise<boolean> {
+    return this.set(
+      "state = 'pending', owner = NULL, target_pid = NULL, target_backend_start = NULL, claims = claims - 1",
+    );
+  }
+
+  fail(error: string, code: string | undefined): Promise<boolean> {
+    return this.set("state = 'failed', error = $3, error_code = $4, finished_at = now()", [
+      error,
+      code ?? null,
+    ]);
+  }
 }
 
 /** A copy unit as its coordinator follows it. */

@@ -1,4 +1,5 @@
-// Named points of the cutover where tests stop the worker deterministically, through environment
+// Named points of the cutover (and of a work unit: committed, not yet marked done) where tests
+// stop the worker deterministically, through environment
 // variables no user sets: PGMIGRATE_TEST_PAUSE_AT=point[,point] with PGMIGRATE_TEST_PAUSE_DIR
 // (the worker writes DIR/point.reached and waits for DIR/point.go), PGMIGRATE_TEST_CRASH_AT=point
 // (the worker dies of an unhandled error there). Without them a point costs nothing.
@@ -6,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { sleep } from "../pg/retry";
 
-export type TestPoint = "cutover-lsn" | "drained" | "source-dropped";
+export type TestPoint = "cutover-lsn" | "drained" | "source-dropped" | "unit-committed";
 
 const POLL_MS = 50;
 

@@ -22,16 +22,11 @@ import { getMigrationRow } from "../control/migrations";
 import {
   claimCopyUnit,
   endBackends,
-  failUnit,
-  finishUnit,
-  releaseUnit,
   forgetDeadRuntimes,
   heartbeatRuntime,
   MAX_UNIT_CLAIMS,
-  recordUnitCommit,
+  OwnedUnit,
   removeRuntime,
-  setUnitBackend,
-  setUnitProgress,
   type ClaimedUnit,
   type RuntimeIdentity,
 } from "../control/units";
@@ -41,6 +36,7 @@ import { Wakeup } from "../pg/retry";
 import { withPasswords } from "../pg/redact";
 import type { MigrationSpec } from "../spec/types";
 import { errorText, logLine } from "./journal";
+import { testPoint } from "./test-hooks";
 
 /** How often an idle runtime looks for units without being woken by a notification. */
 const POLL_MS = 2_000;
@@ -180,18 +176,17 @@ export class UnitRunner {
   }
 
   private async execute(unit: ClaimedUnit, slot: { sessions?: CopySessions }): Promise<void> {
-    const me = this.identity.id;
+    const owned = new OwnedUnit(this.pool, unit.id, this.identity.id);
     let progress: NodeJS.Timeout | undefined;
     try {
+      if (unit.previous && (await this.settlePrevious(unit, owned))) return;
       if (unit.claims > MAX_UNIT_CLAIMS) {
         throw new MigrationError(
           "data",
           `${this.label(unit)} was interrupted ${unit.claims - 1} times (its runtimes stopped heartbeating)`,
         );
       }
-      if (unit.previous && (await this.settlePrevious(unit))) return;
       const spec = await this.specOf(unit.migration);
-      const copy = unit.payload.unit as CopyUnit;
       try {
         slot.sessions = await openCopySessions(
           spec,
@@ -202,7 +197,7 @@ export class UnitRunner {
       } catch (err) {
         if (!cannotConnectHere(err)) throw err;
         // Back to the queue for the other runtimes; the coordinator warns if none takes it.
-        await releaseUnit(this.pool, unit.id, me);
+        await owned.release();
         this.backoff.set(unit.migration, Date.now() + CONNECT_BACKOFF_MS);
         logLine(
           this.secrets,
@@ -215,32 +210,24 @@ export class UnitRunner {
       const { rows } = await sessions.target.query<{ pid: number; start: Date }>(
         "SELECT pid, backend_start AS start FROM pg_stat_activity WHERE pid = pg_backend_pid()",
       );
-      const backend = { pid: rows[0].pid, backendStart: rows[0].start };
-      if (!(await setUnitBackend(this.pool, unit.id, me, backend))) throw new UnitLost();
+      if (!(await owned.backend({ pid: rows[0].pid, backendStart: rows[0].start }))) {
+        throw new UnitLost();
+      }
       const counter = new CopyCounter();
       progress = setInterval(() => {
-        void setUnitProgress(this.pool, unit.id, me, counter.rows, counter.bytes).catch(
-          () => undefined,
-        );
+        void owned.progress(counter.rows, counter.bytes).catch(() => undefined);
       }, PROGRESS_MS);
       let copied = 0;
-      await copyUnitData(sessions, copy, counter, async (target, count) => {
-        copied = count;
+      await copyUnitData(sessions, unit.payload.unit as CopyUnit, counter, async (target, n) => {
+        copied = n;
         const xid = await target.query<{ xid: string }>("SELECT txid_current()::text AS xid");
-        const recorded = await recordUnitCommit(
-          this.pool,
-          unit.id,
-          me,
-          xid.rows[0].xid,
-          count,
-          counter.bytes,
-        );
-        if (!recorded) throw new UnitLost();
+        if (!(await owned.aboutToCommit(xid.rows[0].xid, n, counter.bytes))) throw new UnitLost();
       });
       clearInterval(progress);
       await closeCopySessions(sessions, false);
       slot.sessions = undefined;
-      if (!(await finishUnit(this.pool, unit.id, me, copied, counter.bytes))) {
+      await testPoint("unit-committed");
+      if (!(await owned.finish(copied, counter.bytes))) {
         logLine(this.secrets, "info", `${this.label(unit)}: copied, but the unit was taken over`);
       }
     } catch (err) {
@@ -254,13 +241,7 @@ export class UnitRunner {
       const text = errorText(err, this.secrets);
       logLine(this.secrets, "warning", `${this.label(unit)}: ${text}`);
       const code = pgFields(err).code ?? (err as { code?: unknown }).code;
-      await failUnit(
-        this.pool,
-        unit.id,
-        me,
-        text,
-        typeof code === "string" ? code : undefined,
-      ).catch(() => undefined);
+      await owned.fail(text, typeof code === "string" ? code : undefined).catch(() => undefined);
     }
   }
 
@@ -269,7 +250,7 @@ export class UnitRunner {
    * back unless it committed), then the transaction it recorded, if any, is looked up. True when
    * that transaction committed: the unit is done without copying it again.
    */
-  private async settlePrevious(unit: ClaimedUnit): Promise<boolean> {
+  private async settlePrevious(unit: ClaimedUnit, owned: OwnedUnit): Promise<boolean> {
     const previous = unit.previous;
     if (!previous) return false;
     if (previous.backend) await endBackends(this.pool, [previous.backend]);
@@ -284,7 +265,7 @@ export class UnitRunner {
       "info",
       `${this.label(unit)}: committed by its previous runtime before it stopped`,
     );
-    await finishUnit(this.pool, unit.id, this.identity.id, previous.rows, previous.bytes);
+    await owned.finish(previous.rows, previous.bytes);
     return true;
   }
 }

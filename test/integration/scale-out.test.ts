@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import type { Client } from "pg";
 import { createMigration, isEnded, requestAction } from "../../provider/api/index";
@@ -120,13 +122,18 @@ describe("scale-out: a pool of runtimes shares a migration's work", function () 
   });
 
   /** A pool runtime (`runtime --server URL`, no migration name) as a process of its own. */
-  function startRuntime(extra: string[] = [], sourcePassword = source.password): Runtime {
+  function startRuntime(
+    extra: string[] = [],
+    sourcePassword = source.password,
+    env: NodeJS.ProcessEnv = {},
+  ): Runtime {
     const url = controlUrl(endpointOf(target), "postgres");
     const child = spawn(process.execPath, [RUNTIME_MAIN, "runtime", "--server", url, ...extra], {
       env: {
         ...process.env,
         PGMIGRATE_TARGET_PASSWORD: target.password,
         PGMIGRATE_SOURCE_PASSWORD: sourcePassword,
+        ...env,
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -494,5 +501,54 @@ describe("scale-out: a pool of runtimes shares a migration's work", function () 
     assert.ok(
       copies.every((u) => u.state === "done" && pidOfRuntimeId(u.owner as string) === good.pid),
     );
+  });
+  it("a unit committed by a runtime that died before marking it done is not copied again", async () => {
+    const database = "pool_f";
+    await source.query(`CREATE DATABASE ${database}`);
+    await source.query(schema(false), [], database);
+    const name = `pool-commit-${suffix}`;
+    // Small tables split into ctid ranges: a range copied twice would show as extra rows.
+    const spec = specOf(source, target, {
+      migrationName: name,
+      databases: [database],
+      parallelism: { tables: 2, splitTablesLargerThan: 64 * 1024 },
+    });
+    const coordinator = startRuntime(["--copy-units", "0"]);
+    await createMigration(spec, { kind: "pool" });
+    await until(async () => (await leaseHolderPid(target, name)) === coordinator.pid, {
+      what: "the first runtime coordinating the migration",
+    });
+    const pauseDir = fs.mkdtempSync(path.join(os.tmpdir(), "pgmigrate-unit-pause-"));
+    try {
+      const paused = startRuntime([], source.password, {
+        PGMIGRATE_TEST_PAUSE_AT: "unit-committed",
+        PGMIGRATE_TEST_PAUSE_DIR: pauseDir,
+      });
+      const reached = path.join(pauseDir, "unit-committed.reached");
+      await until(() => fs.existsSync(reached), { what: "a unit committed and held there" });
+      await kill(paused, "the runtime holding committed units");
+      const successor = startRuntime();
+      const end = await waitForMigration(controlOf(spec), name, (o) => isEnded(o.state), {
+        timeoutMs: 120_000,
+      });
+      assert.equal(end.state, "Succeeded", end.error ?? "");
+      await assertSame([database]);
+      const settled = (await units(name)).filter(
+        (u) => u.kind === "copy" && u.history.length === 2,
+      );
+      assert.ok(settled.length >= 1, "units the dead runtime had committed were claimed again");
+      assert.ok(
+        settled.every((u) => u.state === "done" && pidOfRuntimeId(u.history[0]) === paused.pid),
+      );
+      assert.match(successor.output(), /committed by its previous runtime before it stopped/);
+      const ranges = await target.query<{ n: string }>(
+        `SELECT count(*) AS n FROM pgmigrate.work_units
+          WHERE migration = $1 AND kind = 'copy' AND unit -> 'unit' -> 'range' IS NOT NULL`,
+        [name],
+      );
+      assert.ok(Number(ranges[0].n) > TABLES, `ranges: ${ranges[0].n}`);
+    } finally {
+      fs.rmSync(pauseDir, { recursive: true, force: true });
+    }
   });
 });
