@@ -140,6 +140,15 @@ describe("console: pgmigrate serve in a real browser", function () {
     assert.ok(Number(completed.replace(/\D/g, "")) <= expectedTables);
     assert.match(await page.locator("#validation").innerText(), /Server level[\s\S]*Succeeded/);
     assert.match(await page.locator("#validation").innerText(), /Database shop/);
+    // The runtime serving it: its worker, coordinating (host, pid, heartbeat).
+    const serving = await until(
+      async () => {
+        const text = await page.locator("#runtimes-table tbody").innerText();
+        return /\d+\s+coordinator/.test(text) ? text : undefined;
+      },
+      { what: "the worker listed among the runtimes" },
+    );
+    assert.equal(serving.trim().split("\n").length, 1, serving);
     await until(async () => (await page.locator("#latency-chart canvas").count()) > 0, {
       what: "the latency chart",
     });
