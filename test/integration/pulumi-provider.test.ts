@@ -2,6 +2,7 @@
 // an online migration created, refreshed (a dead worker replaced), cut over and forgotten with
 // its data kept; another one destroyed while waiting and rolled back; a failed validation.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
@@ -20,6 +21,8 @@ import { until } from "../support/wait";
 import { killWorkers, workerPids } from "../support/workers";
 
 type Inputs = Record<string, unknown>;
+
+const RUNTIME_MAIN = path.join(__dirname, "..", "..", "provider", "runtime", "main.js");
 
 /** The slot and publication of migration `name` still on the source database `database`. */
 async function sourceLeftovers(
@@ -45,7 +48,7 @@ describe("Pulumi provider on real servers", function () {
     online: `prov-online-${suffix}`,
     cancel: `prov-cancel-${suffix}`,
     invalid: `prov-invalid-${suffix}`,
-  };
+  } as Record<string, string>;
   let source: PgServer;
   let target: PgServer;
   let logDir: string;
@@ -157,6 +160,56 @@ describe("Pulumi provider on real servers", function () {
       what: "the worker exits",
       intervalMs: 250,
     });
+  });
+
+  it("create with runtime pool: no local worker; a pool runtime process copies every unit; ended, no runtime listed", async () => {
+    await source.query("CREATE DATABASE pooled");
+    await source.query(
+      `CREATE TABLE parts (id int PRIMARY KEY, name text NOT NULL);
+       INSERT INTO parts SELECT i, 'part ' || i FROM generate_series(1, 3000) i;
+       CREATE TABLE bins (id int PRIMARY KEY, label text);
+       INSERT INTO bins SELECT i, 'bin ' || i FROM generate_series(1, 500) i;`,
+      [],
+      "pooled",
+    );
+    const name = `prov-pool-${suffix}`;
+    names.pool = name;
+    const url = `postgresql://${target.user}@${target.host}:${target.port}/postgres?sslmode=disable`;
+    const runtime = spawn(process.execPath, [RUNTIME_MAIN, "runtime", "--server", url], {
+      env: {
+        ...process.env,
+        PGMIGRATE_TARGET_PASSWORD: target.password,
+        PGMIGRATE_SOURCE_PASSWORD: source.password,
+      },
+      stdio: "ignore",
+    });
+    try {
+      const provider = createMigrationProvider({ get: remembered });
+      const inputs = inputsFor(name, ["pooled"], { mode: "Offline", runtime: { kind: "pool" } });
+      assert.deepEqual((await provider.check!({}, inputs)).failures, []);
+      const created = await provider.create(inputs);
+      const outs = created.outs as ResourceState;
+      assert.equal(outs.state, "Succeeded", outs.error ?? "");
+      assert.deepEqual(workerPids(name), [], "no local worker for a pool migration");
+      assert.deepEqual(
+        (await compareDatabases(source, "pooled", target, "pooled")).differences,
+        [],
+      );
+      const owners = await target.query<{ owner: string }>(
+        "SELECT DISTINCT owner FROM pgmigrate.work_units WHERE migration = $1 AND kind = 'copy'",
+        [name],
+      );
+      assert.deepEqual(
+        owners.map((o) => o.owner.split(":").at(-2)),
+        [String(runtime.pid)],
+      );
+      // Ended: no runtime serves it any more.
+      assert.deepEqual(outs.runtimes, []);
+      await provider.delete!(name, outs);
+      assert.equal(await engine.getMigration(at(), name), undefined);
+    } finally {
+      runtime.kill("SIGKILL");
+    }
   });
 
   it("create → delete while waiting: canceled and rolled back, nothing left behind", async () => {
