@@ -1,8 +1,11 @@
 // The worker's one entry point (runtime/main.js, what the spawner starts): it runs against the
 // control store named by --server, stops cleanly on the first SIGTERM/SIGINT (exit 0), gives up
-// at once on a second (exit 130), and refuses bad arguments with exit 2 without the password.
+// at once on a second (exit 130), refuses bad arguments with exit 2 without the password, and
+// registers in pgmigrate.runtimes with a heartbeat file a liveness probe can read.
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { controlUrl } from "../../provider/runtime/spawn";
 import { until } from "../support/wait";
@@ -29,9 +32,9 @@ describe("worker entry point (runtime/main.js)", () => {
     await target?.stop();
   });
 
-  function startWorker(): Worker {
+  function startWorker(extra: string[] = []): Worker {
     const url = controlUrl(endpointOf(target), "ctl_entry");
-    const child = spawn(process.execPath, [WORKER_MAIN, "runtime", "--server", url], {
+    const child = spawn(process.execPath, [WORKER_MAIN, "runtime", "--server", url, ...extra], {
       env: { ...process.env, PGMIGRATE_TARGET_PASSWORD: target.password },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -64,6 +67,41 @@ describe("worker entry point (runtime/main.js)", () => {
     worker.child.kill("SIGTERM");
     assert.equal(await worker.exited, 0, worker.output());
     assert.match(worker.output(), /SIGTERM received: stopping/);
+  });
+
+  it("registers as a runtime, touches its heartbeat file at every heartbeat, and leaves the registry on a clean stop", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgmigrate-heartbeat-"));
+    const file = path.join(dir, "alive");
+    try {
+      const worker = startWorker(["--heartbeat-file", file]);
+      await serving(worker);
+      const first = await until(
+        () => (fs.existsSync(file) ? fs.statSync(file).mtimeMs : undefined),
+        {
+          what: "the heartbeat file",
+        },
+      );
+      await until(() => fs.statSync(file).mtimeMs > first, {
+        what: "the heartbeat file touched again",
+        timeoutMs: 10_000,
+      });
+      const registered = await target.query<{ host: string; migration: string | null }>(
+        "SELECT host, migration FROM pgmigrate.runtimes WHERE pid = $1",
+        [worker.child.pid],
+        "ctl_entry",
+      );
+      assert.deepEqual(registered, [{ host: os.hostname(), migration: null }]);
+      worker.child.kill("SIGTERM");
+      assert.equal(await worker.exited, 0, worker.output());
+      const left = await target.query(
+        "SELECT 1 FROM pgmigrate.runtimes WHERE pid = $1",
+        [worker.child.pid],
+        "ctl_entry",
+      );
+      assert.deepEqual(left, []);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("exits 130 on a second signal while the clean stop is still under way", async () => {
