@@ -308,12 +308,17 @@ export interface CopyUnitStatus {
   readonly errorCode: string | null;
 }
 
-export async function copyUnitStates(
+/**
+ * The copy units of `database` under `snapshot` that changed after `sinceVersion` (0: all), and
+ * the newest version seen (pass it next time).
+ */
+export async function changedCopyUnits(
   db: Queryable,
   migration: string,
   database: string,
   snapshot: string,
-): Promise<CopyUnitStatus[]> {
+  sinceVersion: string,
+): Promise<{ units: CopyUnitStatus[]; version: string }> {
   const { rows } = await db.query<{
     seq: number;
     state: CopyUnitStatus["state"];
@@ -321,20 +326,26 @@ export async function copyUnitStates(
     bytes: string;
     error: string | null;
     error_code: string | null;
+    version: string;
   }>(
-    `SELECT seq, state, rows::text, bytes::text, error, error_code FROM pgmigrate.work_units
-      WHERE migration = $1 AND database = $2 AND kind = 'copy' AND snapshot = $3
-      ORDER BY seq`,
-    [migration, database, snapshot],
+    `SELECT seq, state, rows::text, bytes::text, error, error_code, version::text
+       FROM pgmigrate.work_units
+      WHERE migration = $1 AND database = $2 AND version > $4::bigint
+        AND kind = 'copy' AND snapshot = $3
+      ORDER BY version`,
+    [migration, database, snapshot, sinceVersion],
   );
-  return rows.map((r) => ({
-    seq: r.seq,
-    state: r.state,
-    rows: Number(r.rows),
-    bytes: Number(r.bytes),
-    error: r.error,
-    errorCode: r.error_code,
-  }));
+  return {
+    units: rows.map((r) => ({
+      seq: r.seq,
+      state: r.state,
+      rows: Number(r.rows),
+      bytes: Number(r.bytes),
+      error: r.error,
+      errorCode: r.error_code,
+    })),
+    version: rows.at(-1)?.version ?? sinceVersion,
+  };
 }
 
 /**

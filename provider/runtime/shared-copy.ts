@@ -13,7 +13,7 @@ import {
 } from "../clone";
 import {
   cancelCopyUnits,
-  copyUnitStates,
+  changedCopyUnits,
   endBackends,
   publishCopyUnits,
   setHeldUnit,
@@ -113,6 +113,8 @@ async function follow(
     tables.set(unit.table, t);
   });
   const copied: CopiedTable[] = [];
+  const bySeq = new Map<number, CopyUnitStatus>();
+  let version = "0";
   let busySince = Date.now();
   let warnedAt = 0;
   for (;;) {
@@ -121,8 +123,16 @@ async function follow(
         code: CANCELED_CODE,
       });
     }
-    const states = await copyUnitStates(ctx.db, ctx.spec.migrationName, database, snapshot);
-    const bySeq = new Map(states.map((s) => [s.seq, s]));
+    const changed = await changedCopyUnits(
+      ctx.db,
+      ctx.spec.migrationName,
+      database,
+      snapshot,
+      version,
+    );
+    version = changed.version;
+    for (const unit of changed.units) bySeq.set(unit.seq, unit);
+    const states = [...bySeq.values()];
     const failed = states.find((s) => s.state === "failed");
     if (failed) throw unitFailure(units[failed.seq], failed);
     if (states.some((s) => s.state === "canceled")) {

@@ -54,6 +54,22 @@ CREATE TABLE IF NOT EXISTS pgmigrate.work_units (
   started_at timestamptz,
   finished_at timestamptz
 );
+-- Every insert or update of a unit takes the next version, so its coordinator reads only what
+-- changed since its last look (a migration may have thousands of units).
+CREATE SEQUENCE IF NOT EXISTS pgmigrate.work_units_version;
+ALTER TABLE pgmigrate.work_units ADD COLUMN IF NOT EXISTS version bigint;
+CREATE OR REPLACE FUNCTION pgmigrate.work_units_version() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.version := nextval('pgmigrate.work_units_version');
+  RETURN NEW;
+END
+$$;
+DROP TRIGGER IF EXISTS version ON pgmigrate.work_units;
+CREATE TRIGGER version BEFORE INSERT OR UPDATE ON pgmigrate.work_units
+  FOR EACH ROW EXECUTE PROCEDURE pgmigrate.work_units_version();
+CREATE INDEX IF NOT EXISTS work_units_changes ON pgmigrate.work_units (migration, database, version);
+
 CREATE INDEX IF NOT EXISTS work_units_claimable
   ON pgmigrate.work_units (id) WHERE state IN ('pending', 'running');
 CREATE INDEX IF NOT EXISTS work_units_by_migration
