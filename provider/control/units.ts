@@ -392,7 +392,7 @@ export async function runtimesOf(db: Queryable, migration: string): Promise<Runt
                                (u.unit -> 'unit' -> 'table' ->> 'name') ||
                                coalesce(' range ' || ((u.unit -> 'unit' -> 'range' ->> 'index')::int + 1) ||
                                         '/' || (u.unit -> 'unit' -> 'range' ->> 'count'), ''),
-                               u.kind) ORDER BY u.id)
+                               u.kind) ORDER BY u.database, u.kind, u.seq)
                         FROM pgmigrate.work_units u
                        WHERE u.migration = m.name AND u.owner = r.id AND u.state = 'running'),
                      '{}') AS units,
