@@ -95,9 +95,10 @@ export interface UnitBackend {
 }
 
 /**
- * Cancels the unfinished copy units of `migration` (one database, or all) and returns their
- * target backends, which the caller ends (endBackends): a runtime still copying one finds its
- * unit canceled at its commit and rolls back.
+ * Cancels the unfinished units of `migration` (one database, or all: copies, and the snapshot
+ * and stream records) and returns the copies' target backends, which the caller ends
+ * (endBackends): a runtime still copying one finds its unit canceled at its commit and rolls
+ * back.
  */
 export async function cancelCopyUnits(
   db: Queryable,
@@ -106,7 +107,7 @@ export async function cancelCopyUnits(
 ): Promise<UnitBackend[]> {
   const { rows } = await db.query<{ pid: number | null; start: Date | null }>(
     `UPDATE pgmigrate.work_units SET state = 'canceled', finished_at = now()
-      WHERE migration = $1 AND ($2::text IS NULL OR database = $2) AND kind = 'copy'
+      WHERE migration = $1 AND ($2::text IS NULL OR database = $2)
         AND state IN ('pending', 'running')
       RETURNING target_pid AS pid, target_backend_start AS start`,
     [migration, database ?? null],

@@ -134,7 +134,15 @@ async function follow(
     for (const unit of changed.units) bySeq.set(unit.seq, unit);
     const states = [...bySeq.values()];
     const failed = states.find((s) => s.state === "failed");
-    if (failed) throw unitFailure(units[failed.seq], failed);
+    if (failed) {
+      const error = unitFailure(units[failed.seq], failed);
+      const table = units[failed.seq]?.table;
+      if (table) {
+        const ref = { schema: table.schema, name: table.name };
+        await progress.tableState(database, ref, "errored", { error: error.message });
+      }
+      throw error;
+    }
     if (states.some((s) => s.state === "canceled")) {
       throw new MigrationError(
         "data",

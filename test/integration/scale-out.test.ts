@@ -551,4 +551,55 @@ describe("scale-out: a pool of runtimes shares a migration's work", function () 
       fs.rmSync(pauseDir, { recursive: true, force: true });
     }
   });
+  it("a unit that fails on its runtime fails the migration naming the table; the other units are canceled", async () => {
+    const database = "pool_g";
+    await source.query(`CREATE DATABASE ${database}`);
+    await source.query(
+      `CREATE FUNCTION public.refuse_here(id int) RETURNS boolean LANGUAGE plpgsql AS $$
+       BEGIN
+         IF current_setting('app.refuse_copy', true) = 'on' AND id = 7 THEN
+           RAISE EXCEPTION 'row % refused on this server', id;
+         END IF;
+         RETURN true;
+       END $$;
+       CREATE TABLE public.fragile (id int PRIMARY KEY CHECK (public.refuse_here(id)), v text);
+       INSERT INTO public.fragile SELECT g, 'v' || g FROM generate_series(1, 100) g;
+       ${Array.from({ length: 8 }, (_, i) => `CREATE TABLE public.s${i} (id int PRIMARY KEY); INSERT INTO public.s${i} SELECT generate_series(1, 2000);`).join("\n")}`,
+      [],
+      database,
+    );
+    // Only sessions on the target see the setting: the copy into public.fragile fails there.
+    await target.query(`CREATE DATABASE ${database}`);
+    await target.query(`ALTER DATABASE ${database} SET app.refuse_copy = 'on'`);
+    const name = `pool-fail-${suffix}`;
+    const spec = specOf(source, target, { migrationName: name, databases: [database] });
+    startRuntime();
+    startRuntime();
+    await createMigration(spec, { kind: "pool" });
+    const end = await waitForMigration(controlOf(spec), name, (o) => isEnded(o.state), {
+      timeoutMs: 120_000,
+    });
+    assert.equal(end.state, "Failed");
+    assert.match(end.error ?? "", /public\.fragile[\s\S]*row 7 refused on this server/);
+    const rows = await units(name);
+    const failed = rows.filter((u) => u.state === "failed");
+    assert.deepEqual(
+      failed.map((u) => u.table),
+      ["fragile"],
+    );
+    assert.ok(
+      rows.every((u) => u.state !== "running" && u.state !== "pending"),
+      JSON.stringify(rows),
+    );
+    const [code] = await target.query<{ error_code: string }>(
+      "SELECT error_code FROM pgmigrate.work_units WHERE migration = $1 AND state = 'failed'",
+      [name],
+    );
+    assert.equal(code.error_code, "P0001");
+    const [table] = await target.query<{ state: string }>(
+      "SELECT state FROM pgmigrate.tables WHERE migration = $1 AND table_name = 'fragile'",
+      [name],
+    );
+    assert.equal(table.state, "errored");
+  });
 });
