@@ -146,6 +146,22 @@ describe("scale-out: a pool of runtimes shares a migration's work", function () 
     return runtime;
   }
 
+  /**
+   * Creates `spec` as a pool migration coordinated by a runtime that copies nothing itself
+   * (`--copy-units 0`), so which runtime holds what is known; resolves once it holds the lease.
+   */
+  async function createCoordinated(spec: MigrationSpec): Promise<Runtime> {
+    const coordinator = startRuntime(["--copy-units", "0"]);
+    await createMigration(spec, { kind: "pool" });
+    await until(
+      async () => (await leaseHolderPid(target, spec.migrationName)) === coordinator.pid,
+      {
+        what: "the first runtime coordinating the migration",
+      },
+    );
+    return coordinator;
+  }
+
   async function kill(runtime: Runtime, what: string): Promise<void> {
     process.kill(runtime.pid, "SIGKILL");
     await processGone(runtime.pid, what);
@@ -228,13 +244,8 @@ describe("scale-out: a pool of runtimes shares a migration's work", function () 
       databases,
       parallelism: { tables: 2 },
     });
-    // The coordinator copies nothing itself (--copy-units 0): which runtime holds what is known.
-    const coordinator = startRuntime(["--copy-units", "0"]);
     await hold("pool_a");
-    await createMigration(spec, { kind: "pool" });
-    await until(async () => (await leaseHolderPid(target, name)) === coordinator.pid, {
-      what: "the first runtime coordinating the migration",
-    });
+    const coordinator = await createCoordinated(spec);
     const workers = [startRuntime(), startRuntime()];
 
     // Both unit runtimes copy tables while t01 of pool_a is held.
@@ -325,11 +336,7 @@ describe("scale-out: a pool of runtimes shares a migration's work", function () 
       verify: "checksum",
       parallelism: { tables: 2 },
     });
-    const first = startRuntime(["--copy-units", "0"]);
-    await createMigration(spec, { kind: "pool" });
-    await until(async () => (await leaseHolderPid(target, name)) === first.pid, {
-      what: "the first runtime coordinating the migration",
-    });
+    const first = await createCoordinated(spec);
     const others = [startRuntime(), startRuntime()];
     await waitForMigration(controlOf(spec), name, (o) => o.state === "WaitingForUserAction", {
       timeoutMs: 120_000,
@@ -460,11 +467,7 @@ describe("scale-out: a pool of runtimes shares a migration's work", function () 
     await source.query(schema(false), [], database);
     const name = `pool-auth-${suffix}`;
     const spec = specOf(source, target, { migrationName: name, databases: [database] });
-    const coordinator = startRuntime(["--copy-units", "0"]);
-    await createMigration(spec, { kind: "pool" });
-    await until(async () => (await leaseHolderPid(target, name)) === coordinator.pid, {
-      what: "the first runtime coordinating the migration",
-    });
+    await createCoordinated(spec);
     const wrong = startRuntime([], "not-the-source-password");
     await until(() => /this runtime cannot connect/.test(wrong.output()), {
       what: "the misconfigured runtime giving its unit back",
@@ -513,11 +516,7 @@ describe("scale-out: a pool of runtimes shares a migration's work", function () 
       databases: [database],
       parallelism: { tables: 2, splitTablesLargerThan: 64 * 1024 },
     });
-    const coordinator = startRuntime(["--copy-units", "0"]);
-    await createMigration(spec, { kind: "pool" });
-    await until(async () => (await leaseHolderPid(target, name)) === coordinator.pid, {
-      what: "the first runtime coordinating the migration",
-    });
+    await createCoordinated(spec);
     const pauseDir = fs.mkdtempSync(path.join(os.tmpdir(), "pgmigrate-unit-pause-"));
     try {
       const paused = startRuntime([], source.password, {
