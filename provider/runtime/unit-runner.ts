@@ -18,7 +18,7 @@ import {
 } from "../clone";
 import { openChangeListener } from "../control/changes";
 import type { ControlLocation } from "../control/db";
-import { getMigrationRow } from "../control/migrations";
+import { getMigrationRow, type StoredSpec } from "../control/migrations";
 import {
   claimCopyUnit,
   endBackends,
@@ -31,6 +31,7 @@ import {
   type RuntimeIdentity,
 } from "../control/units";
 import { MigrationError, pgFields } from "../pg/errors";
+import { lookupPgpass } from "../pg/pgpass";
 import { processAlive } from "../pg/process";
 import { Wakeup } from "../pg/retry";
 import { withPasswords } from "../pg/redact";
@@ -80,7 +81,8 @@ export class UnitRunner {
   private readonly backoff = new Map<string, number>();
   private readonly stop = new AbortController();
   private readonly wakeup = new Wakeup();
-  private readonly secrets: readonly (string | undefined)[];
+  /** Redacted from every line; grows with passwords found in the password file. */
+  private readonly secrets: (string | undefined)[];
 
   constructor(
     private readonly pool: Pool,
@@ -163,10 +165,12 @@ export class UnitRunner {
   private async specOf(migration: string): Promise<MigrationSpec> {
     const row = await getMigrationRow(this.pool, migration);
     if (!row) throw new Error(`migration "${migration}" is gone`);
-    return withPasswords(row.spec, {
+    const spec = withRuntimePasswords(row.spec, {
       source: this.options.sourcePassword,
       target: this.options.at.target.password,
     });
+    if (!this.secrets.includes(spec.source.password)) this.secrets.push(spec.source.password);
+    return spec;
   }
 
   private label(unit: ClaimedUnit): string {
@@ -268,6 +272,31 @@ export class UnitRunner {
     await owned.finish(previous.rows, previous.bytes);
     return true;
   }
+}
+
+/**
+ * The stored spec (no passwords) with a runtime's passwords. The source password is the one the
+ * runtime was given (PGMIGRATE_SOURCE_PASSWORD; set but empty: none); without one, the password
+ * file's entry for the migration's source (~/.pgpass or PGPASSFILE), so one pool can serve
+ * migrations from sources with different passwords.
+ */
+export function withRuntimePasswords(
+  stored: StoredSpec,
+  given: { readonly source?: string; readonly target?: string },
+  env: NodeJS.ProcessEnv = process.env,
+): MigrationSpec {
+  const source =
+    given.source ??
+    lookupPgpass(
+      {
+        host: stored.source.host,
+        port: stored.source.port,
+        database: stored.databases[0] ?? "postgres",
+        username: stored.source.username,
+      },
+      env,
+    ).password;
+  return withPasswords(stored, { source, target: given.target });
 }
 
 /** The identity of this runtime process in pgmigrate.runtimes. */

@@ -10,7 +10,6 @@ import { getMigrationRow, type StoredSpec } from "../control/migrations";
 import { installControlSchema } from "../control/schema";
 import { MigrationError } from "../pg/errors";
 import { processAlive } from "../pg/process";
-import { withPasswords } from "../pg/redact";
 import { sleep, Wakeup } from "../pg/retry";
 import type { Endpoint, MigrationSpec } from "../spec/types";
 import type { MigrationContext } from "./context";
@@ -18,7 +17,7 @@ import { errorText, Journal, logLine } from "./journal";
 import { HEARTBEAT_MS, LeaseKeeper, newOwnerId, parseOwnerId } from "./lease";
 import { runMigration } from "./machine";
 import { StreamSet } from "./streams";
-import { runtimeIdentity, UnitRunner } from "./unit-runner";
+import { runtimeIdentity, UnitRunner, withRuntimePasswords } from "./unit-runner";
 
 export interface WorkerOptions {
   /** The target server (with password): the control store lives there. */
@@ -175,10 +174,10 @@ async function serve(
   owner: string,
   runtimeId: string,
 ): Promise<void> {
-  const secrets = [options.target.password, options.sourcePassword];
   const row = await getMigrationRow(pool, name);
   if (!row) return;
   const spec = specWithSecrets(row.spec, options);
+  const secrets = [spec.target.password, spec.source.password];
   const lease = new LeaseKeeper(
     pool,
     name,
@@ -218,7 +217,13 @@ async function serve(
   }
 }
 
-/** The stored spec (no passwords) with the passwords this worker was given. */
+/**
+ * The stored spec (no passwords) with the passwords this worker was given; without a source
+ * password, the password file's for the migration's source (withRuntimePasswords).
+ */
 export function specWithSecrets(stored: StoredSpec, options: WorkerOptions): MigrationSpec {
-  return withPasswords(stored, { source: options.sourcePassword, target: options.target.password });
+  return withRuntimePasswords(stored, {
+    source: options.sourcePassword,
+    target: options.target.password,
+  });
 }

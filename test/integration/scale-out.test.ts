@@ -122,19 +122,20 @@ describe("scale-out: a pool of runtimes shares a migration's work", function () 
   });
 
   /** A pool runtime (`runtime --server URL`, no migration name) as a process of its own. */
-  function startRuntime(
-    extra: string[] = [],
-    sourcePassword = source.password,
-    env: NodeJS.ProcessEnv = {},
-  ): Runtime {
+  /** `env` overrides the passwords and adds variables; an undefined value removes one. */
+  function startRuntime(extra: string[] = [], env: NodeJS.ProcessEnv = {}): Runtime {
     const url = controlUrl(endpointOf(target), "postgres");
+    const childEnv: NodeJS.ProcessEnv = {
+      ...process.env,
+      PGMIGRATE_TARGET_PASSWORD: target.password,
+      PGMIGRATE_SOURCE_PASSWORD: source.password,
+      ...env,
+    };
+    for (const [key, value] of Object.entries(childEnv)) {
+      if (value === undefined) delete childEnv[key];
+    }
     const child = spawn(process.execPath, [RUNTIME_MAIN, "runtime", "--server", url, ...extra], {
-      env: {
-        ...process.env,
-        PGMIGRATE_TARGET_PASSWORD: target.password,
-        PGMIGRATE_SOURCE_PASSWORD: sourcePassword,
-        ...env,
-      },
+      env: childEnv,
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
@@ -461,14 +462,14 @@ describe("scale-out: a pool of runtimes shares a migration's work", function () 
     for (const r of others) process.kill(r.pid, "SIGTERM");
     await Promise.all(others.map((r) => processGone(r.pid, "runtime stopping")));
   });
-  it("a runtime that cannot connect leaves its units to the others; with none taking them the coordinator says so", async () => {
+  it("a runtime that cannot connect leaves its units to the others; with none taking them the coordinator says so; one without a source password uses its password file", async () => {
     const database = "pool_e";
     await source.query(`CREATE DATABASE ${database}`);
     await source.query(schema(false), [], database);
     const name = `pool-auth-${suffix}`;
     const spec = specOf(source, target, { migrationName: name, databases: [database] });
     await createCoordinated(spec);
-    const wrong = startRuntime([], "not-the-source-password");
+    const wrong = startRuntime([], { PGMIGRATE_SOURCE_PASSWORD: "not-the-source-password" });
     await until(() => /this runtime cannot connect/.test(wrong.output()), {
       what: "the misconfigured runtime giving its unit back",
     });
@@ -492,12 +493,21 @@ describe("scale-out: a pool of runtimes shares a migration's work", function () 
       "no claim loop",
     );
 
-    const good = startRuntime();
+    // A runtime given no source password finds it in its password file (one pool, many sources).
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgmigrate-pool-pgpass-"));
+    const pgpass = path.join(dir, "pgpass");
+    fs.writeFileSync(
+      pgpass,
+      `${source.host}:${source.port}:*:${source.user}:${source.password}\n`,
+      { mode: 0o600 },
+    );
+    const good = startRuntime([], { PGMIGRATE_SOURCE_PASSWORD: undefined, PGPASSFILE: pgpass });
     const end = await waitForMigration(controlOf(spec), name, (o) => isEnded(o.state), {
       timeoutMs: 120_000,
-    });
+    }).finally(() => fs.rmSync(dir, { recursive: true, force: true }));
     assert.equal(end.state, "Succeeded", end.error ?? "");
     await assertSame([database]);
+    assert.ok(!good.output().includes(source.password));
     rows = await units(name);
     const copies = rows.filter((u) => u.kind === "copy");
     assert.equal(copies.length, TABLES + 1);
@@ -519,7 +529,7 @@ describe("scale-out: a pool of runtimes shares a migration's work", function () 
     await createCoordinated(spec);
     const pauseDir = fs.mkdtempSync(path.join(os.tmpdir(), "pgmigrate-unit-pause-"));
     try {
-      const paused = startRuntime([], source.password, {
+      const paused = startRuntime([], {
         PGMIGRATE_TEST_PAUSE_AT: "unit-committed",
         PGMIGRATE_TEST_PAUSE_DIR: pauseDir,
       });
